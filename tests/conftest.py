@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+MODELS = TESTS / "models"
+SPACES = TESTS / "spaces"
+# short measurements: these tests check the path, not the numbers
+FAST = ["--min-samples", "100", "--warmup-s", "0.3", "--window-s", "0.3", "--max-measure-s", "2", "--no-progress"]
+
+
+def search_command(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tuner", "search", "--model-repository", str(MODELS), "--model", "tiny",
+            "--storage", f"sqlite:///{workdir / 'study.db'}", "--run-dir", str(workdir / "runs"),
+            "--out", str(workdir / "out"), *FAST, *args]
+
+
+def run_search(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(search_command(workdir, *args), cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{workdir / 'study.db'}")
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path

@@ -1,0 +1,23 @@
+"""Test model: OUTPUT0 = 2 * INPUT0, with a short sleep per execution so batching matters.
+
+Parameters: fail_on_load "yes" raises in initialize (a config that cannot load); delay_ms sets
+the per-execution sleep (default 2)."""
+import json
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        if params.get("fail_on_load") == "yes":
+            raise RuntimeError("tiny: fail_on_load is set")
+        self.delay_s = float(params.get("delay_ms", "2")) / 1000
+
+    def execute(self, requests):
+        time.sleep(self.delay_s)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUTPUT0", (pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * 2).astype(np.float32))])
+            for r in requests]

@@ -1,0 +1,31 @@
+"""Bad input is refused before any trial, with a message naming the file, line or field."""
+from conftest import MODELS, SPACES, run_search
+
+
+def test_invalid_search_space_is_refused_before_starting(workdir):
+    bad = workdir / "bad.yaml"
+    bad.write_text("knobs:\n  instance_count: {low: 3, high: 1}\n")
+    done = run_search(workdir, "--search-space", str(bad), "--trials", "2")
+    assert done.returncode == 2
+    assert f"{bad}:2: knobs.instance_count: low and high must be numbers with low <= high" in done.stderr
+    assert not (workdir / "runs").exists()  # no server was started, no study made
+
+
+def test_knob_that_does_not_apply_is_refused(workdir):
+    space = workdir / "trt.yaml"
+    space.write_text("knobs:\n  max_batch_size: [1, 2]\n")
+    repo = workdir / "repo" / "tiny"
+    repo.mkdir(parents=True)
+    text = (MODELS / "tiny" / "config.pbtxt").read_text().replace("max_batch_size: 8", "max_batch_size: 0")
+    (repo / "config.pbtxt").write_text(text)
+    done = run_search(workdir, "--search-space", str(space), "--model-repository", str(workdir / "repo"))
+    assert done.returncode == 2 and "max_batch_size 0" in done.stderr
+
+
+def test_invalid_pbtxt_is_refused_with_line(workdir):
+    repo = workdir / "repo" / "tiny"
+    repo.mkdir(parents=True)
+    (repo / "config.pbtxt").write_text('name: "tiny"\nbackend: "python"\nmax_batch_size: "x"\n')
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"),
+                      "--model-repository", str(workdir / "repo"))
+    assert done.returncode == 2 and f"{repo / 'config.pbtxt'}:3:" in done.stderr

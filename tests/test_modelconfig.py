@@ -1,0 +1,135 @@
+"""config.pbtxt parsing, knob application and rendering (pure functions, no server)."""
+import json
+
+import pytest
+
+from tuner.errors import ConfigError
+from tuner.modelconfig import (apply_knobs, fingerprint, knob_problems, parse_config, preferred_sizes,
+                               read_config, render_pbtxt, to_json)
+
+ONNX_TRT = """
+name: "yolo"
+platform: "onnxruntime_onnx"
+max_batch_size: 16
+input [ { name: "images" data_type: TYPE_FP32 dims: [ 3, 640, 640 ] } ]
+output [ { name: "output0" data_type: TYPE_FP32 dims: [ 84, 8400 ] } ]
+instance_group [ { count: 2 kind: KIND_GPU gpus: [ 0 ] } ]
+dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 100 }
+optimization { execution_accelerators { gpu_execution_accelerator : [ {
+  name : "tensorrt"
+  parameters { key: "precision_mode" value: "FP16" }
+  parameters { key: "max_workspace_size_bytes" value: "1073741824" }
+} ] } }
+"""
+PYTHON = """
+name: "tiny"
+backend: "python"
+max_batch_size: 8
+input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 16 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 16 ] } ]
+parameters { key: "delay_ms" value { string_value: "2" } }
+"""
+TRT_PLAN = """
+name: "engine"
+platform: "tensorrt_plan"
+max_batch_size: 32
+input [ { name: "x" data_type: TYPE_FP16 dims: [ 3, 224, 224 ] } ]
+output [ { name: "y" data_type: TYPE_FP16 dims: [ 1000 ] } ]
+instance_group [ { count: 1 kind: KIND_GPU } ]
+"""
+ENSEMBLE = """
+name: "pipeline"
+platform: "ensemble"
+max_batch_size: 8
+input [ { name: "raw" data_type: TYPE_UINT8 dims: [ -1 ] } ]
+output [ { name: "boxes" data_type: TYPE_FP32 dims: [ 84, 8400 ] } ]
+ensemble_scheduling { step [ { model_name: "pre" model_version: -1 input_map { key: "in" value: "raw" }
+  output_map { key: "out" value: "images" } } ] }
+"""
+
+
+@pytest.mark.parametrize("text", [ONNX_TRT, PYTHON, TRT_PLAN], ids=["onnxruntime+trt", "python", "tensorrt_plan"])
+def test_round_trip_is_lossless(text):
+    config = parse_config(text)
+    again = parse_config(render_pbtxt(config))
+    assert again == config
+    assert fingerprint(again) == fingerprint(config)
+    assert json.loads(to_json(config))["name"] == config.name
+
+
+def test_ensemble_is_refused_with_a_reason():
+    with pytest.raises(ConfigError, match="ensemble.*tune each composing model"):
+        parse_config(ENSEMBLE, "repo/pipeline/config.pbtxt")
+
+
+def test_invalid_pbtxt_names_file_and_line(tmp_path):
+    path = tmp_path / "config.pbtxt"
+    path.write_text('name: "x"\nbackend: "python"\nmax_batch_size: eight\n')
+    with pytest.raises(ConfigError, match=rf"{path}:3:\d+"):
+        read_config(path)
+
+
+def test_unknown_field_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r":2:\d+.*instance_groups"):
+        parse_config('name: "x"\ninstance_groups [ { count: 1 } ]\nbackend: "python"\n', "c.pbtxt")
+
+
+def test_missing_backend_is_refused():
+    with pytest.raises(ConfigError, match="neither 'backend' nor 'platform'"):
+        parse_config('name: "x"\nmax_batch_size: 1\n')
+
+
+def test_knobs_land_in_their_fields_for_onnxruntime():
+    config = apply_knobs(parse_config(ONNX_TRT), {
+        "max_batch_size": 8, "instance_count": 3, "dynamic_batching": True, "max_queue_delay_us": 500,
+        "preferred_batch_sizes": "half_max", "precision": "FP32", "workspace_gib": 4, "engine_cache": True})
+    assert config.max_batch_size == 8
+    assert config.instance_group[0].count == 3 and list(config.instance_group[0].gpus) == [0]
+    assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    (trt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert dict(trt.parameters) == {"precision_mode": "FP32", "max_workspace_size_bytes": str(4 * 2**30),
+                                    "trt_engine_cache_enable": "true"}
+
+
+def test_python_backend_takes_accelerator_keys_as_parameters():
+    config = apply_knobs(parse_config(PYTHON), {"precision": "FP16", "parameters": {"delay_ms": 5}})
+    assert config.parameters["precision_mode"].string_value == "FP16"
+    assert config.parameters["delay_ms"].string_value == "5"
+    assert not config.HasField("optimization")
+
+
+def test_dynamic_batching_off_clears_the_batcher():
+    config = apply_knobs(parse_config(ONNX_TRT), {"dynamic_batching": False})
+    assert not config.HasField("dynamic_batching")
+
+
+def test_smaller_max_batch_size_drops_preferred_sizes_above_it():
+    config = apply_knobs(parse_config(ONNX_TRT), {"max_batch_size": 4, "max_queue_delay_us": 100})
+    assert list(config.dynamic_batching.preferred_batch_size) == [4]
+
+
+@pytest.mark.parametrize("policy", ["none", "max", "half_max", "pow2", "4,8", "16,32"])
+@pytest.mark.parametrize("mbs", [1, 2, 3, 8, 12, 64])
+def test_preferred_sizes_never_exceed_max_batch_size(policy, mbs):
+    sizes = preferred_sizes(policy, mbs)
+    assert all(1 <= s <= mbs for s in sizes)
+    assert sizes == sorted(set(sizes))
+    if policy != "none":
+        assert sizes
+
+
+def test_knobs_that_do_not_apply_are_explained():
+    assert knob_problems(parse_config(ONNX_TRT), {"precision", "instance_count"}) == []
+    (why,) = knob_problems(parse_config(TRT_PLAN), {"precision", "workspace_gib"})
+    assert "precision" in why and "engine is built" in why
+    unbatched = parse_config(PYTHON.replace("max_batch_size: 8", "max_batch_size: 0"))
+    (why,) = knob_problems(unbatched, {"max_batch_size", "preferred_batch_sizes"})
+    assert "max_batch_size 0" in why
+
+
+def test_demo_config_is_valid():
+    from tuner.cli import DEMO_REPOSITORY
+    config = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
+    assert config.name == "detector" and list(config.input[0].dims) == [3, 640, 640]
+    assert list(config.output[0].dims) == [84, 8400]

@@ -1,0 +1,116 @@
+"""End to end against a real embedded Triton, a real model and a real SQLite Optuna storage."""
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from optuna.trial import TrialState
+
+from conftest import MODELS, SPACES, load_study, run_search, search_command
+from tuner.modelconfig import read_config
+from tuner.select import pareto_front
+from tuner.server import EmbeddedServer
+
+
+def test_short_search_exports_a_config_that_loads(workdir):
+    before = (MODELS / "tiny" / "config.pbtxt").read_text()
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5")
+    assert done.returncode == 0, done.stderr
+    assert "Pareto front" in done.stdout and "exported trial #" in done.stdout
+
+    study = load_study(workdir)
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 5
+    base = trials[0]
+    assert base.user_attrs["role"] == "baseline" and base.params == {}
+    assert study.metric_names == ["throughput_infer_per_s", "p95_latency_ms"]
+    for t in trials:
+        metrics = t.user_attrs["metrics"]
+        assert metrics["samples"] >= 100 and metrics["errors"] == 0
+        assert metrics["p95_ci_ms"][0] <= metrics["p95_ms"] <= metrics["p95_ci_ms"][1]
+        assert t.values[0] > 0 and "instance_group" in t.user_attrs["config_pbtxt"]
+    assert pareto_front(trials)
+
+    exported = workdir / "out" / "tiny" / "config.pbtxt"
+    config = read_config(exported)  # parses as a ModelConfig
+    assert (workdir / "out" / "tiny" / "tuner_manifest.json").exists()
+    assert (MODELS / "tiny" / "config.pbtxt").read_text() == before, "the user's repository was modified"
+
+    # the export is deployable: a fresh Triton loads it from a repository as a user would lay it out
+    repo = workdir / "deploy"
+    shutil.copytree(MODELS / "tiny" / "1", repo / "tiny" / "1")
+    shutil.copy(exported, repo / "tiny" / "config.pbtxt")
+    with EmbeddedServer(repo, workdir / "deploy-run") as server:
+        server.control.load("tiny")
+        loaded = server.control.model_config_json("tiny")
+        assert loaded["max_batch_size"] == config.max_batch_size
+        client = grpcclient.InferenceServerClient(server.url)
+        x = np.arange(16, dtype=np.float32).reshape(1, 16)
+        tensor = grpcclient.InferInput("INPUT0", x.shape, "FP32")
+        tensor.set_data_from_numpy(x)
+        assert np.array_equal(client.infer("tiny", [tensor]).as_numpy("OUTPUT0"), x * 2)
+        client.close()
+
+
+def test_config_that_fails_to_load_is_a_failed_trial_and_the_study_goes_on(workdir):
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny_failing.yaml"), "--trials", "4")
+    assert done.returncode == 0, done.stderr
+    trials = load_study(workdir).get_trials()
+    assert trials[0].state == TrialState.COMPLETE  # the baseline
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 3
+    measured = [t for t in failed if "duplicate_of" not in t.user_attrs]
+    assert measured and all("load failed" in t.user_attrs["fail_reason"] for t in measured)
+    assert all("fail_on_load is set" in t.user_attrs["fail_reason"] for t in failed)
+    assert "failed #1: load failed" in done.stdout
+
+
+def _counted(study):
+    return [t for t in study.get_trials() if t.state == TrialState.COMPLETE
+            or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted")]
+
+
+def _servers_of(workdir):
+    found = subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
+    space = str(SPACES / "tiny.yaml")
+    proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8"), cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if (workdir / "study.db").exists():
+            try:
+                if len(_counted(load_study(workdir))) >= 3:
+                    break
+            except KeyError:  # study not created yet
+                pass
+    time.sleep(0.7)  # land inside a trial's measurement
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err
+    assert not _servers_of(workdir), "tritonserver left running after Ctrl-C"
+    interrupted = len(_counted(load_study(workdir)))
+    assert 3 <= interrupted < 8
+
+    done = run_search(workdir, "--search-space", space, "--trials", "8")
+    assert done.returncode == 0, done.stderr
+    study = load_study(workdir)
+    assert len(_counted(study)) == 8
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    # a trial cut off mid-measurement was queued again with the same knobs and then measured
+    for cut in (t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "interrupted"):
+        if cut.params:
+            assert any(t.params == cut.params and t.state == TrialState.COMPLETE for t in study.get_trials())
+
+
+def test_resuming_with_other_settings_is_refused(workdir):
+    assert run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2").returncode == 0
+    again = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--concurrency", "4")
+    assert again.returncode == 2 and "other settings (concurrency)" in again.stderr

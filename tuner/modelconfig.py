@@ -1,0 +1,189 @@
+"""config.pbtxt in and out: parse into Triton's own `ModelConfig` protobuf, apply a trial's knobs,
+render pbtxt and the JSON override that `load_model` takes.
+
+Configs are never built from string templates: every one written went through the protobuf
+schema, so a misspelt field cannot reach the server.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+
+from tuner.errors import ConfigError
+
+ModelConfig = model_config_pb2.ModelConfig
+
+# platform names of the older `platform:` field -> the backend that serves them
+_PLATFORM_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt",
+                     "pytorch_libtorch": "pytorch", "tensorflow_savedmodel": "tensorflow",
+                     "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
+
+# Where precision / workspace / engine cache live, per backend. onnxruntime takes them as the
+# TensorRT execution accelerator; python models (like the demo) read the same keys from
+# `parameters`; a TensorRT plan has its precision baked in when the engine is built.
+ACCELERATOR_KNOBS = ("precision", "workspace_gib", "engine_cache")
+_ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
+_NO_ACCELERATOR_WHY = {
+    "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
+                "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
+}
+
+
+def backend_of(config: ModelConfig) -> str:
+    return config.backend or _PLATFORM_BACKEND.get(config.platform, config.platform)
+
+
+def parse_config(text: str, source: str = "config.pbtxt") -> ModelConfig:
+    """Parses pbtxt text; errors name the source and Triton's line:column."""
+    config = ModelConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ConfigError(f"{source}:{e}") from None
+    check_tunable(config, source)
+    return config
+
+
+def read_config(path: Path) -> ModelConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config.pbtxt")
+    return parse_config(path.read_text(), str(path))
+
+
+def check_tunable(config: ModelConfig, source: str) -> None:
+    if not config.name:
+        raise ConfigError(f"{source}: field 'name' is missing")
+    backend = backend_of(config)
+    if not backend:
+        raise ConfigError(f"{source}: neither 'backend' nor 'platform' is set")
+    if backend == "ensemble" or config.HasField("ensemble_scheduling"):
+        raise ConfigError(f"{source}: '{config.name}' is an ensemble; an ensemble has no instances or "
+                          "batcher of its own: tune each composing model instead")
+    if config.HasField("sequence_batching"):
+        raise ConfigError(f"{source}: '{config.name}' uses sequence batching; stateful models are not "
+                          "supported yet (the load generator sends independent requests)")
+
+
+def knob_problems(config: ModelConfig, knobs: set[str]) -> list[str]:
+    """Why each knob in `knobs` cannot apply to this model (empty when all can)."""
+    backend, problems = backend_of(config), []
+    batching = {"max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes"}
+    if config.max_batch_size == 0 and knobs & batching:
+        problems.append(f"{', '.join(sorted(knobs & batching))}: the model has max_batch_size 0 "
+                        "(no batch dimension), so it cannot be batched")
+    if knobs & {"instance_count", "instance_kind"} and len(config.instance_group) > 1:
+        problems.append("instance_count/instance_kind: the config has several instance_group entries; "
+                        "keep one to tune it")
+    accel = sorted(knobs & set(ACCELERATOR_KNOBS))
+    if accel and backend not in _ACCELERATOR_HOME:
+        why = _NO_ACCELERATOR_WHY.get(backend, f"the {backend} backend has no TensorRT accelerator settings")
+        problems.append(f"{', '.join(accel)}: {why}")
+    return problems
+
+
+def preferred_sizes(policy: str, max_batch_size: int) -> list[int]:
+    """Preferred batch sizes from a policy relative to max_batch_size, so they can never exceed
+    it and the sampler sees the same fixed choices in every trial.
+      none: [] (the batcher forms the largest batch it can)   max: [mbs]
+      half_max: [mbs/2, mbs]   pow2: 2, 4, 8, ... up to mbs   "4,8": those sizes that fit."""
+    if policy == "none":
+        return []
+    if policy == "max":
+        return [max_batch_size]
+    if policy == "half_max":
+        return sorted({max(1, max_batch_size // 2), max_batch_size})
+    if policy == "pow2":
+        sizes, s = [], 2
+        while s <= max_batch_size:
+            sizes.append(s)
+            s *= 2
+        return sizes or [max_batch_size]
+    sizes = sorted({int(s) for s in policy.split(",") if s.strip()})
+    return [s for s in sizes if s <= max_batch_size] or [max_batch_size]
+
+
+def apply_knobs(base: ModelConfig, knobs: dict) -> ModelConfig:
+    """A new config: `base` with the trial's knob values set in their config fields."""
+    config = ModelConfig()
+    config.CopyFrom(base)
+    if "max_batch_size" in knobs:
+        config.max_batch_size = int(knobs["max_batch_size"])
+    if "instance_count" in knobs or "instance_kind" in knobs:
+        group = config.instance_group[0] if config.instance_group else config.instance_group.add()
+        if "instance_count" in knobs:
+            group.count = int(knobs["instance_count"])
+        if "instance_kind" in knobs:
+            group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value(knobs["instance_kind"])
+            if group.kind != model_config_pb2.ModelInstanceGroup.KIND_GPU:
+                del group.gpus[:]
+    _apply_batcher(config, knobs)
+    _apply_accelerator(config, knobs)
+    for key, value in knobs.get("parameters", {}).items():
+        config.parameters[key].string_value = str(value)
+    return config
+
+
+def _apply_batcher(config: ModelConfig, knobs: dict) -> None:
+    enabled = knobs.get("dynamic_batching", None)
+    if enabled is False:
+        config.ClearField("dynamic_batching")
+        return
+    if not (enabled or "max_queue_delay_us" in knobs or "preferred_batch_sizes" in knobs):
+        return
+    batcher = config.dynamic_batching
+    batcher.SetInParent()  # `dynamic_batching { }` alone turns the batcher on
+    if "max_queue_delay_us" in knobs:
+        batcher.max_queue_delay_microseconds = int(knobs["max_queue_delay_us"])
+    if "preferred_batch_sizes" in knobs:
+        del batcher.preferred_batch_size[:]
+        batcher.preferred_batch_size.extend(preferred_sizes(str(knobs["preferred_batch_sizes"]),
+                                                            config.max_batch_size))
+    # a config read from elsewhere may carry sizes that the new max_batch_size no longer allows
+    kept = [s for s in batcher.preferred_batch_size if s <= config.max_batch_size]
+    del batcher.preferred_batch_size[:]
+    batcher.preferred_batch_size.extend(kept)
+
+
+def _accelerator_settings(knobs: dict) -> dict[str, str]:
+    settings = {}
+    if "precision" in knobs:
+        settings["precision_mode"] = str(knobs["precision"])
+    if "workspace_gib" in knobs:
+        settings["max_workspace_size_bytes"] = str(int(float(knobs["workspace_gib"]) * 2**30))
+    if "engine_cache" in knobs:
+        settings["trt_engine_cache_enable"] = "true" if knobs["engine_cache"] else "false"
+    return settings
+
+
+def _apply_accelerator(config: ModelConfig, knobs: dict) -> None:
+    settings = _accelerator_settings(knobs)
+    if not settings:
+        return
+    if _ACCELERATOR_HOME.get(backend_of(config)) == "parameters":
+        for key, value in settings.items():
+            config.parameters[key].string_value = value
+        return
+    accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
+    trt = next((a for a in accelerators if a.name == "tensorrt"), None) or accelerators.add(name="tensorrt")
+    for key, value in settings.items():
+        trt.parameters[key] = value
+
+
+def render_pbtxt(config: ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def to_json(config: ModelConfig) -> str:
+    """The config as `load_model(config=...)` takes it (Triton parses it with protobuf's JSON)."""
+    return json_format.MessageToJson(config, preserving_proto_field_name=True, indent=None)
+
+
+def fingerprint(config: ModelConfig) -> str:
+    """Equal for configs that Triton would treat the same, whatever order fields were set in."""
+    canonical = json.dumps(json.loads(to_json(config)), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

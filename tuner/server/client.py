@@ -1,0 +1,87 @@
+"""Control calls to a running Triton over gRPC: readiness, load/unload with a config override,
+metadata and statistics. Inference traffic goes through `tuner.loadgen`, not through here."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from tuner.errors import ServerError
+
+
+class LoadError(Exception):
+    """Triton refused or failed to load a model config; the message is Triton's reason."""
+
+
+class TritonControl:
+    def __init__(self, url: str):
+        self.url = url
+        self.client = grpcclient.InferenceServerClient(url)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def wait_ready(self, timeout_s: float, alive: Callable[[], bool] = lambda: True,
+                   log_path: Path | None = None) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not alive():
+                raise ServerError(f"tritonserver exited during start-up{_log_tail(log_path)}")
+            try:
+                if self.client.is_server_ready():
+                    return
+            except InferenceServerException:
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"tritonserver at {self.url} not ready after {timeout_s:.0f} s{_log_tail(log_path)}")
+
+    def is_live(self) -> bool:
+        try:
+            return bool(self.client.is_server_live(client_timeout=5))
+        except InferenceServerException:
+            return False
+
+    def version(self) -> str:
+        return self.client.get_server_metadata().version
+
+    def load(self, model: str, config_json: str | None = None) -> None:
+        """Loads (or hot-reloads) `model`; with `config_json`, that config overrides the file."""
+        try:
+            self.client.load_model(model, config=config_json)
+        except InferenceServerException as e:
+            raise LoadError(e.message() or str(e)) from None
+
+    def unload(self, model: str) -> None:
+        try:
+            self.client.unload_model(model)
+        except InferenceServerException:
+            pass  # already gone: nothing to undo
+
+    def is_model_ready(self, model: str) -> bool:
+        try:
+            return bool(self.client.is_model_ready(model))
+        except InferenceServerException:
+            return False
+
+    def model_config_json(self, model: str) -> dict:
+        return self.client.get_model_config(model, as_json=True)["config"]
+
+    def model_metadata(self, model: str) -> dict:
+        return self.client.get_model_metadata(model, as_json=True)
+
+    def statistics(self, model: str) -> dict:
+        stats = self.client.get_inference_statistics(model, as_json=True).get("model_stats", [])
+        return stats[0] if stats else {}
+
+    def repository_index(self) -> list[dict]:
+        return self.client.get_model_repository_index(as_json=True).get("models", [])
+
+
+def _log_tail(log_path: Path | None, lines: int = 15) -> str:
+    if log_path is None or not Path(log_path).exists():
+        return ""
+    tail = Path(log_path).read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log_path}:\n  " + "\n  ".join(tail)

@@ -1,0 +1,152 @@
+"""The embedded launcher: the tritonserver binary shipped in the `nvidia-pytriton` wheel.
+
+Why it works without a container: the wheel carries Triton 2.51 (`pytriton/tritonserver/bin`),
+its shared libraries (`nvidia_pytriton.libs`), the python backend and one backend stub per Python
+version. We assemble a backend directory with the stub of the running interpreter and start the
+server with this environment's `bin/` first on PATH, so python models import our packages.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from tuner.errors import ServerError
+from tuner.server.client import TritonControl
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends SIGTERM to tritonserver if the tuner dies,
+    even by SIGKILL, so no server is ever left behind."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def triton_dist() -> tuple[Path, Path]:
+    """(tritonserver root, shared-library folder) inside the installed nvidia-pytriton wheel."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError("the embedded launcher needs the 'nvidia-pytriton' package: pip install nvidia-pytriton==0.7.0")
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    root, libs = pkg / "tritonserver", pkg.parent / "nvidia_pytriton.libs"
+    if not (root / "bin" / "tritonserver").exists():
+        raise ServerError(f"no tritonserver binary in {root / 'bin'}: reinstall nvidia-pytriton==0.7.0")
+    return root, libs
+
+
+def prepare_backends(dest: Path) -> Path:
+    """A backend directory holding the python backend and the stub for this interpreter."""
+    root, _ = triton_dist()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise ServerError(f"nvidia-pytriton has no python backend stub for Python {version} ({stub})")
+    python_dir = dest / "python"
+    if python_dir.exists():
+        shutil.rmtree(python_dir)
+    shutil.copytree(root / "backends" / "python", python_dir)
+    shutil.copy2(stub, python_dir / "triton_python_backend_stub")
+    return dest
+
+
+class EmbeddedServer:
+    """Starts tritonserver in explicit model-control mode on free loopback ports.
+
+    Use as a context manager: the server is stopped on exit, on exceptions and on Ctrl-C.
+    """
+
+    launcher = "embedded"
+
+    def __init__(self, model_repository: Path, run_dir: Path, host: str = "127.0.0.1",
+                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0):
+        self.model_repository = Path(model_repository)
+        self.run_dir = Path(run_dir)
+        self.host = host
+        self.extra_args = extra_args
+        self.ready_timeout_s = ready_timeout_s
+        self.log_path = self.run_dir / "tritonserver.log"
+        self.process: subprocess.Popen | None = None
+        self.grpc_port = self.http_port = self.metrics_port = 0
+        self.control: TritonControl | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    def command(self) -> list[str]:
+        root, _ = triton_dist()
+        return [str(root / "bin" / "tritonserver"),
+                f"--model-repository={self.model_repository}",
+                f"--backend-directory={self.run_dir / 'backends'}",
+                "--model-control-mode=explicit",
+                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
+                f"--http-address={self.host}", f"--http-port={self.http_port}",
+                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
+                "--exit-timeout-secs=10",
+                # the demo's 4.9 MB inputs, a batch of them at once, must fit the stub's shared memory
+                "--backend-config=python,shm-default-byte-size=67108864",
+                "--backend-config=python,shm-growth-byte-size=67108864",
+                *self.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        _, libs = triton_dist()
+        env = dict(os.environ)
+        # libpython of *this* interpreter first, so the stub embeds the Python we run under
+        lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or "", env.get("LD_LIBRARY_PATH", "")]
+        env["LD_LIBRARY_PATH"] = ":".join(d for d in lib_dirs if d)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
+
+    def start(self) -> "EmbeddedServer":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_backends(self.run_dir / "backends")
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent)
+        self.control = TritonControl(self.url)
+        self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # Triton unloads models and exits cleanly
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

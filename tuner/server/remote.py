@@ -1,0 +1,40 @@
+"""The remote launcher: a Triton server the user already runs, in explicit model-control mode."""
+from __future__ import annotations
+
+from tuner.server.client import TritonControl
+
+
+class RemoteServer:
+    """Connects to `host:port` (gRPC). Nothing is started or stopped; only the tuned model is
+    loaded, so other models on the server are left alone."""
+
+    launcher = "remote"
+    model_repository = None  # the server reads its own repository; configs travel as overrides
+
+    def __init__(self, url: str, ready_timeout_s: float = 30.0):
+        self.url = url
+        self.ready_timeout_s = ready_timeout_s
+        self.control: TritonControl | None = None
+
+    def start(self) -> "RemoteServer":
+        self.control = TritonControl(self.url)
+        self.control.wait_ready(self.ready_timeout_s)
+        return self
+
+    def alive(self) -> bool:
+        return self.control is not None and self.control.is_live()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()  # we cannot restart someone else's server; reconnecting is all we can do
+
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+
+    def __enter__(self) -> "RemoteServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,223 @@
+"""The search space: which knobs to search and over which values, read from a YAML file.
+
+    knobs:
+      max_batch_size: [1, 2, 4, 8]                # a list: choose one of these
+      instance_count: {low: 1, high: 3}           # a range (integers when both ends are)
+      max_queue_delay_us: {low: 100, high: 20000, log: true}
+      instance_kind: KIND_CPU                     # a single value: set, not searched
+      parameters:                                 # backend settings -> config `parameters`
+        intra_op_thread_count: ["1", "2"]
+
+`suggest(trial)` turns an Optuna trial into a knob dict. Queue delay and preferred batch sizes
+are only sampled when dynamic batching is on, so the sampler never learns from knobs that did
+nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from tuner.errors import ConfigError
+
+_KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
+_POLICIES = ("none", "max", "half_max", "pow2")
+_BATCHER_ONLY = ("max_queue_delay_us", "preferred_batch_sizes")
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    integer: bool = True
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+
+Spec = Choice | Range | Fixed
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    knobs: dict[str, Spec]
+    parameters: dict[str, Spec]
+    source: str = "<search space>"
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.knobs) | ({"parameters"} if self.parameters else set())
+
+    def suggest(self, trial: optuna.Trial) -> dict:
+        knobs: dict = {}
+        for name, spec in self.knobs.items():
+            if name in _BATCHER_ONLY and knobs.get("dynamic_batching") is False:
+                continue
+            knobs[name] = _suggest(trial, name, spec)
+        if self.parameters:
+            knobs["parameters"] = {k: str(_suggest(trial, f"param.{k}", s)) for k, s in self.parameters.items()}
+        return knobs
+
+    def describe(self) -> dict:
+        """JSON-friendly form, stored with the study."""
+        return {"knobs": {k: _describe(s) for k, s in self.knobs.items()},
+                "parameters": {k: _describe(s) for k, s in self.parameters.items()}}
+
+
+def _suggest(trial: optuna.Trial, name: str, spec: Spec):
+    if isinstance(spec, Fixed):
+        return spec.value
+    if isinstance(spec, Choice):
+        return trial.suggest_categorical(name, spec.values)
+    if spec.integer:
+        return trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1))
+    return trial.suggest_float(name, spec.low, spec.high, log=spec.log, step=spec.step)
+
+
+def _describe(spec: Spec):
+    if isinstance(spec, Fixed):
+        return spec.value
+    if isinstance(spec, Choice):
+        return list(spec.values)
+    return {"low": spec.low, "high": spec.high, "log": spec.log}
+
+
+# --- reading and validating -------------------------------------------------------------------
+
+class _Where:
+    """Maps a key path to its line in the YAML file, for error messages."""
+
+    def __init__(self, source: str, root: yaml.Node | None):
+        self.source, self.root = source, root
+
+    def error(self, path: list[str], message: str) -> ConfigError:
+        node, line = self.root, None
+        for key in path:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            match = next(((k, v) for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{where}: {'.'.join(path)}: {message}")
+
+
+def load_space(path: Path) -> SearchSpace:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such search-space file")
+    return parse_space(path.read_text(), str(path))
+
+
+def parse_space(text: str, source: str = "<search space>") -> SearchSpace:
+    try:
+        data, root = yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    where = _Where(source, root)
+    if not isinstance(data, dict) or not isinstance(data.get("knobs"), dict):
+        raise where.error(["knobs"], "the file needs a top-level 'knobs:' mapping")
+    unknown_top = set(data) - {"knobs", "description"}
+    if unknown_top:
+        raise where.error([sorted(unknown_top)[0]], "unknown top-level key (expected 'knobs', 'description')")
+    knobs, parameters = {}, {}
+    for name, raw in data["knobs"].items():
+        path = ["knobs", str(name)]
+        if name == "parameters":
+            if not isinstance(raw, dict) or not raw:
+                raise where.error(path, "must map backend parameter names to values, a list or a range")
+            parameters = {str(k): _spec(v, where, path + [str(k)], _check_parameter) for k, v in raw.items()}
+        elif name in _CHECKS:
+            knobs[name] = _spec(raw, where, path, _CHECKS[name])
+        else:
+            raise where.error(path, f"unknown knob; known: {', '.join(sorted([*_CHECKS, 'parameters']))}")
+    return SearchSpace(knobs, parameters, source)
+
+
+def _spec(raw, where: _Where, path: list[str], check) -> Spec:
+    if isinstance(raw, list):
+        if not raw:
+            raise where.error(path, "an empty list leaves nothing to choose")
+        values = tuple(",".join(str(int(x)) for x in v) if isinstance(v, list) else v for v in raw)
+        for v in values:
+            _checked(check, v, where, path)
+        if len(set(values)) != len(values):
+            raise where.error(path, "the list repeats a value")
+        return Choice(values)
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"low", "high", "log", "step"}
+        if unknown or not {"low", "high"} <= set(raw):
+            raise where.error(path, "a range is {low: N, high: M} with optional log: true, step: S")
+        low, high = raw["low"], raw["high"]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)) or low > high:
+            raise where.error(path, "low and high must be numbers with low <= high")
+        log = bool(raw.get("log", False))
+        if log and low <= 0:
+            raise where.error(path, "a log-scale range needs low > 0")
+        for v in (low, high):
+            _checked(check, v, where, path)
+        integer = isinstance(low, int) and isinstance(high, int)
+        return Range(low, high, log, raw.get("step"), integer)
+    _checked(check, raw, where, path)
+    return Fixed(raw)
+
+
+def _checked(check, value, where: _Where, path: list[str]) -> None:
+    problem = check(value)
+    if problem:
+        raise where.error(path, f"{value!r}: {problem}")
+
+
+def _int_at_least(n: int):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= n else f"must be an integer >= {n}"
+
+
+def _one_of(*allowed):
+    return lambda v: None if v in allowed else f"must be one of {', '.join(map(str, allowed))}"
+
+
+def _check_preferred(v) -> str | None:
+    if v in _POLICIES:
+        return None
+    try:
+        sizes = [int(s) for s in str(v).split(",")]
+    except ValueError:
+        sizes = []
+    return None if sizes and all(s >= 1 for s in sizes) else \
+        f"must be a policy ({', '.join(_POLICIES)}) or a list of batch sizes"
+
+
+def _check_parameter(v) -> str | None:
+    return None if isinstance(v, (str, int, float, bool)) else "must be a string, number or boolean"
+
+
+def _positive_number(v) -> str | None:
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else "must be a number > 0"
+
+
+_CHECKS = {
+    "max_batch_size": _int_at_least(1),
+    "instance_count": _int_at_least(1),
+    "instance_kind": _one_of(*_KINDS),
+    "dynamic_batching": _one_of(True, False),
+    "max_queue_delay_us": _int_at_least(0),
+    "preferred_batch_sizes": _check_preferred,
+    "precision": _one_of("FP32", "FP16"),
+    "workspace_gib": _positive_number,
+    "engine_cache": _one_of(True, False),
+}
