@@ -1,8 +1,9 @@
 """Choosing one config from the throughput / P95 Pareto front.
 
 Policies:
-  knee            the front point nearest the ideal corner (highest throughput, lowest P95), with
-                  both axes scaled to the front's range: the balanced trade-off
+  knee            the front point nearest the ideal corner (highest throughput, lowest P95), each
+                  axis in relative terms (% below the best throughput, % above the best P95), so
+                  a 0.1 ms difference inside the noise does not outweigh 3% of throughput
   max-throughput  the highest throughput
   min-p95         the lowest P95
   an SLO          the highest throughput whose P95 is within it
@@ -44,11 +45,10 @@ def choose(trials: list[FrozenTrial], policy: str = "knee", slo_p95_ms: float | 
         return front[-1]
     if policy != "knee":
         raise ValueError(f"unknown policy {policy!r}; one of {', '.join(POLICIES)}")
-    thr = [t.values[0] for t in front]
-    p95 = [t.values[1] for t in front]
-    span = lambda xs: (max(xs) - min(xs)) or 1.0  # noqa: E731
+    best_thr = max(t.values[0] for t in front)
+    best_p95 = min(t.values[1] for t in front)
 
     def distance(t: FrozenTrial) -> float:
-        return ((max(thr) - t.values[0]) / span(thr)) ** 2 + ((t.values[1] - min(p95)) / span(p95)) ** 2
+        return (1 - t.values[0] / best_thr) ** 2 + (t.values[1] / best_p95 - 1) ** 2
 
     return min(front, key=distance)
