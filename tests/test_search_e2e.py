@@ -113,4 +113,4 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
 def test_resuming_with_other_settings_is_refused(workdir):
     assert run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2").returncode == 0
     again = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--concurrency", "4")
-    assert again.returncode == 2 and "other settings (concurrency)" in again.stderr
+    assert again.returncode == 2 and "other settings (load)" in again.stderr

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.inputs import infer_request, input_specs
+from tuner.inputs import SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import LoadSpec, Measurement, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
@@ -27,25 +27,54 @@ class Outcome:
         return self.measurement is not None
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What requests carry: synthetic data unless `data_file` (perf_analyzer's --input-data JSON)."""
+    shapes: dict[str, list[int]] | None = None
+    data_file: Path | None = None
+    shared_memory: bool = False  # inputs and outputs through system shared memory, not the wire
+
+
 class Evaluator:
-    def __init__(self, server, model: str, spec: LoadSpec, shapes: dict[str, list[int]] | None = None):
+    """Loads configs of one model into one server and measures them. Close it (or use `with`)
+    to release the shared-memory regions it registered."""
+
+    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs()):
         self.server = server
         self.model = model
         self.spec = spec
-        self.shapes = shapes
-        self._request: bytes | None = None
+        self.inputs = inputs
+        self._requests: list[bytes] | None = None
+        self._shm: SharedInputs | None = None
 
     @property
     def work_config_path(self) -> Path | None:
         repo = self.server.model_repository
         return Path(repo) / self.model / "config.pbtxt" if repo else None
 
-    def request(self, batching: bool) -> bytes:
+    def requests(self, batching: bool) -> list[bytes]:
         """Built once from the model's metadata: inputs do not change between configs."""
-        if self._request is None:
+        if self._requests is None:
             metadata = self.server.control.model_metadata(self.model)
-            self._request = infer_request(self.model, input_specs(metadata, 1, self.shapes, batching))
-        return self._request
+            specs = tensor_specs(metadata["inputs"], 1, self.inputs.shapes, batching)
+            sets = (load_input_data(self.inputs.data_file, specs, batching) if self.inputs.data_file
+                    else [synthetic_set(specs)])
+            if self.inputs.shared_memory:
+                outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
+                self._shm = SharedInputs(self.server.control, sets, outputs, f"{self.model}_{id(self):x}")
+            self._requests = infer_requests(self.model, sets, self._shm)
+        return self._requests
+
+    def close(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+        self._shm = self._requests = None
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def evaluate(self, config: ModelConfig) -> Outcome:
         path = self.work_config_path
@@ -57,7 +86,7 @@ class Evaluator:
         except LoadError as e:
             return Outcome(None, self._after_failure(f"load failed: {e}"), time.perf_counter() - start)
         load_s = time.perf_counter() - start
-        m = measure(self.server.control, self.model, self.request(config.max_batch_size > 0), self.spec)
+        m = measure(self.server.control, self.model, self.requests(config.max_batch_size > 0), self.spec)
         if m.samples == 0:
             return Outcome(None, self._after_failure(f"no request succeeded: {m.first_error}"), load_s)
         return Outcome(m, "", load_s)
@@ -66,5 +95,6 @@ class Evaluator:
         """A dead server is restarted so the next trial finds one; the reason says it died."""
         if self.server.alive():
             return reason
+        self.close()  # a new server knows nothing of our shared-memory registrations
         self.server.restart()
         return f"tritonserver died ({reason}); restarted it"

@@ -1,7 +1,13 @@
-"""Synthetic request tensors built from a model's metadata, serialized once into a gRPC request."""
+"""Request tensors for the load generator: synthetic from the model's metadata, or real data from
+a JSON file in perf_analyzer's --input-data format; serialized once into gRPC requests, with the
+tensors inline or in system shared memory."""
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
+from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 from tritonclient.grpc import service_pb2
@@ -17,26 +23,33 @@ class TensorSpec:
     shape: tuple[int, ...]  # as sent, batch dimension included
 
 
-def input_specs(metadata: dict, batch_size: int = 1, shapes: dict[str, list[int]] | None = None,
-                batching: bool = True) -> list[TensorSpec]:
-    """Concrete shapes for every input: -1 is the batch dimension (first, when the model batches)
-    or a dynamic dimension, which `shapes` must fix (like perf_analyzer's --shape)."""
+def tensor_specs(tensors: list[dict], batch_size: int = 1, shapes: dict[str, list[int]] | None = None,
+                 batching: bool = True, strict: bool = True) -> list[TensorSpec]:
+    """Concrete shapes from metadata: a leading -1 is the batch dimension when the model batches;
+    any other -1 is dynamic and `shapes` must fix it (like perf_analyzer's --shape). With
+    `strict=False`, tensors whose shape stays unknown are left out instead of refused."""
     shapes = shapes or {}
     specs = []
-    for inp in metadata["inputs"]:
-        dims = [int(d) for d in inp["shape"]]
+    for t in tensors:
+        dims = [int(d) for d in t["shape"]]
+        given = shapes.get(t["name"])
         if batching and dims and dims[0] == -1:
-            dims = [batch_size] + dims[1:]
-            given = shapes.get(inp["name"])
-            if given:
-                dims = [batch_size] + list(given)
-        elif inp["name"] in shapes:
-            dims = list(shapes[inp["name"]])
+            dims = [batch_size] + (list(given) if given else dims[1:])
+        elif given:
+            dims = list(given)
         if any(d < 0 for d in dims):
-            raise ConfigError(f"input '{inp['name']}' has a dynamic shape {inp['shape']}: "
-                              f"give it with --shape {inp['name']}:D1,D2,...")
-        specs.append(TensorSpec(inp["name"], inp["datatype"], tuple(dims)))
+            if not strict:
+                continue
+            raise ConfigError(f"input '{t['name']}' has a dynamic shape {t['shape']}: "
+                              f"give it with --shape {t['name']}:D1,D2,...")
+        specs.append(TensorSpec(t["name"], t["datatype"], tuple(dims)))
     return specs
+
+
+def _np_dtype(datatype: str) -> np.dtype:
+    if datatype == "BF16":  # numpy has no bfloat16: carried as 16-bit patterns
+        return np.dtype("<u2")
+    return np.dtype(triton_to_np_dtype(datatype)).newbyteorder("<")
 
 
 def synthetic(spec: TensorSpec, rng: np.random.Generator) -> bytes:
@@ -45,24 +58,139 @@ def synthetic(spec: TensorSpec, rng: np.random.Generator) -> bytes:
     if spec.datatype == "BYTES":
         items = np.array([rng.bytes(8).hex().encode() for _ in range(count)], dtype=np.object_)
         return serialize_byte_tensor(items.reshape(spec.shape)).item()
-    if spec.datatype == "BF16":  # numpy has no bfloat16: random 16-bit patterns of small floats
+    if spec.datatype == "BF16":  # the upper halves of float32s in [0, 1)
         return (rng.random(count, dtype=np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
     if spec.datatype == "BOOL":
         return rng.integers(0, 2, count).astype(np.bool_).tobytes()
-    dtype = np.dtype(triton_to_np_dtype(spec.datatype)).newbyteorder("<")
+    dtype = _np_dtype(spec.datatype)
     if dtype.kind == "f":
         return rng.random(count).astype(dtype).tobytes()
     info = np.iinfo(dtype)
     return rng.integers(max(info.min, 0), min(info.max, 100), count, endpoint=True).astype(dtype).tobytes()
 
 
-def infer_request(model: str, specs: list[TensorSpec], data: dict[str, bytes] | None = None,
-                  seed: int = 0) -> bytes:
-    """A serialized ModelInferRequest: built once, sent as is by every worker (no per-request work)."""
+def _encode(value, spec: TensorSpec, where: str) -> bytes:
+    if isinstance(value, dict) and "b64" in value:
+        return base64.b64decode(value["b64"])
+    content = value["content"] if isinstance(value, dict) else value
+    if spec.datatype == "BYTES":
+        items = np.array([str(v).encode() if not isinstance(v, bytes) else v for v in np.ravel(content)],
+                         dtype=np.object_)
+        data = items
+    else:
+        try:
+            data = np.asarray(content).astype(_np_dtype(spec.datatype)).ravel()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: not {spec.datatype} data: {e}") from None
+    count = int(np.prod(spec.shape))
+    if data.size != count:
+        raise ConfigError(f"{where}: {data.size} values, but shape {list(spec.shape)} needs {count}")
+    if spec.datatype == "BYTES":
+        return serialize_byte_tensor(data.reshape(spec.shape)).item()
+    return data.tobytes()
+
+
+def load_input_data(path: Path, specs: list[TensorSpec], batching: bool) -> list[dict[str, bytes]]:
+    """Reads perf_analyzer's --input-data JSON: {"data": [{"INPUT0": [..] | {"content": [..],
+    "shape": [..]} | {"b64": ".."}}, ...]}. Shapes exclude the batch dimension, as there.
+    Returns one tensor set per entry; the load generator sends them in turn."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read input data: {e}") from None
+    entries = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: expected {{\"data\": [ {{input name: values}}, ... ]}}")
+    sets = []
+    for i, entry in enumerate(entries):
+        entry = entry[0] if isinstance(entry, list) and entry else entry  # per-step lists of sequences
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: data[{i}] must map input names to values")
+        tensors = {}
+        for spec in specs:
+            where = f"{path}: data[{i}].{spec.name}"
+            if spec.name not in entry:
+                raise ConfigError(f"{where}: missing (the model's inputs: {', '.join(s.name for s in specs)})")
+            value = entry[spec.name]
+            if isinstance(value, dict) and "shape" in value:
+                shape = tuple(int(d) for d in value["shape"])
+                spec = TensorSpec(spec.name, spec.datatype, ((1,) + shape) if batching else shape)
+            tensors[spec.name] = (spec, _encode(value, spec, where))
+        sets.append(tensors)
+    return sets
+
+
+def synthetic_set(specs: list[TensorSpec], seed: int = 0) -> dict[str, tuple[TensorSpec, bytes]]:
     rng = np.random.default_rng(seed)
-    request = service_pb2.ModelInferRequest(model_name=model)
-    for spec in specs:
-        tensor = request.inputs.add(name=spec.name, datatype=spec.datatype)
-        tensor.shape.extend(spec.shape)
-        request.raw_input_contents.append(data[spec.name] if data and spec.name in data else synthetic(spec, rng))
-    return request.SerializeToString()
+    return {s.name: (s, synthetic(s, rng)) for s in specs}
+
+
+class SharedInputs:
+    """System shared memory holding every request's inputs (and one scratch region the outputs
+    are written to), registered with Triton so requests carry only a reference, not the bytes."""
+
+    def __init__(self, control, tensor_sets: list[dict], outputs: list[TensorSpec], tag: str):
+        self.control, self.regions, self.tag = control, [], tag
+        self.input_place: list[dict[str, tuple[str, int, int]]] = []
+        blobs = [data for tensors in tensor_sets for (_, data) in tensors.values()]
+        region = self._region("inputs", sum(len(b) for b in blobs))
+        offset = 0
+        for tensors in tensor_sets:
+            places = {}
+            for name, (_, data) in tensors.items():
+                region.buf[offset:offset + len(data)] = data
+                places[name] = (region.name, offset, len(data))
+                offset += len(data)
+            self.input_place.append(places)
+        self.output_place: dict[str, tuple[str, int, int]] = {}
+        sizes = {o.name: int(np.prod(o.shape)) * _np_dtype(o.datatype).itemsize
+                 for o in outputs if o.datatype != "BYTES"}
+        if sizes:
+            out = self._region("outputs", sum(sizes.values()))
+            offset = 0
+            for name, size in sizes.items():  # concurrent requests overwrite each other: unread scratch
+                self.output_place[name] = (out.name, offset, size)
+                offset += size
+
+    def _region(self, kind: str, size: int) -> shared_memory.SharedMemory:
+        region = shared_memory.SharedMemory(name=f"tuner_{self.tag}_{kind}", create=True, size=max(size, 1))
+        self.regions.append(region)
+        self.control.client.register_system_shared_memory(region.name, f"/{region.name}", region.size)
+        return region
+
+    def close(self) -> None:
+        for region in self.regions:
+            try:
+                self.control.client.unregister_system_shared_memory(region.name)
+            except Exception:  # the server may be gone; the local region is removed all the same
+                pass
+            region.close()
+            region.unlink()
+        self.regions = []
+
+
+def _place(tensor, place: tuple[str, int, int]) -> None:
+    name, offset, size = place
+    tensor.parameters["shared_memory_region"].string_param = name
+    tensor.parameters["shared_memory_byte_size"].int64_param = size
+    if offset:
+        tensor.parameters["shared_memory_offset"].int64_param = offset
+
+
+def infer_requests(model: str, tensor_sets: list[dict], shm: SharedInputs | None = None) -> list[bytes]:
+    """Serialized ModelInferRequests, one per tensor set: built once, sent as they are."""
+    requests = []
+    for i, tensors in enumerate(tensor_sets):
+        request = service_pb2.ModelInferRequest(model_name=model)
+        for name, (spec, data) in tensors.items():
+            tensor = request.inputs.add(name=name, datatype=spec.datatype)
+            tensor.shape.extend(spec.shape)
+            if shm is None:
+                request.raw_input_contents.append(data)
+            else:
+                _place(tensor, shm.input_place[i][name])
+        for name, place in (shm.output_place.items() if shm else ()):
+            _place(request.outputs.add(name=name), place)
+        requests.append(request.SerializeToString())
+    return requests

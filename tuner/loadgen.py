@@ -1,19 +1,22 @@
-"""The built-in load generator: closed loop at a fixed concurrency over gRPC.
+"""The built-in load generator over gRPC: closed loop at a fixed concurrency, or open loop at a
+fixed request rate with Poisson arrivals.
 
 Why not tritonclient: its per-call request building copies and re-serializes every input (4.9 MB
-per request for the demo), which makes the client the bottleneck on a small machine. Here the
-request is serialized once and sent as bytes through grpc.aio; responses are not parsed (a failed
-request arrives as a gRPC status, not in the body).
+per request for the demo), which makes the client the bottleneck on a small machine. Here requests
+are serialized once and sent as bytes through grpc.aio; responses are not parsed (a failed request
+arrives as a gRPC status, not in the body).
 
 Method (in the spirit of perf_analyzer's): a warm-up, then fixed-length windows until there are
 at least `min_samples` latencies and the last three windows agree on throughput and P95 within
-`stability`, or `max_duration_s` passes. All samples after the warm-up make the result.
+`stability`, or `max_duration_s` passes. All samples after the warm-up make the result. In open
+loop, latency counts from the moment a request was *due*, so a server that falls behind cannot
+hide its queue (no coordinated omission).
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -22,11 +25,14 @@ from tuner.server.client import TritonControl
 
 _INFER = "/inference.GRPCInferenceService/ModelInfer"
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+_MAX_OPEN_LOOP_IN_FLIGHT = 4096  # beyond this the server is hopelessly behind: count as errors
+_MIN_WINDOW_SAMPLES = 50  # as perf_analyzer's count windows
 
 
 @dataclass(frozen=True)
 class LoadSpec:
     concurrency: int = 8
+    request_rate: float | None = None  # requests/s, open loop; None = closed loop at `concurrency`
     warmup_s: float = 1.0
     window_s: float = 1.0
     min_samples: int = 500
@@ -61,7 +67,7 @@ class Measurement:
     client_cpu: float  # client process CPU seconds per wall second during measurement
     first_error: str = ""
     server: ServerBreakdown | None = None
-    extra: dict = field(default_factory=dict)
+    mode: str = "concurrency 8"
 
 
 def _p95_ci(latencies: np.ndarray, rng: np.random.Generator, rounds: int = 400) -> tuple[float, float]:
@@ -71,11 +77,15 @@ def _p95_ci(latencies: np.ndarray, rng: np.random.Generator, rounds: int = 400) 
     return float(low), float(high)
 
 
-def _stable(windows: list[tuple[int, float]], stability: float) -> bool:
+def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -> bool:
+    """The last three windows agree within `stability`. With Poisson arrivals a window of n
+    requests varies by about 1/sqrt(n) by chance alone, so the tolerance never goes below that."""
     if len(windows) < 3:
         return False
     counts = [c for c, _ in windows[-3:]]
     p95s = [p for _, p in windows[-3:]]
+    if poisson:
+        stability = max(stability, 2.5 / np.sqrt(max(np.mean(counts), 1.0)))
     spread = lambda xs: (max(xs) - min(xs)) / max(np.mean(xs), 1e-9)  # noqa: E731
     return bool(spread(counts) <= stability and spread(p95s) <= stability)
 
@@ -97,67 +107,106 @@ def _breakdown(before: dict, after: dict) -> ServerBreakdown | None:
                            inferences / executions)
 
 
-async def _closed_loop(url: str, request: bytes, spec: LoadSpec, batch: int) -> dict:
+class _Recorder:
+    def __init__(self):
+        self.done_at: list[float] = []
+        self.latency: list[float] = []
+        self.errors: list[str] = []
+
+    async def send(self, infer, request: bytes, due: float, timeout: float) -> None:
+        try:
+            await infer(request, timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            self.errors.append(f"{e.code().name}: {e.details()}")
+            return
+        end = time.perf_counter()
+        self.done_at.append(end)
+        self.latency.append(end - due)
+
+
+async def _closed_loop(infer, requests: list[bytes], spec: LoadSpec, rec: _Recorder, stop: asyncio.Event) -> None:
+    async def worker(k: int) -> None:
+        while not stop.is_set():
+            failed = len(rec.errors)
+            await rec.send(infer, requests[k % len(requests)], time.perf_counter(), spec.request_timeout_s)
+            if len(rec.errors) > failed:
+                await asyncio.sleep(0.01)  # a failing server must not be hammered in a tight loop
+            k += spec.concurrency
+
+    await asyncio.gather(*(worker(i) for i in range(spec.concurrency)))
+
+
+async def _open_loop(infer, requests: list[bytes], spec: LoadSpec, rec: _Recorder, stop: asyncio.Event,
+                     seed: int) -> None:
+    rng, in_flight, k = np.random.default_rng(seed), set(), 0
+    due = time.perf_counter()
+    while not stop.is_set():
+        due += rng.exponential(1.0 / spec.request_rate)
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(in_flight) >= _MAX_OPEN_LOOP_IN_FLIGHT:
+            rec.errors.append(f"client: more than {_MAX_OPEN_LOOP_IN_FLIGHT} requests in flight")
+            continue
+        task = asyncio.create_task(rec.send(infer, requests[k % len(requests)], due, spec.request_timeout_s))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        k += 1
+    await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> dict:
+    rec, stop = _Recorder(), asyncio.Event()
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
         infer = channel.unary_unary(_INFER)  # bytes in, bytes out: nothing serialized per call
-        done_at: list[float] = []
-        latency: list[float] = []
-        errors: list[str] = []
-        stop = asyncio.Event()
-
-        async def worker() -> None:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    await infer(request, timeout=spec.request_timeout_s)
-                except grpc.aio.AioRpcError as e:
-                    errors.append(f"{e.code().name}: {e.details()}")
-                    await asyncio.sleep(0.01)  # a failing server must not be hammered in a tight loop
-                    continue
-                t1 = time.perf_counter()
-                done_at.append(t1)
-                latency.append(t1 - t0)
-
-        tasks = [asyncio.create_task(worker()) for _ in range(spec.concurrency)]
+        source = (_open_loop(infer, requests, spec, rec, stop, seed) if spec.request_rate
+                  else _closed_loop(infer, requests, spec, rec, stop))
+        traffic = asyncio.create_task(source)
         try:
             await asyncio.sleep(spec.warmup_s)
-            start, cpu0, first = time.perf_counter(), time.process_time(), len(done_at)
+            start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.done_at)
             windows: list[tuple[int, float]] = []
+            window_s, stable = spec.window_s, False
             while True:
-                mark = len(done_at)
-                await asyncio.sleep(spec.window_s)
-                window = latency[mark:]
-                windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
+                mark = len(rec.latency)
+                await asyncio.sleep(window_s)
                 elapsed = time.perf_counter() - start
-                enough = len(done_at) - first >= spec.min_samples
-                stable = _stable(windows, spec.stability)
-                if (enough and stable) or elapsed >= spec.max_duration_s:
+                if elapsed >= spec.max_duration_s:
                     break
-                if errors and len(done_at) == first and elapsed >= 2 * spec.window_s:
+                if rec.errors and len(rec.done_at) == first and elapsed >= 2 * spec.window_s:
                     break  # nothing succeeds: no point waiting for the time limit
-            end, cpu1, last = time.perf_counter(), time.process_time(), len(done_at)
+                window = rec.latency[mark:]
+                if len(window) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
+                    window_s *= 2  # too few samples to judge a P95 by: longer windows, start over
+                    windows.clear()
+                    continue
+                windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
+                stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
+                if stable and len(rec.done_at) - first >= spec.min_samples:
+                    break
+            end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.done_at)
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    return {"latency": np.array(latency[first:last]) * 1e3, "duration": end - start,
-            "windows": len(windows), "stable": stable, "errors": errors,
-            "cpu": (cpu1 - cpu0) / (end - start), "batch": batch}
+            await traffic
+    return {"latency": np.array(rec.latency[first:last]) * 1e3, "duration": end - start,
+            "windows": len(windows), "stable": stable, "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start)}
 
 
-def measure(control: TritonControl, model: str, request: bytes, spec: LoadSpec = LoadSpec(),
+def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
             batch: int = 1, seed: int = 0) -> Measurement:
-    """Drives `model` with `request` at `spec.concurrency` and returns what was measured."""
+    """Drives `model` with `requests` (sent in turn) and returns what was measured."""
     before = control.statistics(model)
-    raw = asyncio.run(_closed_loop(control.url, request, spec, batch))
+    raw = asyncio.run(_drive(control.url, requests, spec, seed))
     server = _breakdown(before, control.statistics(model))
     lat, errors = raw["latency"], raw["errors"]
+    mode = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
     if len(lat) == 0:
         return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, 0, len(errors),
                            raw["duration"], raw["windows"], False, raw["cpu"],
-                           errors[0] if errors else "no response", server)
+                           errors[0] if errors else "no response", server, mode)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) * batch / raw["duration"], p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=_p95_ci(lat, np.random.default_rng(seed)),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
-                       first_error=errors[0] if errors else "", server=server)
+                       first_error=errors[0] if errors else "", server=server, mode=mode)

@@ -40,3 +40,21 @@ def counts_line(trials: list[FrozenTrial]) -> str:
 def failures(trials: list[FrozenTrial]) -> list[str]:
     return [f"#{t.number}: {t.user_attrs.get('fail_reason', 'unknown')}" for t in trials
             if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, "interrupted")]
+
+
+def measurement_text(m) -> str:
+    """One measurement, as `tuner measure` prints it."""
+    lines = [f"mode            {m.mode}",
+             f"throughput      {m.throughput:.1f} infer/s",
+             f"latency (ms)    p50 {m.p50_ms:.2f}  p90 {m.p90_ms:.2f}  p95 {m.p95_ms:.2f}  p99 {m.p99_ms:.2f}",
+             f"p95 95% CI      {m.p95_ci_ms[0]:.2f} - {m.p95_ci_ms[1]:.2f} ms",
+             f"samples         {m.samples} in {m.duration_s:.1f} s, {m.windows} windows, "
+             f"{'stable' if m.stable else 'NOT stable (time limit reached)'}",
+             f"errors          {m.errors}" + (f" (first: {m.first_error})" if m.errors else ""),
+             f"client CPU      {m.client_cpu:.2f} cores"]
+    if m.server:
+        s = m.server
+        lines.append(f"server (ms/req) queue {s.queue_ms:.2f}  compute input {s.compute_input_ms:.2f}  "
+                     f"infer {s.compute_infer_ms:.2f}  output {s.compute_output_ms:.2f}  "
+                     f"avg batch {s.avg_batch_size:.2f}")
+    return "\n".join(lines)

@@ -30,7 +30,7 @@ INTERRUPTED = "interrupted"
 class StudySettings:
     """What makes two runs comparable; a resumed study must have been made with the same."""
     model: str
-    concurrency: int
+    load: str  # "concurrency 8" or "request rate 100/s"
     base_config: str  # fingerprint of the user's config.pbtxt
     search_space: dict
 

@@ -1,0 +1,93 @@
+"""The load generator against a real embedded Triton: datatypes, real input data, open loop,
+shared memory. Short, bounded measurements on loopback."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import MODELS
+from tuner.errors import ConfigError
+from tuner.evaluate import Evaluator, Inputs
+from tuner.inputs import TensorSpec, load_input_data, tensor_specs
+from tuner.loadgen import LoadSpec
+from tuner.modelconfig import read_config
+from tuner.server import EmbeddedServer
+
+QUICK = LoadSpec(concurrency=4, warmup_s=0.3, window_s=0.3, min_samples=100, max_duration_s=3)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loadgen")
+    for model in ("alltypes", "checker", "tiny"):
+        shutil.copytree(MODELS / model, root / "repo" / model)
+    with EmbeddedServer(root / "repo", root / "run") as s:
+        yield s
+
+
+def _measure(server, model, spec=QUICK, inputs=Inputs(), config=None):
+    with Evaluator(server, model, spec, inputs) as evaluator:
+        return evaluator.evaluate(config or read_config(MODELS / model / "config.pbtxt"))
+
+
+def test_every_datatype_is_synthesized_in_the_right_shape(server):
+    outcome = _measure(server, "alltypes", inputs=Inputs(shapes={"IN_DYNAMIC": [5]}))
+    assert outcome.ok, outcome.reason
+    assert outcome.measurement.errors == 0 and outcome.measurement.samples >= 100
+
+
+def test_dynamic_dimension_without_shape_is_refused(server):
+    with pytest.raises(ConfigError, match="IN_DYNAMIC.*--shape IN_DYNAMIC"):
+        _measure(server, "alltypes")
+
+
+def test_real_input_data_reaches_the_model(server, tmp_path):
+    # synthetic data is refused by this model ...
+    refused = _measure(server, "checker", spec=LoadSpec(concurrency=2, warmup_s=0.2, window_s=0.3,
+                                                         max_duration_s=1))
+    assert not refused.ok and "unexpected data" in refused.reason
+    # ... perf_analyzer-style JSON, two entries sent in turn, is accepted
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"data": [{"INPUT0": list(range(8))},
+                                         {"INPUT0": {"content": [2 * i for i in range(8)], "shape": [8]}}]}))
+    outcome = _measure(server, "checker", inputs=Inputs(data_file=data))
+    assert outcome.ok and outcome.measurement.errors == 0
+
+
+def test_input_data_errors_name_file_entry_and_input(tmp_path):
+    specs = [TensorSpec("INPUT0", "FP32", (1, 8))]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"data": [{"INPUT0": list(range(8))}, {"INPUT0": [1, 2, 3]}]}))
+    with pytest.raises(ConfigError, match=r"bad.json: data\[1\].INPUT0: 3 values, but shape \[1, 8\] needs 8"):
+        load_input_data(bad, specs, batching=True)
+    bad.write_text(json.dumps({"data": [{"OTHER": [1]}]}))
+    with pytest.raises(ConfigError, match=r"data\[0\].INPUT0: missing"):
+        load_input_data(bad, specs, batching=True)
+
+
+def test_request_rate_mode_achieves_the_asked_rate(server):
+    spec = LoadSpec(request_rate=200, warmup_s=0.5, window_s=1.0, min_samples=1000, max_duration_s=8)
+    m = _measure(server, "tiny", spec=spec).measurement
+    assert m.errors == 0 and m.mode == "request rate 200/s"
+    assert abs(m.throughput / 200 - 1) <= 0.05, m.throughput
+
+
+def test_shared_memory_inputs_and_outputs(server):
+    m = _measure(server, "tiny", inputs=Inputs(shared_memory=True)).measurement
+    assert m.errors == 0 and m.samples >= 100
+    assert not list(Path("/dev/shm").glob("tuner_tiny_*")), "shared-memory regions left behind"
+    assert not server.control.client.get_system_shared_memory_status(as_json=True).get("regions")
+
+
+def test_server_breakdown_is_recorded(server):
+    m = _measure(server, "tiny").measurement
+    s = m.server
+    assert s is not None and s.compute_infer_ms >= 1.5  # tiny sleeps 2 ms per execution
+    assert s.avg_batch_size == 1.0  # no dynamic batching in tiny's config
+
+
+def test_specs_of_metadata():
+    meta = [{"name": "x", "datatype": "FP32", "shape": ["-1", "3", "-1"]}]
+    assert tensor_specs(meta, 2, {"x": [3, 7]}) == [TensorSpec("x", "FP32", (2, 3, 7))]
+    assert tensor_specs(meta, 1, None, strict=False) == []
