@@ -1,6 +1,7 @@
 """End to end against a real embedded Triton, a real model and a real SQLite Optuna storage."""
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -72,6 +73,16 @@ def _counted(study):
             or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted")]
 
 
+def _finished_rows(workdir) -> int:
+    """Read-only peek: opening the storage through Optuna while the tuner creates its schema would
+    race the tuner's own schema creation."""
+    try:
+        with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'FAIL')").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
 def _servers_of(workdir):
     found = subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"], capture_output=True, text=True)
     return found.stdout.split()
@@ -82,14 +93,8 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8"), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and _finished_rows(workdir) < 3:
         time.sleep(0.5)
-        if (workdir / "study.db").exists():
-            try:
-                if len(_counted(load_study(workdir))) >= 3:
-                    break
-            except KeyError:  # study not created yet
-                pass
     time.sleep(0.7)  # land inside a trial's measurement
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
