@@ -31,3 +31,17 @@ def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> Path:
+    """One real short search, shared by the tests that only read its results."""
+    workdir = tmp_path_factory.mktemp("tiny_study")
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "6")
+    assert done.returncode == 0, done.stderr
+    return workdir
+
+
+def tuner(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)

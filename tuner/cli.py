@@ -25,6 +25,7 @@ from tuner.study import StudySettings, baseline, open_study, search
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT / "model_repository_template"
 SPACES = PROJECT / "search_spaces"
+DEFAULT_STORAGE = "sqlite:///tuner_runs/tuner.db"
 
 
 def _shape(text: str) -> tuple[str, list[int]]:
@@ -70,6 +71,13 @@ def _add_load(p: argparse.ArgumentParser) -> None:
                    help="pass inputs and outputs through system shared memory instead of gRPC")
 
 
+def _add_study(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    p.add_argument("--study-name", help="default: the only study in the storage")
+    p.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
+    p.add_argument("--slo-p95-ms", type=_positive(float), help="choose the highest throughput under this P95")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tuner", description="Auto-tune a Triton model's config.pbtxt.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     _add_target(s)
     s.add_argument("--search-space", default="default", help="YAML file, or a name under search_spaces/")
     s.add_argument("--trials", type=_positive(int), default=50, help="trials in the study, baseline included")
-    s.add_argument("--storage", default="sqlite:///tuner_runs/tuner.db", help="Optuna storage URL")
+    s.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
@@ -86,6 +94,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="sampler seed")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_load(s)
+    d = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage", formatter_class=fmt)
+    d.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    d.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    d.add_argument("--port", type=int, default=8080)
+    r = sub.add_parser("report", help="Pareto picture, importances, front table and config diff",
+                       formatter_class=fmt)
+    _add_study(r)
+    r.add_argument("--out", type=Path, default=Path("tuner_report"), help="folder for pareto.png, "
+                   "importance.png and report.html")
+    e = sub.add_parser("export", help="write a chosen trial's config.pbtxt (and verify it)", formatter_class=fmt)
+    _add_study(e)
+    e.add_argument("--trial", type=int, help="export this trial number instead of choosing by policy")
+    e.add_argument("--out", type=Path, default=Path("tuner_out"), help="writes <out>/<model>/config.pbtxt")
+    e.add_argument("--verify", action="store_true", help="deploy the export into a fresh embedded server "
+                   "and measure it again, with the study's load settings")
+    e.add_argument("--run-dir", type=Path, default=Path("tuner_runs"), help="where --verify runs its server")
     m = sub.add_parser("measure", help="measure one config, like perf_analyzer (no search)", formatter_class=fmt)
     _add_target(m)
     m.add_argument("--config", type=Path, help="a config.pbtxt to measure instead of the model's own")
@@ -176,6 +200,12 @@ def cmd_search(args) -> int:
         load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
         settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe())
         study = open_study(args.storage, name, settings, args.seed)
+        study.set_user_attr("context", {
+            "launcher": server.launcher, "url": args.url, "triton_version": server.control.version(),
+            "model_repository": str((args.model_repository or DEMO_REPOSITORY).resolve())
+            if args.launcher == "embedded" else None,
+            "search_space": str(space.source), "load": dataclasses.asdict(spec),
+            "shared_memory": inputs.shared_memory})
         print(f"study '{name}' in {args.storage}; server {server.url} ({server.launcher}); "
               f"Triton {server.control.version()}", file=sys.stderr)
         try:
@@ -208,29 +238,110 @@ def cmd_measure(args) -> int:
 
 def _finish(study: optuna.Study, model: str, args) -> int:
     trials = study.get_trials(deepcopy=False)
-    base = baseline(study)
     chosen = choose(trials, args.policy, args.slo_p95_ms)
     print(f"\n{counts_line(trials)}\nPareto front (* = exported):")
-    print(front_table(trials, base, chosen))
+    print(front_table(trials, baseline(study), chosen))
     for line in failures(trials):
         print(f"failed {line}")
+    return _export(study, model, chosen, args)
+
+
+def _export(study: optuna.Study, model: str, chosen, args) -> int:
     if chosen is None:
         print(f"\nno trial meets P95 <= {args.slo_p95_ms} ms: nothing exported", file=sys.stderr)
         return 1
-    path = export(chosen, args.out, model, {"study": study.study_name, "storage": args.storage,
-                                            "policy": "slo" if args.slo_p95_ms else args.policy,
-                                            "slo_p95_ms": args.slo_p95_ms, "concurrency": args.concurrency})
+    context = {"study": study.study_name, "storage": args.storage, "search_settings": study.user_attrs.get("settings"),
+               "policy": "trial" if getattr(args, "trial", None) is not None else
+               ("slo" if args.slo_p95_ms else args.policy), "slo_p95_ms": args.slo_p95_ms,
+               **study.user_attrs.get("context", {})}
+    path = export(chosen, args.out, model, context)
+    base = baseline(study)
     gain = f" ({chosen.values[0] / base.values[0]:.2f}x the baseline's throughput)" if base else ""
     print(f"\nexported trial #{chosen.number}{gain} to {path}")
-    print(f"watch or browse the study: optuna-dashboard {args.storage}")
+    print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
     return 0
+
+
+def _open_existing(args) -> optuna.Study:
+    names = [s.study_name for s in optuna.get_all_study_summaries(args.storage)]
+    name = args.study_name or (names[0] if len(names) == 1 else None)
+    if name is None or name not in names:
+        raise ConfigError(f"--storage {args.storage}: " + (f"no study '{name}'" if name else
+                          f"{len(names)} studies ({', '.join(names) or 'none'}); name one with --study-name"))
+    return optuna.load_study(study_name=name, storage=args.storage)
+
+
+def _storage_exists(storage: str) -> None:
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"--storage {storage}: no such database (run a search first)")
+
+
+def cmd_dashboard(args) -> int:
+    from optuna_dashboard import run_server
+
+    _storage_exists(args.storage)
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {args.storage} (Ctrl-C to stop)", flush=True)
+    run_server(args.storage, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from tuner import report
+
+    _storage_exists(args.storage)
+    study = _open_existing(args)
+    trials = study.get_trials(deepcopy=False)
+    base, chosen = baseline(study), choose(trials, args.policy, args.slo_p95_ms)
+    args.out.mkdir(parents=True, exist_ok=True)
+    images = [(args.out / "pareto.png", "throughput against P95 latency; the front, the baseline and the choice")]
+    report.pareto_png(trials, base, chosen, images[0][0], title=f"study {study.study_name}:")
+    scores = report.importances(study)
+    if scores:
+        report.importance_png(scores, args.out / "importance.png")
+        images.append((args.out / "importance.png", "which knobs mattered (fANOVA importance per objective)"))
+    table = front_table(trials, base, chosen)
+    diff = report.config_diff(base, chosen) if base and chosen else ""
+    summary = counts_line(trials)
+    (args.out / "report.html").write_text(report.html_page(f"tuner report: {study.study_name}", table, diff,
+                                                           images, summary))
+    print(f"{summary}\n{table}\n\n{diff}")
+    print(f"wrote {', '.join(str(p) for p, _ in images)} and {args.out / 'report.html'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from tuner.export import verify
+
+    _storage_exists(args.storage)
+    study = _open_existing(args)
+    model = (study.user_attrs.get("settings") or {}).get("model") or study.study_name
+    if args.trial is not None:
+        found = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
+        if not found or found[0].values is None:
+            raise ConfigError(f"--trial {args.trial}: no measured trial with that number in '{study.study_name}'")
+        chosen = found[0]
+    else:
+        chosen = choose(study.get_trials(deepcopy=False), args.policy, args.slo_p95_ms)
+    status = _export(study, model, chosen, args)
+    if status or not args.verify:
+        return status
+    context = study.user_attrs.get("context", {})
+    if not context.get("model_repository"):
+        raise ConfigError("--verify needs the model's files: this study was not made with the embedded launcher")
+    spec = LoadSpec(**context["load"])
+    verdict = verify(args.out / model / "config.pbtxt", Path(context["model_repository"]) / model,
+                     lambda repo, run: EmbeddedServer(repo, run), spec, chosen, args.run_dir / "verify")
+    print(verdict.text(chosen))
+    return 0 if verdict.measurement is not None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return {"search": cmd_search, "measure": cmd_measure}[args.command](args)
+        commands = {"search": cmd_search, "measure": cmd_measure, "dashboard": cmd_dashboard,
+                    "report": cmd_report, "export": cmd_export}
+        return commands[args.command](args)
     except TunerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,14 +1,36 @@
-"""Writing the chosen trial's config where a model repository can take it, with a manifest."""
+"""Writing the chosen trial's config where a model repository can take it, with a manifest, and
+verifying it: deployed from the exported file into a fresh server and measured again."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
-from tuner.modelconfig import parse_config
+from tuner.evaluate import Evaluator
+from tuner.loadgen import LoadSpec, Measurement
+from tuner.modelconfig import parse_config, read_config
+
+
+def hardware() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    info = {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform()}
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            info["gpus"] = [g.strip() for g in out.splitlines() if g.strip()]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return info
 
 
 def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None) -> Path:
@@ -23,6 +45,55 @@ def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None =
     manifest = {"trial": trial.number, "role": trial.user_attrs.get("role"),
                 "throughput_infer_per_s": trial.values[0], "p95_latency_ms": trial.values[1],
                 "metrics": trial.user_attrs.get("metrics"), "knobs": trial.user_attrs.get("knobs"),
-                "tuner_version": version("tuner"), "host": platform.node(), **(context or {})}
+                "tuner_version": version("tuner"), "hardware": hardware(), **(context or {})}
     (dest / "tuner_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class Verdict:
+    measurement: Measurement | None
+    reason: str  # why it could not be measured; empty when it was
+    throughput_change: float = math.nan  # re-measured / stored - 1
+    p95_change: float = math.nan
+    within_ci: bool = False
+
+    def text(self, stored: FrozenTrial) -> str:
+        if self.measurement is None:
+            return f"verify FAILED: {self.reason}"
+        m, metrics = self.measurement, stored.user_attrs.get("metrics", {})
+        ci = metrics.get("throughput_ci") or [math.nan, math.nan]
+        p95_ci = metrics.get("p95_ci_ms") or [math.nan, math.nan]
+        lines = [f"re-measured  {m.throughput:.1f} infer/s ({self.throughput_change * 100:+.1f}% vs stored "
+                 f"{stored.values[0]:.1f}, stored CI {_interval(ci)}), P95 {m.p95_ms:.1f} ms "
+                 f"({self.p95_change * 100:+.1f}% vs stored {stored.values[1]:.1f}, stored CI {_interval(p95_ci)})"]
+        lines.append("verdict      within the stored confidence intervals" if self.within_ci else
+                     "verdict      NOT within the stored confidence intervals: the machine's load or the model's "
+                     "behaviour changed since the search; compare the numbers above")
+        return "\n".join(lines)
+
+
+def _interval(ci) -> str:
+    return "n/a" if ci[0] is None or ci[0] != ci[0] else f"{ci[0]:.1f}-{ci[1]:.1f}"
+
+
+def verify(config_path: Path, model_dir: Path, server_factory, spec: LoadSpec, stored: FrozenTrial,
+           work: Path) -> Verdict:
+    """Lays out a repository as a user would deploy the export (the model's files plus the
+    exported config.pbtxt), loads it from disk in a fresh server and measures it again."""
+    repo = work / "repository"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(model_dir, repo / model_dir.name, ignore=shutil.ignore_patterns("config.pbtxt"))
+    shutil.copy(config_path, repo / model_dir.name / "config.pbtxt")
+    config = read_config(repo / model_dir.name / "config.pbtxt")
+    with server_factory(repo, work) as server, Evaluator(server, model_dir.name, spec) as evaluator:
+        outcome = evaluator.evaluate(config)
+    if not outcome.ok:
+        return Verdict(None, outcome.reason)
+    m, metrics = outcome.measurement, stored.user_attrs.get("metrics", {})
+    ci = metrics.get("throughput_ci") or [None, None]
+    p95_ci = metrics.get("p95_ci_ms") or [None, None]
+    # the two intervals overlap: the difference is within what the measurements can tell apart
+    overlap = lambda a, b: None not in (*a, *b) and a[0] <= b[1] and b[0] <= a[1]  # noqa: E731
+    within = overlap(ci, m.throughput_ci) and overlap(p95_ci, m.p95_ci_ms)
+    return Verdict(m, "", m.throughput / stored.values[0] - 1, m.p95_ms / stored.values[1] - 1, bool(within))

@@ -59,6 +59,7 @@ class Measurement:
     p95_ms: float
     p99_ms: float
     p95_ci_ms: tuple[float, float]  # 95% bootstrap confidence interval of P95
+    throughput_ci: tuple[float, float]  # 95% interval of the mean over the measurement windows
     samples: int
     errors: int
     duration_s: float
@@ -75,6 +76,13 @@ def _p95_ci(latencies: np.ndarray, rng: np.random.Generator, rounds: int = 400) 
     estimates = np.percentile(latencies[picks], 95, axis=1)
     low, high = np.percentile(estimates, [2.5, 97.5])
     return float(low), float(high)
+
+
+def _throughput_ci(rates: list[float]) -> tuple[float, float]:
+    if len(rates) < 2:
+        return (float("nan"), float("nan"))
+    half = 2.0 * float(np.std(rates, ddof=1)) / np.sqrt(len(rates))  # ~t(0.975) for a few windows
+    return float(np.mean(rates) - half), float(np.mean(rates) + half)
 
 
 def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -> bool:
@@ -166,7 +174,7 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
             await asyncio.sleep(spec.warmup_s)
             start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.done_at)
             windows: list[tuple[int, float]] = []
-            window_s, stable = spec.window_s, False
+            window_s, stable, rates = spec.window_s, False, []
             while True:
                 mark = len(rec.latency)
                 await asyncio.sleep(window_s)
@@ -179,8 +187,10 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
                 if len(window) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
                     window_s *= 2  # too few samples to judge a P95 by: longer windows, start over
                     windows.clear()
+                    rates.clear()
                     continue
                 windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
+                rates.append(len(window) / window_s)
                 stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
                 if stable and len(rec.done_at) - first >= spec.min_samples:
                     break
@@ -189,7 +199,8 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
             stop.set()
             await traffic
     return {"latency": np.array(rec.latency[first:last]) * 1e3, "duration": end - start,
-            "windows": len(windows), "stable": stable, "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start)}
+            "windows": len(windows), "stable": stable, "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start),
+            "rates": rates}
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
@@ -201,12 +212,13 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
     lat, errors = raw["latency"], raw["errors"]
     mode = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
     if len(lat) == 0:
-        return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, 0, len(errors),
+        return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, (float("nan"),) * 2, 0, len(errors),
                            raw["duration"], raw["windows"], False, raw["cpu"],
                            errors[0] if errors else "no response", server, mode)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) * batch / raw["duration"], p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=_p95_ci(lat, np.random.default_rng(seed)),
+                       throughput_ci=_throughput_ci([r * batch for r in raw["rates"]]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
                        first_error=errors[0] if errors else "", server=server, mode=mode)

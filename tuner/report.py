@@ -58,3 +58,102 @@ def measurement_text(m) -> str:
                      f"infer {s.compute_infer_ms:.2f}  output {s.compute_output_ms:.2f}  "
                      f"avg batch {s.avg_batch_size:.2f}")
     return "\n".join(lines)
+
+
+def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:
+    """What to change in your config.pbtxt: the chosen trial's config against the baseline's."""
+    import difflib
+
+    return "".join(difflib.unified_diff(base.user_attrs["config_pbtxt"].splitlines(keepends=True),
+                                        chosen.user_attrs["config_pbtxt"].splitlines(keepends=True),
+                                        f"baseline (trial #{base.number})", f"chosen (trial #{chosen.number})"))
+
+
+def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None, path,
+               title: str = "") -> None:
+    """Every measured trial as throughput against P95, the front joined, baseline and choice marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tuner.select import measured
+
+    points = measured(trials)
+    front = sorted(pareto_front(trials), key=lambda t: t.values[1])
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    ax.scatter([t.values[1] for t in points], [t.values[0] for t in points], s=22, color="#9aa5b1",
+               label=f"trials ({len(points)} measured)", zorder=2)
+    ax.step([t.values[1] for t in front], [t.values[0] for t in front], where="post", color="#1f77b4",
+            lw=1.8, zorder=3)
+    ax.scatter([t.values[1] for t in front], [t.values[0] for t in front], s=40, color="#1f77b4",
+               label="Pareto front", zorder=4)
+    for trial, marker, color, label in ((base, "*", "#d62728", "baseline (your config)"),
+                                        (chosen, "D", "#2ca02c", "chosen (exported)")):
+        if trial is not None:
+            ax.scatter([trial.values[1]], [trial.values[0]], marker=marker, s=220 if marker == "*" else 110,
+                       color=color, edgecolor="black", label=f"{label}: #{trial.number}", zorder=5)
+            ax.annotate(f"#{trial.number}  {trial.values[0]:.0f}/s, {trial.values[1]:.1f} ms",
+                        (trial.values[1], trial.values[0]), textcoords="offset points", xytext=(10, -14), fontsize=9)
+    if base is not None and chosen is not None:
+        gain = chosen.values[0] / base.values[0]
+        title = f"{title}  chosen: {gain:.2f}x throughput, P95 {(chosen.values[1] / base.values[1] - 1) * 100:+.0f}%"
+    ax.set_xlabel("P95 latency (ms)  - lower is better")
+    ax.set_ylabel("throughput (inferences/s)  - higher is better")
+    ax.set_title(title.strip(), fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def importances(study) -> dict[str, dict[str, float]]:
+    """Parameter importance (fANOVA) for each objective, over the searched trials."""
+    import optuna
+
+    from tuner.select import measured
+
+    searched = [t for t in measured(study.get_trials(deepcopy=False)) if t.params]
+    common = set.intersection(*(set(t.params) for t in searched)) if len(searched) >= 4 else set()
+    if not common:
+        return {}
+    result = {}
+    for i, name in enumerate(study.metric_names or ["throughput", "p95"]):
+        result[name] = optuna.importance.get_param_importances(
+            study, params=sorted(common), target=lambda t, i=i: t.values[i])
+    return result
+
+
+def importance_png(values: dict[str, dict[str, float]], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(values), figsize=(5 * len(values), 3.6), dpi=110, squeeze=False)
+    for ax, (objective, scores) in zip(axes[0], values.items()):
+        names = list(scores)[::-1]
+        ax.barh(names, [scores[n] for n in names], color="#1f77b4")
+        ax.set_xlabel("importance (share of variance)")
+        ax.set_title(objective, fontsize=10)
+        ax.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def html_page(title: str, table: str, diff: str, images: list, summary: str) -> str:
+    import base64
+    import html
+
+    figures = "".join(f'<figure><img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                      f'alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+                      for p, alt in images)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}pre{background:#f5f5f5;"
+            "padding:1em;overflow-x:auto}img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>{figures}"
+            f"<h2>Pareto front</h2><pre>{html.escape(table)}</pre>"
+            f"<h2>Change to your config.pbtxt</h2><pre>{html.escape(diff or '(the chosen config is your own)')}</pre>"
+            "</body></html>")

@@ -1,0 +1,31 @@
+"""Helpers the benchmark scripts share: a results folder, a table printer, the median."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    text = [[str(h) for h in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in text) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in text]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def median(values: list[float]) -> float:
+    values = [v for v in values if v == v]  # drop NaN (failed runs)
+    return statistics.median(values) if values else float("nan")
+
+
+def write_json(name: str, payload: dict, out: Path | None = None) -> Path:
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M"), "host": platform.node(),
+               "cpus": __import__("os").cpu_count(), **payload}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,71 @@
+"""optuna-dashboard, started by `tuner dashboard`, opened in a real headless Chromium (Debian's),
+on a study made by a real short search."""
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tuner.server.embedded import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# this machine has no network: without these, Chromium keeps trying to reach Google's services
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+pytestmark = pytest.mark.skipif(not shutil.which("chromium"),
+                                reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+
+
+@pytest.fixture
+def dashboard(tiny_study):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "dashboard", "--storage",
+                             f"sqlite:///{tiny_study / 'study.db'}", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/studies", timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_dashboard_shows_study_trials_and_pareto_front(dashboard, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{dashboard}/dashboard/")
+        page.get_by_text("1. tiny").first.wait_for(timeout=30_000)  # the study list
+        page.screenshot(path=str(tmp_path / "studies.png"))
+
+        page.goto(f"{dashboard}/dashboard/studies/1")
+        page.get_by_text("Pareto Front", exact=False).first.wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the plot itself drew
+        page.screenshot(path=str(tmp_path / "study.png"), full_page=True)
+        body = page.inner_text("body")
+        assert "throughput_infer_per_s" in body and "p95_latency_ms" in body
+
+        page.goto(f"{dashboard}/dashboard/studies/1/trials")
+        page.get_by_text("config_pbtxt", exact=False).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "trials.png"), full_page=True)
+        browser.close()
+    for shot in ("studies.png", "study.png", "trials.png"):
+        assert (tmp_path / shot).stat().st_size > 10_000
+    shutil.copy(tmp_path / "study.png", tmp_path.parent / "dashboard_study.png")  # kept for a look
+
+
+def test_dashboard_binds_to_loopback_by_default():
+    from tuner.cli import parser
+
+    assert parser().parse_args(["dashboard"]).host == "127.0.0.1"
