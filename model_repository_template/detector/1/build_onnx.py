@@ -1,10 +1,6 @@
-"""Build the demo detector as an ONNX graph: deterministic, seeded weights, no download.
+"""Build the demo detector (network.py) as an ONNX graph: deterministic, seeded weights, no download.
 
-A YOLO-style single-stage detector, sized for a CPU demo: a strided conv stem and three
-detection heads at strides 8, 16 and 32, so a 640x640 image gives 80*80 + 40*40 + 20*20 = 8400
-anchors, each with 4 box values and 80 class scores (output [84, 8400], like YOLOv8's).
-
-    python build_onnx.py [out.onnx]     # writes model.onnx beside this file by default
+    python build_onnx.py [out.onnx] [--width N]     # writes model.onnx beside this file by default
 """
 from __future__ import annotations
 
@@ -15,43 +11,36 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-SEED = 0
-NUM_OUTPUTS = 84  # 4 box coordinates + 80 classes
-# (out_channels, stride) of each 3x3 conv; heads attach after the stride-8, -16 and -32 stages.
-BACKBONE = [(8, 2), (16, 2), (16, 2), (32, 2), (32, 2)]
-HEAD_AFTER = (2, 3, 4)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from network import NUM_OUTPUTS, layers  # noqa: E402
 
 
-def build() -> onnx.ModelProto:
-    """The detector graph with weights from a fixed seed: the same bytes on every run."""
-    rng = np.random.default_rng(SEED)
+def build(width: int = 1) -> onnx.ModelProto:
+    """The detector graph: the same bytes on every run."""
     nodes, inits = [], []
 
-    def conv(x: str, cin: int, cout: int, k: int, stride: int, name: str) -> str:
-        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
-        b = np.zeros(cout, dtype=np.float32)
-        inits.extend([numpy_helper.from_array(w, f"{name}.w"), numpy_helper.from_array(b, f"{name}.b")])
-        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [f"{name}.y"],
-                                      kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4))
-        return f"{name}.y"
+    def conv(x: str, c) -> str:
+        inits.extend([numpy_helper.from_array(c.weight, f"{c.name}.w"), numpy_helper.from_array(c.bias, f"{c.name}.b")])
+        k = c.weight.shape[-1]
+        nodes.append(helper.make_node("Conv", [x, f"{c.name}.w", f"{c.name}.b"], [f"{c.name}.y"],
+                                      kernel_shape=[k, k], strides=[c.stride] * 2, pads=[k // 2] * 4))
+        if not c.activation:
+            return f"{c.name}.y"
+        nodes.append(helper.make_node("Sigmoid", [f"{c.name}.y"], [f"{c.name}.s"]))  # SiLU = x * sigmoid(x)
+        nodes.append(helper.make_node("Mul", [f"{c.name}.y", f"{c.name}.s"], [f"{c.name}.a"]))
+        return f"{c.name}.a"
 
-    def silu(x: str, name: str) -> str:
-        nodes.append(helper.make_node("Sigmoid", [x], [f"{name}.s"]))
-        nodes.append(helper.make_node("Mul", [x, f"{name}.s"], [f"{name}.a"]))
-        return f"{name}.a"
-
-    x, cin, heads = "images", 3, []
-    for i, (cout, stride) in enumerate(BACKBONE):
-        x = silu(conv(x, cin, cout, 3, stride, f"stage{i}"), f"stage{i}")
-        cin = cout
-        if i in HEAD_AFTER:
-            h = conv(x, cin, NUM_OUTPUTS, 1, 1, f"head{i}")
-            flat = f"head{i}.flat"
-            inits.append(numpy_helper.from_array(np.array([0, NUM_OUTPUTS, -1], dtype=np.int64), f"{flat}.shape"))
-            nodes.append(helper.make_node("Reshape", [h, f"{flat}.shape"], [flat]))
-            heads.append(flat)
-    nodes.append(helper.make_node("Concat", heads, ["output0"], axis=2))
-
+    backbone, heads = layers(width)
+    x, flat = "images", []
+    for i, c in enumerate(backbone):
+        x = conv(x, c)
+        if i in heads:
+            h = conv(x, heads[i])
+            shape = f"{heads[i].name}.shape"
+            inits.append(numpy_helper.from_array(np.array([0, NUM_OUTPUTS, -1], dtype=np.int64), shape))
+            nodes.append(helper.make_node("Reshape", [h, shape], [f"{heads[i].name}.flat"]))
+            flat.append(f"{heads[i].name}.flat")
+    nodes.append(helper.make_node("Concat", flat, ["output0"], axis=2))
     graph = helper.make_graph(
         nodes, "detector",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 640, 640])],
@@ -64,6 +53,8 @@ def build() -> onnx.ModelProto:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("model.onnx")
-    out.write_bytes(build().SerializeToString())
+    args = [a for a in sys.argv[1:] if not a.startswith("--width")]
+    width = int(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--width=")), "1"))
+    out = Path(args[0]) if args else Path(__file__).with_name("model.onnx")
+    out.write_bytes(build(width).SerializeToString())
     print(f"wrote {out}")

@@ -1,13 +1,16 @@
-"""Triton python-backend model: the demo detector, run by onnxruntime.
+"""Triton python-backend model: the demo detector (network.py).
+
+Runtimes: onnxruntime by default; on KIND_GPU, onnxruntime's TensorRT or CUDA provider when this
+onnxruntime build has one, else torch on the GPU. `runtime` forces one (onnxruntime|torch).
 
 Backend settings come from the config's `parameters`, with the keys Triton's own onnxruntime
 backend uses, so a tuned config reads the same either way:
   intra_op_thread_count, inter_op_thread_count   ONNX Runtime thread pools
-  precision_mode (FP32|FP16), max_workspace_size_bytes, trt_engine_cache_enable
-                                                  TensorRT execution provider, used on KIND_GPU
-                                                  when onnxruntime has it (else CUDA, else CPU)
+  precision_mode (FP32|FP16|BF16)                 TensorRT provider precision, or torch dtype
+  max_workspace_size_bytes, trt_engine_cache_enable   TensorRT provider only
+  width                                           channel multiplier of the network (default 1)
 Inputs arrive through DLPack. Outputs leave through the numpy constructor under numpy 1.x and
-through DLPack under numpy 2.x: the stub's numpy interop is built for 1.x and mis-sizes 2.x arrays,
+through DLPack otherwise: the stub's numpy interop is built for 1.x and mis-sizes 2.x arrays,
 while its DLPack import rejects numpy 1.x capsules.
 """
 import json
@@ -15,28 +18,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
-def _onnx_bytes() -> bytes:
-    """model.onnx beside this file, or the same graph built in memory (no file is written)."""
+def _onnx_bytes(width: int) -> bytes:
+    """model.onnx beside this file (width 1), or the graph built in memory (no file is written)."""
     path = HERE / "model.onnx"
-    if path.exists():
+    if width == 1 and path.exists():
         return path.read_bytes()
-    sys.path.insert(0, str(HERE))
     import build_onnx
 
-    return build_onnx.build().SerializeToString()
+    return build_onnx.build(width).SerializeToString()
 
 
-def _providers(params: dict, kind: str, device_id: int, cache_dir: Path) -> list:
-    available = ort.get_available_providers()
-    if kind != "GPU":
-        return ["CPUExecutionProvider"]
-    providers = []
+def _ort_providers(ort, params: dict, device_id: int, cache_dir: Path) -> list:
+    available, providers = ort.get_available_providers(), []
     if "TensorrtExecutionProvider" in available:
         trt = {"device_id": device_id,
                "trt_fp16_enable": params.get("precision_mode", "FP32").upper() == "FP16",
@@ -47,33 +46,64 @@ def _providers(params: dict, kind: str, device_id: int, cache_dir: Path) -> list
         providers.append(("TensorrtExecutionProvider", trt))
     if "CUDAExecutionProvider" in available:
         providers.append(("CUDAExecutionProvider", {"device_id": device_id}))
-    return providers + ["CPUExecutionProvider"]
+    return providers
 
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_thread_count", "0"))
-        options.inter_op_num_threads = int(params.get("inter_op_thread_count", "0"))
-        providers = _providers(params, args.get("model_instance_kind", "CPU"),
-                               int(args.get("model_instance_device_id", "0")),
-                               Path(args["model_repository"]) / "trt_cache")
-        self.session = ort.InferenceSession(_onnx_bytes(), options, providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
-        # pb_utils.Tensor exists only once the stub runs, not at import time
-        self.output_tensor = pb_utils.Tensor if np.__version__.startswith("1.") else pb_utils.Tensor.from_dlpack
-        self.config_input = config["input"][0]["name"]
+        self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
+        self.numpy_out = np.__version__.startswith("1.")
+        width = int(params.get("width", "1"))
+        gpu = args.get("model_instance_kind") == "GPU"
+        device_id = int(args.get("model_instance_device_id", "0"))
+        runtime = params.get("runtime", "auto")
+        import onnxruntime as ort
+
+        gpu_providers = _ort_providers(ort, params, device_id, Path(args["model_repository"]) / "trt_cache") if gpu else []
+        if runtime == "torch" or (runtime == "auto" and gpu and not gpu_providers):
+            self._init_torch(width, gpu, device_id, params.get("precision_mode", "FP32").upper())
+        else:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = int(params.get("intra_op_thread_count", "0"))
+            options.inter_op_num_threads = int(params.get("inter_op_thread_count", "0"))
+            self.session = ort.InferenceSession(_onnx_bytes(width), options,
+                                                providers=gpu_providers + ["CPUExecutionProvider"])
+            self.run = self._run_onnxruntime
+
+    def _init_torch(self, width: int, gpu: bool, device_id: int, precision: str):
+        import torch
+        from network import torch_module
+
+        self.torch = torch
+        self.device = torch.device(f"cuda:{device_id}" if gpu else "cpu")
+        self.dtype = {"FP16": torch.float16, "BF16": torch.bfloat16}.get(precision, torch.float32)
+        torch.backends.cudnn.benchmark = True
+        self.net = torch_module(width).to(self.device, self.dtype).eval()
+        self.net = self.net.to(memory_format=torch.channels_last)
+        self.run = self._run_torch
+
+    def _run_onnxruntime(self, xs):
+        x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+
+    def _run_torch(self, xs):
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(xs[0] if len(xs) == 1 else np.concatenate(xs))
+            x = x.to(self.device, non_blocking=True).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            return self.net(x).float().cpu().numpy()
 
     def execute(self, requests):
         # One run for everything the scheduler handed over, so dynamic batching pays off.
-        xs = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.config_input)) for r in requests]
-        y = self.session.run(None, {self.input_name: xs[0] if len(xs) == 1 else np.concatenate(xs)})[0]
+        xs = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
+        y = self.run(xs)
+        to_tensor = pb_utils.Tensor if self.numpy_out else pb_utils.Tensor.from_dlpack
         responses, start = [], 0
         for x in xs:
             part = np.ascontiguousarray(y[start:start + len(x)])
             start += len(x)
-            responses.append(pb_utils.InferenceResponse([self.output_tensor(self.output_name, part)]))
+            responses.append(pb_utils.InferenceResponse([to_tensor(self.output_name, part)]))
         return responses
