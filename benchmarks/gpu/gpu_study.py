@@ -104,7 +104,12 @@ def row(label: str, r: dict) -> list:
 
 HEADERS = ["config", "infer/s", "p50 ms", "p95 ms", "p99 ms", "GPU util %", "GPU MiB", "queue ms", "infer ms",
            "batch", "client cpu"]
-GOOD = {"instance_count": 2, "dynamic_batching": True, "max_queue_delay_us": 500, "precision": "FP16"}
+CANDIDATES = {  # hand-picked configs to compare with the baseline at each width
+    "2 inst, batching, FP16": {"instance_count": 2, "dynamic_batching": True, "max_queue_delay_us": 500,
+                               "precision": "FP16"},
+    "4 inst, batching, FP16": {"instance_count": 4, "dynamic_batching": True, "max_queue_delay_us": 500,
+                               "precision": "FP16"},
+}
 
 
 def calibrate(args) -> dict:
@@ -115,9 +120,9 @@ def calibrate(args) -> dict:
             repo = gpu_repository(Path("/tmp/gpu_cal") / f"w{width}", width)
             base = read_config(repo / "detector" / "config.pbtxt")
             with EmbeddedServer(repo, Path("/tmp/gpu_cal_run") / f"w{width}") as server:
-                for shm in (False, True):
+                for shm in ((False, True) if args.grpc else (True,)):
                     with Evaluator(server, "detector", spec, Inputs(shared_memory=shm)) as ev:
-                        for label, knobs in (("baseline", {}), ("2 inst, batching, FP16", GOOD)):
+                        for label, knobs in (("baseline", {}), *CANDIDATES.items()):
                             key = f"w{width} {'shm' if shm else 'grpc'} {label}"
                             results[key] = measured(ev, apply_knobs(base, knobs), sampler)
                             print(key, json.dumps(results[key]), flush=True)
@@ -183,6 +188,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--min-samples", type=int, default=1000)
     ap.add_argument("--no-shm", dest="shm", action="store_false", help="inputs over gRPC, not shared memory")
+    ap.add_argument("--grpc", action="store_true", help="calibrate: also measure with inputs over gRPC")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_out")))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
