@@ -9,11 +9,11 @@ import platform
 import shutil
 import subprocess
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from tuner import __version__
 from tuner.evaluate import Evaluator
 from tuner.loadgen import LoadSpec, Measurement
 from tuner.modelconfig import parse_config, read_config
@@ -45,7 +45,7 @@ def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None =
     manifest = {"trial": trial.number, "role": trial.user_attrs.get("role"),
                 "throughput_infer_per_s": trial.values[0], "p95_latency_ms": trial.values[1],
                 "metrics": trial.user_attrs.get("metrics"), "knobs": trial.user_attrs.get("knobs"),
-                "tuner_version": version("tuner"), "hardware": hardware(), **(context or {})}
+                "tuner_version": __version__, "hardware": hardware(), **(context or {})}
     (dest / "tuner_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path
 

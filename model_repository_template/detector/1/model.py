@@ -79,41 +79,29 @@ class TritonPythonModel:
         from network import torch_module
 
         self.torch = torch
+        # one CPU thread per instance: several instances' default pools would oversubscribe the host
+        torch.set_num_threads(1)
         self.device = torch.device(f"cuda:{device_id}" if gpu else "cpu")
         self.dtype = {"FP16": torch.float16, "BF16": torch.bfloat16}.get(precision, torch.float32)
         self.net = torch_module(width).to(self.device, self.dtype).eval().to(memory_format=torch.channels_last)
-        # staging buffers in page-locked memory: whole batches cross PCIe in one asynchronous copy
-        pin = gpu
-        self.stage_in = torch.empty((max_batch, 3, 640, 640), dtype=torch.float32, pin_memory=pin)
-        self.stage_out = torch.empty((max_batch, 84, 8400), dtype=torch.float32, pin_memory=pin)
         # cuDNN's benchmark mode would re-tune at every new batch size dynamic batching forms
         # (hundreds of ms each, seen as P99 spikes); its heuristics need no tuning per shape.
         torch.backends.cudnn.benchmark = False
         with torch.inference_mode():  # CUDA and cuDNN set up now, not during the first requests
             for n in sorted({1, max_batch}):
-                self._forward(n)
+                self._run_torch([np.zeros((n, 3, 640, 640), dtype=np.float32)])
         self.run = self._run_torch
-
-    def _forward(self, n: int):
-        torch = self.torch
-        x = self.stage_in[:n].to(self.device, non_blocking=True).to(self.dtype)
-        y = self.net(x.contiguous(memory_format=torch.channels_last))
-        self.stage_out[:n].copy_(y, non_blocking=True)
-        if self.device.type == "cuda":
-            torch.cuda.current_stream(self.device).synchronize()
-        return self.stage_out[:n].numpy()
 
     def _run_onnxruntime(self, xs):
         x = xs[0] if len(xs) == 1 else np.concatenate(xs)
         return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
 
     def _run_torch(self, xs):
-        torch, start = self.torch, 0
+        torch = self.torch
         with torch.inference_mode():
-            for x in xs:  # straight into the staging buffer: no concatenated copy
-                self.stage_in[start:start + len(x)].copy_(torch.from_numpy(x))
-                start += len(x)
-            return self._forward(start)
+            x = torch.from_numpy(xs[0] if len(xs) == 1 else np.concatenate(xs))
+            x = x.to(self.device).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            return self.net(x).float().cpu().numpy()
 
     def execute(self, requests):
         # One run for everything the scheduler handed over, so dynamic batching pays off.
