@@ -1,4 +1,5 @@
 """End to end against a real embedded Triton, a real model and a real SQLite Optuna storage."""
+import os
 import shutil
 import signal
 import sqlite3
@@ -7,6 +8,7 @@ import time
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+import pytest
 from optuna.trial import TrialState
 
 from conftest import MODELS, SPACES, load_study, run_search, search_command
@@ -119,3 +121,38 @@ def test_resuming_with_other_settings_is_refused(workdir):
     assert run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2").returncode == 0
     again = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--concurrency", "4")
     assert again.returncode == 2 and "other settings (load)" in again.stderr
+
+
+def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(workdir):
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
+                      "--slo-p95-ms", "1000")
+    assert done.returncode == 0, done.stderr
+    trials = load_study(workdir).get_trials()
+    assert trials[1].params == {"max_batch_size": 8, "instance_count": 2, "dynamic_batching": True,
+                                "max_queue_delay_us": 500}
+    for t in trials:  # every measured trial carries what the constrained sampler learns from
+        assert t.user_attrs["slo_violation_ms"] == pytest.approx(t.values[1] - 1000)
+        assert t.system_attrs["constraints"] == [t.user_attrs["slo_violation_ms"]]
+
+
+def test_server_killed_mid_study_fails_that_trial_and_the_study_goes_on(workdir):
+    space = str(SPACES / "tiny.yaml")
+    proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "6",
+                                           "--max-measure-s", "3", "--min-samples", "100000"),
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _finished_rows(workdir) < 2:
+        time.sleep(0.3)
+    time.sleep(2.5)  # inside the next trial's measurement (each runs 3 s)
+    victims = _servers_of(workdir)
+    assert victims
+    for pid in victims:
+        os.kill(int(pid), signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    study = load_study(workdir)
+    died = [t for t in study.get_trials() if "tritonserver died" in t.user_attrs.get("fail_reason", "")]
+    assert len(died) == 1 and "restarted it" in died[0].user_attrs["fail_reason"]
+    assert len(_counted(study)) == 6  # the study went on to its total; nothing lost
+    assert study.get_trials()[-1].state == TrialState.COMPLETE  # the restarted server measures
+    assert not _servers_of(workdir)

@@ -49,3 +49,20 @@ def test_invalid_space_is_refused_with_location(text, where):
 def test_yaml_is_read_safely():
     with pytest.raises(ConfigError):
         parse_space("knobs: !!python/object/apply:os.system ['true']\n", "evil.yaml")
+
+
+def test_start_with_entries_become_checked_params():
+    space = parse_space("knobs:\n  instance_count: {low: 1, high: 3}\n  parameters:\n    threads: ['1', '2']\n"
+                        "start_with:\n  - {instance_count: 2, parameters: {threads: 1}}\n")
+    assert space.start_with == ({"instance_count": 2, "param.threads": "1"},)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{instance_count: 5}", r"instance_count=5 is outside 1..3"),
+    ("{max_batch_size: 4}", r"'max_batch_size' is not a searched knob"),
+    ("{parameters: {threads: 3}}", r"param.threads='3' is not one of"),
+])
+def test_start_with_entries_outside_the_space_are_refused(entry, message):
+    text = f"knobs:\n  instance_count: {{low: 1, high: 3}}\n  parameters:\n    threads: ['1', '2']\nstart_with:\n  - {entry}\n"
+    with pytest.raises(ConfigError, match=rf"bad.yaml:5: start_with: entry 0: {message}"):
+        parse_space(text, "bad.yaml")

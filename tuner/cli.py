@@ -90,7 +90,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
-    s.add_argument("--slo-p95-ms", type=_positive(float), help="choose the highest throughput under this P95")
+    s.add_argument("--slo-p95-ms", type=_positive(float), help="P95 limit: a constraint the sampler learns, and the "
+                   "export picks the highest throughput within it")
     s.add_argument("--seed", type=int, help="sampler seed")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_load(s)
@@ -198,7 +199,7 @@ def cmd_search(args) -> int:
             raise ConfigError(f"{space.source}: knobs that do not apply to '{model}' "
                               f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
         load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
-        settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe())
+        settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms)
         study = open_study(args.storage, name, settings, args.seed)
         study.set_user_attr("context", {
             "launcher": server.launcher, "url": args.url, "triton_version": server.control.version(),

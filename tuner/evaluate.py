@@ -10,10 +10,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonclient.utils import InferenceServerException
+
 from tuner.inputs import SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import LoadSpec, Measurement, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
+
+
+_TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,15 @@ class Evaluator:
         except LoadError as e:
             return Outcome(None, self._after_failure(f"load failed: {e}"), time.perf_counter() - start)
         load_s = time.perf_counter() - start
-        m = measure(self.server.control, self.model, self.requests(config.max_batch_size > 0), self.spec)
+        try:
+            m = measure(self.server.control, self.model, self.requests(config.max_batch_size > 0), self.spec)
+        except InferenceServerException as e:  # the server went away between our calls
+            return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
         if m.samples == 0:
             return Outcome(None, self._after_failure(f"no request succeeded: {m.first_error}"), load_s)
+        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.alive():
+            why = f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
+            return Outcome(None, self._after_failure(why), load_s)
         return Outcome(m, "", load_s)
 
     def _after_failure(self, reason: str) -> str:

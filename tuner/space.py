@@ -14,6 +14,7 @@ nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class SearchSpace:
     knobs: dict[str, Spec]
     parameters: dict[str, Spec]
     source: str = "<search space>"
+    start_with: tuple[dict, ...] = ()  # known-good configs (as Optuna params) measured first
 
     @property
     def names(self) -> set[str]:
@@ -132,9 +134,10 @@ def parse_space(text: str, source: str = "<search space>") -> SearchSpace:
     where = _Where(source, root)
     if not isinstance(data, dict) or not isinstance(data.get("knobs"), dict):
         raise where.error(["knobs"], "the file needs a top-level 'knobs:' mapping")
-    unknown_top = set(data) - {"knobs", "description"}
+    unknown_top = set(data) - {"knobs", "description", "start_with"}
     if unknown_top:
-        raise where.error([sorted(unknown_top)[0]], "unknown top-level key (expected 'knobs', 'description')")
+        raise where.error([sorted(unknown_top)[0]],
+                          "unknown top-level key (expected 'knobs', 'start_with', 'description')")
     knobs, parameters = {}, {}
     for name, raw in data["knobs"].items():
         path = ["knobs", str(name)]
@@ -146,7 +149,34 @@ def parse_space(text: str, source: str = "<search space>") -> SearchSpace:
             knobs[name] = _spec(raw, where, path, _CHECKS[name])
         else:
             raise where.error(path, f"unknown knob; known: {', '.join(sorted([*_CHECKS, 'parameters']))}")
-    return SearchSpace(knobs, parameters, source)
+    space = SearchSpace(knobs, parameters, source)
+    return dataclasses.replace(space, start_with=_start_with(data.get("start_with", []), space, where))
+
+
+def _start_with(raw, space: SearchSpace, where: _Where) -> tuple[dict, ...]:
+    """`start_with:` entries as Optuna params, each value checked against the knob's range."""
+    if not isinstance(raw, list):
+        raise where.error(["start_with"], "must be a list of {knob: value} mappings")
+    specs = {**space.knobs, **{f"param.{k}": v for k, v in space.parameters.items()}}
+    entries = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise where.error(["start_with"], f"entry {i} must map knob names to values")
+        params = {}
+        for name, value in {**{k: v for k, v in entry.items() if k != "parameters"},
+                            **{f"param.{k}": v for k, v in (entry.get("parameters") or {}).items()}}.items():
+            spec = specs.get(name)
+            if spec is None or isinstance(spec, Fixed):
+                raise where.error(["start_with"], f"entry {i}: '{name}' is not a searched knob of this space")
+            if isinstance(spec, Choice):
+                value = str(value) if name.startswith("param.") else value
+                if value not in spec.values:
+                    raise where.error(["start_with"], f"entry {i}: {name}={value!r} is not one of {list(spec.values)}")
+            elif not spec.low <= value <= spec.high:
+                raise where.error(["start_with"], f"entry {i}: {name}={value!r} is outside {spec.low}..{spec.high}")
+            params[name] = value
+        entries.append(params)
+    return tuple(entries)
 
 
 def _spec(raw, where: _Where, path: list[str], check) -> Spec:

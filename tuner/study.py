@@ -33,10 +33,22 @@ class StudySettings:
     load: str  # "concurrency 8" or "request rate 100/s"
     base_config: str  # fingerprint of the user's config.pbtxt
     search_space: dict
+    slo_p95_ms: float | None = None  # a constraint inside the search, not only a filter afterwards
+
+
+_VIOLATION = "slo_violation_ms"
+
+
+def _constraints(trial: FrozenTrial) -> list[float]:
+    """Optuna's constraint: P95 minus the SLO (<= 0 is feasible), recorded on each trial."""
+    return [trial.user_attrs.get(_VIOLATION, 0.0)]
 
 
 def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None) -> optuna.Study:
-    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8)
+    # With an SLO, TPE models the infeasible region from each trial's violation and samples away
+    # from it, rather than the SLO merely filtering the results at the end.
+    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8,
+                                         constraints_func=_constraints if settings.slo_p95_ms else None)
     study = optuna.create_study(storage=storage, study_name=name, directions=DIRECTIONS,
                                 sampler=sampler, load_if_exists=True)
     wanted = dataclasses.asdict(settings)
@@ -104,7 +116,12 @@ def _values(outcome: Outcome) -> list[float]:
     return [outcome.measurement.throughput, outcome.measurement.p95_ms]
 
 
-def measure_baseline(study: optuna.Study, evaluator: Evaluator, base: ModelConfig) -> FrozenTrial:
+def _slo(study: optuna.Study) -> float | None:
+    return (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
+
+
+def measure_baseline(study: optuna.Study, evaluator: Evaluator, base: ModelConfig,
+                     start_with: tuple[dict, ...] = ()) -> FrozenTrial:
     """The user's own config, measured first, as trial 0: every gain is reported against it."""
     found = baseline(study)
     if found is not None:
@@ -112,8 +129,15 @@ def measure_baseline(study: optuna.Study, evaluator: Evaluator, base: ModelConfi
     outcome = evaluator.evaluate(base)
     if not outcome.ok:
         raise TunerError(f"the model's own config does not run, so there is nothing to tune from: {outcome.reason}")
+    attrs = {"role": "baseline", **_attrs(base, outcome)}
+    system = {}
+    if _slo(study) is not None:
+        attrs[_VIOLATION] = outcome.measurement.p95_ms - _slo(study)
+        system["constraints"] = [attrs[_VIOLATION]]  # what the samplers read for added trials
     study.add_trial(optuna.trial.create_trial(values=_values(outcome), params={}, distributions={},
-                                              user_attrs={"role": "baseline", **_attrs(base, outcome)}))
+                                              user_attrs=attrs, system_attrs=system))
+    for params in start_with:  # known-good configs next, before the sampler guesses
+        study.enqueue_trial(params, skip_if_exists=True)
     return baseline(study)
 
 
@@ -127,7 +151,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
         earlier = _same_config(study, fingerprint(config), trial.number)
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             trial.set_user_attr("duplicate_of", earlier.number)
-            for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason"):
+            for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", _VIOLATION):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
             if earlier.state == TrialState.COMPLETE:
@@ -138,6 +162,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
             outcome = evaluator.evaluate(config)
             for key, value in _attrs(config, outcome).items():
                 trial.set_user_attr(key, value)
+            if outcome.ok and _slo(study) is not None:
+                trial.set_user_attr(_VIOLATION, outcome.measurement.p95_ms - _slo(study))
             if outcome.ok:
                 study.tell(trial, _values(outcome))
             else:
@@ -164,7 +190,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
     with tqdm(total=trials, initial=min(len(counted(study)), trials), disable=not progress,
               unit="trial", dynamic_ncols=True) as bar:
         if baseline(study) is None:
-            measure_baseline(study, evaluator, base)
+            measure_baseline(study, evaluator, base, space.start_with)
             bar.update(1)
         while len(counted(study)) < trials:
             trial = run_trial(study, evaluator, base, space)

@@ -73,7 +73,11 @@ class TritonControl:
         return self.client.get_model_metadata(model, as_json=True)
 
     def statistics(self, model: str) -> dict:
-        stats = self.client.get_inference_statistics(model, as_json=True).get("model_stats", [])
+        """Cumulative counters of `model`; empty when the server cannot say (it may have died)."""
+        try:
+            stats = self.client.get_inference_statistics(model, as_json=True).get("model_stats", [])
+        except InferenceServerException:
+            return {}
         return stats[0] if stats else {}
 
     def repository_index(self) -> list[dict]:
