@@ -170,9 +170,7 @@ def _remote_base(server: RemoteServer, model: str) -> modelconfig.ModelConfig:
 def _server(args, run_dir: Path):
     """(server, model, base config or None for remote: read from the server once connected)."""
     if args.launcher == "remote":
-        if not args.url or not args.model:
-            raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
-        return RemoteServer(args.url), args.model, None
+        return RemoteServer(args.url), _model_name(args), None
     repository, model, base = _local_base(args)
     work = run_dir / "repository"
     shutil.rmtree(work / model, ignore_errors=True)
@@ -181,7 +179,11 @@ def _server(args, run_dir: Path):
 
 
 def _model_name(args) -> str:
-    return args.model if args.launcher == "remote" else _local_base(args)[1]
+    if args.launcher != "remote":
+        return _local_base(args)[1]
+    if not args.url or not args.model:
+        raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
+    return args.model
 
 
 def cmd_search(args) -> int:

@@ -204,8 +204,8 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            batch: int = 1, seed: int = 0) -> Measurement:
-    """Drives `model` with `requests` (sent in turn) and returns what was measured."""
+            seed: int = 0) -> Measurement:
+    """Drives `model` with `requests` (sent in turn, one inference each) and returns what was measured."""
     before = control.statistics(model)
     raw = asyncio.run(_drive(control.url, requests, spec, seed))
     server = _breakdown(before, control.statistics(model))
@@ -216,9 +216,9 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                            raw["duration"], raw["windows"], False, raw["cpu"],
                            errors[0] if errors else "no response", server, mode)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
-    return Measurement(throughput=len(lat) * batch / raw["duration"], p50_ms=p50, p90_ms=p90,
+    return Measurement(throughput=len(lat) / raw["duration"], p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=_p95_ci(lat, np.random.default_rng(seed)),
-                       throughput_ci=_throughput_ci([r * batch for r in raw["rates"]]),
+                       throughput_ci=_throughput_ci(raw["rates"]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
                        first_error=errors[0] if errors else "", server=server, mode=mode)

@@ -80,9 +80,6 @@ class TritonControl:
             return {}
         return stats[0] if stats else {}
 
-    def repository_index(self) -> list[dict]:
-        return self.client.get_model_repository_index(as_json=True).get("models", [])
-
 
 def _log_tail(log_path: Path | None, lines: int = 15) -> str:
     if log_path is None or not Path(log_path).exists():
