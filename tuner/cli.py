@@ -167,32 +167,34 @@ def _remote_base(server: RemoteServer, model: str) -> modelconfig.ModelConfig:
     return config
 
 
-def _server(args, run_dir: Path):
-    """(server, model, base config or None for remote: read from the server once connected)."""
+def _target(args) -> tuple[str, modelconfig.ModelConfig | None, Path | None]:
+    """(model, its base config, its repository); for a remote server the config is read from the
+    server once connected, and there is no local repository."""
     if args.launcher == "remote":
-        return RemoteServer(args.url), _model_name(args), None
+        if not args.url or not args.model:
+            raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
+        return args.model, None, None
     repository, model, base = _local_base(args)
+    return model, base, repository
+
+
+def _server(args, model: str, repository: Path | None, run_dir: Path):
+    if args.launcher == "remote":
+        return RemoteServer(args.url)
     work = run_dir / "repository"
     shutil.rmtree(work / model, ignore_errors=True)
     shutil.copytree(repository / model, work / model)  # trials write here, never to the user's copy
-    return EmbeddedServer(work, run_dir, host=args.host), model, base
-
-
-def _model_name(args) -> str:
-    if args.launcher != "remote":
-        return _local_base(args)[1]
-    if not args.url or not args.model:
-        raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
-    return args.model
+    return EmbeddedServer(work, run_dir, host=args.host)
 
 
 def cmd_search(args) -> int:
     space = load_space(_space_path(args.search_space))
     spec, inputs = _load_spec(args), _inputs(args)
-    name = args.study_name or _model_name(args)
+    model, base, repository = _target(args)
+    name = args.study_name or model
     if args.storage.startswith("sqlite:///"):
         Path(args.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    server, model, base = _server(args, args.run_dir / name)
+    server = _server(args, model, repository, args.run_dir / name)
     with server:
         if base is None:
             base = _remote_base(server, model)
@@ -203,14 +205,15 @@ def cmd_search(args) -> int:
         load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
         settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms)
         study = open_study(args.storage, name, settings, args.seed)
+        triton_version = server.control.version()
         study.set_user_attr("context", {
-            "launcher": server.launcher, "url": args.url, "triton_version": server.control.version(),
+            "launcher": server.launcher, "url": args.url, "triton_version": triton_version,
             "model_repository": str((args.model_repository or DEMO_REPOSITORY).resolve())
             if args.launcher == "embedded" else None,
             "search_space": str(space.source), "load": dataclasses.asdict(spec),
             "shared_memory": inputs.shared_memory})
         print(f"study '{name}' in {args.storage}; server {server.url} ({server.launcher}); "
-              f"Triton {server.control.version()}", file=sys.stderr)
+              f"Triton {triton_version}", file=sys.stderr)
         try:
             with Evaluator(server, model, spec, inputs) as evaluator:
                 search(study, evaluator, base, space, args.trials, args.slo_p95_ms, progress=not args.no_progress)
@@ -223,12 +226,12 @@ def cmd_search(args) -> int:
 def cmd_measure(args) -> int:
     spec, inputs = _load_spec(args), _inputs(args)
     config = modelconfig.read_config(args.config) if args.config else None
-    server, model, base = _server(args, args.run_dir / "measure")
-    with server:
+    model, base, repository = _target(args)
+    with _server(args, model, repository, args.run_dir / "measure") as server:
         config = config or base or _remote_base(server, model)
         with Evaluator(server, model, spec, inputs) as evaluator:
             outcome = evaluator.evaluate(config)
-        if args.launcher == "remote" and base is None and args.config:
+        if args.launcher == "remote" and args.config:
             server.control.load(model)  # back to the server's own config
     if not outcome.ok:
         print(f"error: {outcome.reason}", file=sys.stderr)

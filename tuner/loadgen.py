@@ -124,14 +124,11 @@ def _breakdown(before: dict, after: dict) -> ServerBreakdown | None:
 
 class _Recorder:
     def __init__(self):
-        self.done_at: list[float] = []
         self.latency: list[float] = []
         self.errors: list[str] = []
 
     def record(self, since: float) -> None:
-        end = time.perf_counter()
-        self.done_at.append(end)
-        self.latency.append(end - since)
+        self.latency.append(time.perf_counter() - since)
 
     async def send(self, infer, request: bytes, due: float, timeout: float) -> None:
         try:
@@ -205,7 +202,7 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
         traffic = asyncio.create_task(source)
         try:
             await asyncio.sleep(spec.warmup_s)
-            start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.done_at)
+            start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
             windows: list[tuple[int, float]] = []
             window_s, stable, rates = spec.window_s, False, []
             while True:
@@ -214,7 +211,7 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
                 elapsed = time.perf_counter() - start
                 if elapsed >= spec.max_duration_s:
                     break
-                if rec.errors and len(rec.done_at) == first and elapsed >= 2 * spec.window_s:
+                if rec.errors and len(rec.latency) == first and elapsed >= 2 * spec.window_s:
                     break  # nothing succeeds: no point waiting for the time limit
                 window = rec.latency[mark:]
                 if len(window) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
@@ -225,9 +222,9 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
                 windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
                 rates.append(len(window) / window_s)
                 stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
-                if stable and len(rec.done_at) - first >= spec.min_samples:
+                if stable and len(rec.latency) - first >= spec.min_samples:
                     break
-            end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.done_at)
+            end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
         finally:
             stop.set()
             await traffic

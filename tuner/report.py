@@ -69,13 +69,21 @@ def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:
                                         f"baseline (trial #{base.number})", f"chosen (trial #{chosen.number})"))
 
 
-def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None, path,
-               title: str = "") -> None:
-    """Every measured trial as throughput against P95, the front joined, baseline and choice marked."""
+def _pyplot():
+    """matplotlib, loaded only by the commands that draw (search and measure start faster), with
+    the file backend: no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None, path,
+               title: str = "") -> None:
+    """Every measured trial as throughput against P95, the front joined, baseline and choice marked."""
+    plt = _pyplot()
 
     from tuner.select import measured
 
@@ -126,10 +134,7 @@ def importances(study) -> dict[str, dict[str, float]]:
 
 
 def importance_png(values: dict[str, dict[str, float]], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(1, len(values), figsize=(5 * len(values), 3.6), dpi=110, squeeze=False)
     for ax, (objective, scores) in zip(axes[0], values.items()):
