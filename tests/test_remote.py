@@ -2,6 +2,7 @@
 import shutil
 
 from conftest import FAST, MODELS, SPACES, load_study, tuner
+from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
 
 
@@ -18,9 +19,26 @@ def test_remote_search_tunes_only_its_model_and_restores_its_config(tmp_path):
         assert done.returncode == 0, done.stderr
         assert server.control.is_model_ready("checker")
         assert server.control.model_config_json("tiny") == before
+        # the same command resumed (nothing left to run) with --keep-chosen deploys the export
+        again = tuner(tmp_path, "search", "--launcher", "remote", "--url", server.url, "--model", "tiny",
+                      "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--keep-chosen",
+                      "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(tmp_path / "out"), *FAST)
+        assert again.returncode == 0, again.stderr
+        exported = read_config(tmp_path / "out" / "tiny" / "config.pbtxt")
+        assert server.control.model_config_json("tiny")["max_batch_size"] == exported.max_batch_size
+        assert "config loaded on" in again.stdout
     trials = load_study(tmp_path).get_trials()
     assert len(trials) == 3 and all(t.values for t in trials)
-    assert (tmp_path / "out" / "tiny" / "config.pbtxt").exists()
+
+
+def test_remote_server_not_in_explicit_mode_is_refused(tmp_path):
+    (tmp_path / "repo").mkdir()
+    args = ("--model-control-mode=none",)
+    with EmbeddedServer(tmp_path / "repo", tmp_path / "user-server", extra_args=args) as server:
+        done = tuner(tmp_path, "search", "--launcher", "remote", "--url", server.url, "--model", "tiny",
+                     "--storage", f"sqlite:///{tmp_path / 'study.db'}", *FAST)
+    assert done.returncode == 2
+    assert "not in explicit model-control mode" in done.stderr and "--model-control-mode=explicit" in done.stderr
 
 
 def test_remote_needs_url_and_model(tmp_path):

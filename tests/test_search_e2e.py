@@ -1,4 +1,5 @@
 """End to end against a real embedded Triton, a real model and a real SQLite Optuna storage."""
+import json
 import os
 import shutil
 import signal
@@ -19,9 +20,9 @@ from tuner.server import EmbeddedServer
 
 def test_short_search_exports_a_config_that_loads(workdir):
     before = (MODELS / "tiny" / "config.pbtxt").read_text()
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5")
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5", "--remeasure", "1")
     assert done.returncode == 0, done.stderr
-    assert "Pareto front" in done.stdout and "exported trial #" in done.stdout
+    assert "Pareto front (re-measured: medians)" in done.stdout and "exported trial #" in done.stdout
 
     study = load_study(workdir)
     trials = study.get_trials()
@@ -35,6 +36,11 @@ def test_short_search_exports_a_config_that_loads(workdir):
         assert metrics["p95_ci_ms"][0] <= metrics["p95_ms"] <= metrics["p95_ci_ms"][1]
         assert t.values[0] > 0 and "instance_group" in t.user_attrs["config_pbtxt"]
     assert pareto_front(trials)
+    # the baseline and the front's candidates were measured once more; the export is chosen on medians
+    runs = study.user_attrs["remeasured"]["runs"]
+    assert len(runs["0"]["throughput"]) == 2 and 2 <= len(runs) <= 5
+    manifest = json.loads((workdir / "out" / "tiny" / "tuner_manifest.json").read_text())
+    assert str(manifest["trial"]) in runs
 
     exported = workdir / "out" / "tiny" / "config.pbtxt"
     config = read_config(exported)  # parses as a ModelConfig
@@ -156,3 +162,14 @@ def test_server_killed_mid_study_fails_that_trial_and_the_study_goes_on(workdir)
     assert len(_counted(study)) == 6  # the study went on to its total; nothing lost
     assert study.get_trials()[-1].state == TrialState.COMPLETE  # the restarted server measures
     assert not _servers_of(workdir)
+
+
+def test_requests_that_hang_time_out_and_fail_the_trial(workdir):
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny_hanging.yaml"), "--trials", "3",
+                      "--request-timeout-s", "0.5")
+    assert done.returncode == 0, done.stderr
+    trials = load_study(workdir).get_trials()
+    assert trials[0].state == TrialState.COMPLETE  # the baseline answers in time
+    hung = [t for t in trials[1:] if "duplicate_of" not in t.user_attrs]
+    assert hung and all(t.state == TrialState.FAIL for t in trials[1:])
+    assert all("no response within 0.5 s" in t.user_attrs["fail_reason"] for t in hung)

@@ -4,23 +4,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import optuna
 from google.protobuf import json_format
+from tqdm import tqdm
 
 from tuner import modelconfig
+from tuner.confirm import confirmed, is_current, remeasure
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Inputs
 from tuner.export import export
 from tuner.loadgen import LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
-from tuner.select import POLICIES, choose
+from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import EmbeddedServer, RemoteServer
+from tuner.server.docker import DEFAULT_IMAGE, DockerServer
 from tuner.space import load_space
-from tuner.study import StudySettings, baseline, open_study, search
+from tuner.study import StudySettings, best_text, counted, open_study, search
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT / "model_repository_template"
@@ -34,6 +40,15 @@ def _shape(text: str) -> tuple[str, list[int]]:
         return name, [int(d) for d in dims.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--shape {text!r}: expected NAME:D1,D2,...") from None
+
+
+def _gpus(text: str) -> str | list[str]:
+    if text == "all":
+        return text
+    ids = text.split(",")
+    if not all(i.strip().isdigit() for i in ids):
+        raise argparse.ArgumentTypeError(f"--gpus {text!r}: expected 'all' or ids like 0,1")
+    return [i.strip() for i in ids]
 
 
 def _positive(kind):
@@ -50,10 +65,21 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-repository", type=Path, help="the Triton model repository (never modified; "
                    "default: the demo repository, or the server's own with --launcher remote)")
     g.add_argument("--model", help="model to use (default: the only model in the repository)")
-    g.add_argument("--launcher", choices=("embedded", "remote"), default="embedded")
+    g.add_argument("--launcher", choices=("embedded", "docker", "remote"), default="embedded",
+                   help="embedded: the Triton of the nvidia-pytriton wheel; docker: a tritonserver container; "
+                   "remote: a server already running (--url)")
     g.add_argument("--url", help="gRPC host:port of the server (--launcher remote)")
-    g.add_argument("--host", default="127.0.0.1", help="address the embedded server binds to")
+    g.add_argument("--host", default="127.0.0.1", help="address the server binds (or its ports are published) to")
+    g.add_argument("--gpus", type=_gpus, help="GPUs for the server: 'all' or ids like 0,1 (with --workers, "
+                   "worker i gets the i-th id); default: none for docker, whatever is visible for embedded")
     g.add_argument("--run-dir", type=Path, default=Path("tuner_runs"), help="server logs and working copy")
+    d = p.add_argument_group("docker launcher")
+    d.add_argument("--image", default=DEFAULT_IMAGE, help="tritonserver image")
+    d.add_argument("--docker-network", choices=("bridge", "host"), default="bridge",
+                   help="bridge: ports published on --host only; host: the host's network (engines without "
+                   "a bridge), Triton binds --host")
+    d.add_argument("--shm-size", default="1g", help="the container's /dev/shm (the host's IPC namespace is "
+                   "shared instead with --shared-memory system)")
 
 
 def _add_load(p: argparse.ArgumentParser) -> None:
@@ -65,6 +91,8 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-s", type=float, default=1.0, help="warm-up before measuring")
     g.add_argument("--window-s", type=_positive(float), default=1.0, help="measurement window length")
     g.add_argument("--max-measure-s", type=_positive(float), default=20.0, help="time limit per measurement")
+    g.add_argument("--request-timeout-s", type=_positive(float), default=30.0,
+                   help="a request without a response by then counts as failed (a hanging config fails its trial)")
     g.add_argument("--shape", type=_shape, action="append", default=[], help="NAME:D1,D2 for dynamic input dims")
     g.add_argument("--input-data", type=Path, help="real inputs, a JSON file in perf_analyzer's --input-data format")
     g.add_argument("--shared-memory", choices=("none", "system"), default="none",
@@ -93,6 +121,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--slo-p95-ms", type=_positive(float), help="P95 limit: a constraint the sampler learns, and the "
                    "export picks the highest throughput within it")
     s.add_argument("--seed", type=int, help="sampler seed")
+    s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
+                   "and the Pareto candidates this many more times, alternately, and choose on the medians "
+                   "(0: choose on the single measurements)")
+    s.add_argument("--no-screening", action="store_true", help="measure every config fully; by default a short "
+                   "screening measurement comes first, and a config far behind the front stops there")
+    s.add_argument("--keep-chosen", action="store_true", help="with --launcher remote: leave the exported config "
+                   "loaded on the server instead of restoring the model's original config")
+    s.add_argument("--workers", type=_positive(int), default=1, help="servers measuring trials of the study "
+                   "in parallel on this host, each on its own GPU (--gpus) or its own share of the CPU cores; "
+                   "other hosts join by running the same command on the same --storage")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_load(s)
     d = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage", formatter_class=fmt)
@@ -121,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _load_spec(args) -> LoadSpec:
     return LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, warmup_s=args.warmup_s,
-                    window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s)
+                    window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s,
+                    request_timeout_s=args.request_timeout_s)
 
 
 def _inputs(args) -> Inputs:
@@ -178,49 +217,143 @@ def _target(args) -> tuple[str, modelconfig.ModelConfig | None, Path | None]:
     return model, base, repository
 
 
-def _server(args, model: str, repository: Path | None, run_dir: Path):
+def _server(args, model: str, repository: Path | None, run_dir: Path, gpus=None):
     if args.launcher == "remote":
         return RemoteServer(args.url)
     work = run_dir / "repository"
     shutil.rmtree(work / model, ignore_errors=True)
     shutil.copytree(repository / model, work / model)  # trials write here, never to the user's copy
+    gpus = gpus if gpus is not None else args.gpus
+    if args.launcher == "docker":
+        return DockerServer(work, run_dir, image=args.image, gpus=gpus, host=args.host, network=args.docker_network,
+                            shm_size=args.shm_size, ipc_host=args.shared_memory == "system")
+    if gpus and gpus != "all":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # the server started next inherits it
     return EmbeddedServer(work, run_dir, host=args.host)
 
 
+def _open(args, space, model: str, base: modelconfig.ModelConfig, name: str, index: int = 0) -> optuna.Study:
+    """Checks the knobs against the model, then creates or joins the study (each worker's sampler
+    gets its own seed, or the workers would propose the same configs)."""
+    problems = modelconfig.knob_problems(base, space.names, set(space.parameters))
+    if problems:
+        raise ConfigError(f"{space.source}: knobs that do not apply to '{model}' "
+                          f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
+    load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
+    settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms)
+    seed = None if args.seed is None else args.seed + index
+    return open_study(args.storage, name, settings, seed, space.start_with)
+
+
+def _check_workers(args) -> None:
+    if args.workers == 1:
+        return
+    if args.launcher == "remote":
+        raise ConfigError("--workers > 1 needs a server per worker, and --launcher remote has one; run the "
+                          "same command on each host with a server of its own and the same --storage instead")
+    if args.gpus == "all":
+        raise ConfigError("--workers with --gpus all: name the GPUs (e.g. --gpus 0,1), worker i gets the i-th")
+    if args.gpus and len(args.gpus) < args.workers:
+        raise ConfigError(f"--workers {args.workers} but --gpus names {len(args.gpus)}: one GPU per worker")
+
+
 def cmd_search(args) -> int:
+    _check_workers(args)
+    if args.storage.startswith("sqlite:///"):
+        Path(args.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if args.workers == 1:
+        study = _work(args, 0)
+    else:
+        space = load_space(_space_path(args.search_space))
+        _load_spec(args), _inputs(args)  # refuse bad options before any worker starts
+        model, base, _ = _target(args)
+        study = _open(args, space, model, base, args.study_name or model)  # created before workers join
+        _run_workers(args, study)
+    return _finish(study, study.user_attrs["settings"]["model"], args)
+
+
+def _work(args, index: int) -> optuna.Study:
+    """One worker: its own server, measuring trials of the shared study until it has enough."""
     space = load_space(_space_path(args.search_space))
     spec, inputs = _load_spec(args), _inputs(args)
     model, base, repository = _target(args)
     name = args.study_name or model
-    if args.storage.startswith("sqlite:///"):
-        Path(args.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    server = _server(args, model, repository, args.run_dir / name)
+    label = f"worker-{index}" if args.workers > 1 else ""
+    gpus = [args.gpus[index]] if args.workers > 1 and args.gpus else None
+    server = _server(args, model, repository, args.run_dir / name / label, gpus)
     with server:
         if base is None:
             base = _remote_base(server, model)
-        problems = modelconfig.knob_problems(base, space.names)
-        if problems:
-            raise ConfigError(f"{space.source}: knobs that do not apply to '{model}' "
-                              f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
-        load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
-        settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms)
-        study = open_study(args.storage, name, settings, args.seed)
+        study = _open(args, space, model, base, name, index)
         triton_version = server.control.version()
         study.set_user_attr("context", {
             "launcher": server.launcher, "url": args.url, "triton_version": triton_version,
+            "image": args.image if args.launcher == "docker" else None, "workers": args.workers,
             "model_repository": str((args.model_repository or DEMO_REPOSITORY).resolve())
-            if args.launcher == "embedded" else None,
+            if args.launcher != "remote" else None,
             "search_space": str(space.source), "load": dataclasses.asdict(spec),
             "shared_memory": inputs.shared_memory})
-        print(f"study '{name}' in {args.storage}; server {server.url} ({server.launcher}); "
+        ready = f", ready in {server.ready_s:.1f} s" if server.launcher != "remote" else ""
+        print(f"{label or 'study'} '{name}' in {args.storage}; server {server.url} ({server.launcher}{ready}); "
               f"Triton {triton_version}", file=sys.stderr)
         try:
             with Evaluator(server, model, spec, inputs) as evaluator:
-                search(study, evaluator, base, space, args.trials, args.slo_p95_ms, progress=not args.no_progress)
+                search(study, evaluator, base, space, args.trials, args.slo_p95_ms,
+                       progress=not args.no_progress and args.workers == 1, worker=label,
+                       screening=not args.no_screening)
+                # all trials are done once search returns: the first worker re-measures, alone
+                if index == 0 and args.remeasure > 0 and not is_current(study):
+                    remeasure(study, evaluator, args.remeasure, args.slo_p95_ms, progress=not args.no_progress)
         finally:
             if args.launcher == "remote":  # leave the user's server as we found it
                 server.control.load(model, modelconfig.to_json(base))
-    return _finish(study, model, args)
+    return study
+
+
+def _worker_main(args, index: int, cores: list[int] | None) -> None:
+    """Entry point of a worker process (spawned, so it starts clean of the parent's threads)."""
+    if cores:
+        os.sched_setaffinity(0, cores)  # the server it starts inherits the same cores
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        _work(args, index)
+    except TunerError as e:
+        print(f"error: worker-{index}: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _core_shares(workers: int) -> list[list[int] | None]:
+    """This process's CPU cores cut into one contiguous share per worker (none if too few)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < workers:
+        return [None] * workers
+    size = len(cores) // workers
+    return [cores[i * size:(i + 1) * size] for i in range(workers)]
+
+
+def _run_workers(args, study: optuna.Study) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(args, i, cores), name=f"worker-{i}")
+             for i, cores in enumerate(_core_shares(args.workers))]
+    for proc in procs:
+        proc.start()
+    try:
+        with tqdm(total=args.trials, disable=args.no_progress, unit="trial", dynamic_ncols=True) as bar:
+            while any(p.is_alive() for p in procs):
+                bar.update(min(len(counted(study)), args.trials) - bar.n)
+                bar.set_postfix_str(best_text(study, args.slo_p95_ms))
+                time.sleep(2)
+            bar.update(min(len(counted(study)), args.trials) - bar.n)
+    except KeyboardInterrupt:  # the workers got the same Ctrl-C: let them queue their trials again
+        for proc in procs:
+            proc.join(timeout=60)
+        raise
+    failed = [f"{p.name} (exit code {p.exitcode})" for p in procs if p.exitcode != 0]
+    if failed:
+        raise TunerError(f"{', '.join(failed)} stopped early; their servers' logs are under "
+                         f"{args.run_dir / study.study_name}")
 
 
 def cmd_measure(args) -> int:
@@ -243,13 +376,19 @@ def cmd_measure(args) -> int:
 
 
 def _finish(study: optuna.Study, model: str, args) -> int:
-    trials = study.get_trials(deepcopy=False)
-    chosen = choose(trials, args.policy, args.slo_p95_ms)
-    print(f"\n{counts_line(trials)}\nPareto front (* = exported):")
-    print(front_table(trials, baseline(study), chosen))
+    trials, final = study.get_trials(deepcopy=False), confirmed(study)
+    chosen = choose(final, args.policy, args.slo_p95_ms)
+    how = " (re-measured: medians)" if is_current(study) else ""
+    print(f"\n{counts_line(trials)}\nPareto front{how} (* = exported):")
+    print(front_table(final, baseline_of(final), chosen))
     for line in failures(trials):
         print(f"failed {line}")
-    return _export(study, model, chosen, args)
+    status = _export(study, model, chosen, args)
+    if status == 0 and args.launcher == "remote" and args.keep_chosen:
+        with RemoteServer(args.url) as server:
+            server.control.load(model, modelconfig.to_json(modelconfig.parse_config(chosen.user_attrs["config_pbtxt"])))
+        print(f"left trial #{chosen.number}'s config loaded on {args.url}")
+    return status
 
 
 def _export(study: optuna.Study, model: str, chosen, args) -> int:
@@ -261,7 +400,7 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
                ("slo" if args.slo_p95_ms else args.policy), "slo_p95_ms": args.slo_p95_ms,
                **study.user_attrs.get("context", {})}
     path = export(chosen, args.out, model, context)
-    base = baseline(study)
+    base = baseline_of(confirmed(study))
     gain = f" ({chosen.values[0] / base.values[0]:.2f}x the baseline's throughput)" if base else ""
     print(f"\nexported trial #{chosen.number}{gain} to {path}")
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
@@ -296,8 +435,8 @@ def cmd_report(args) -> int:
 
     _storage_exists(args.storage)
     study = _open_existing(args)
-    trials = study.get_trials(deepcopy=False)
-    base, chosen = baseline(study), choose(trials, args.policy, args.slo_p95_ms)
+    trials, final = study.get_trials(deepcopy=False), confirmed(study)
+    base, chosen = baseline_of(final), choose(final, args.policy, args.slo_p95_ms)
     args.out.mkdir(parents=True, exist_ok=True)
     images = [(args.out / "pareto.png", "throughput against P95 latency; the front, the baseline and the choice")]
     report.pareto_png(trials, base, chosen, images[0][0], title=f"study {study.study_name}:")
@@ -305,7 +444,7 @@ def cmd_report(args) -> int:
     if scores:
         report.importance_png(scores, args.out / "importance.png")
         images.append((args.out / "importance.png", "which knobs mattered (fANOVA importance per objective)"))
-    table = front_table(trials, base, chosen)
+    table = front_table(final, base, chosen)
     diff = report.config_diff(base, chosen) if base and chosen else ""
     summary = counts_line(trials)
     (args.out / "report.html").write_text(report.html_page(f"tuner report: {study.study_name}", table, diff,
@@ -322,12 +461,13 @@ def cmd_export(args) -> int:
     study = _open_existing(args)
     model = (study.user_attrs.get("settings") or {}).get("model") or study.study_name
     if args.trial is not None:
-        found = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
+        found = ([t for t in confirmed(study) if t.number == args.trial]
+                 or [t for t in study.get_trials(deepcopy=False) if t.number == args.trial])
         if not found or found[0].values is None:
             raise ConfigError(f"--trial {args.trial}: no measured trial with that number in '{study.study_name}'")
         chosen = found[0]
     else:
-        chosen = choose(study.get_trials(deepcopy=False), args.policy, args.slo_p95_ms)
+        chosen = choose(confirmed(study), args.policy, args.slo_p95_ms)
     status = _export(study, model, chosen, args)
     if status or not args.verify:
         return status

@@ -6,9 +6,11 @@ study records a failed trial and goes on.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tritonclient.utils import InferenceServerException
 
@@ -26,6 +28,13 @@ class Outcome:
     measurement: Measurement | None
     reason: str = ""  # why it failed; empty when it succeeded
     load_s: float = 0.0
+    screened: bool = False  # only the short screening measurement was taken
+
+
+def screening(spec: LoadSpec) -> LoadSpec:
+    """A fifth of the samples and a quarter of the time: enough to see a config is clearly worse."""
+    return dataclasses.replace(spec, min_samples=max(100, spec.min_samples // 5),
+                               max_duration_s=max(2.0, spec.max_duration_s / 4))
 
     @property
     def ok(self) -> bool:
@@ -81,7 +90,9 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def evaluate(self, config: ModelConfig) -> Outcome:
+    def evaluate(self, config: ModelConfig, screen: Callable[[Measurement], bool] | None = None) -> Outcome:
+        """Loads `config` and measures it. With `screen`, a short measurement comes first, and the
+        full one only follows if `screen` says the config might be worth it (multi-fidelity)."""
         path = self.work_config_path
         if path is not None:  # the working copy shows the config being measured, and survives restarts
             path.write_text(render_pbtxt(config))
@@ -91,8 +102,13 @@ class Evaluator:
         except LoadError as e:
             return Outcome(None, self._after_failure(f"load failed: {e}"), time.perf_counter() - start)
         load_s = time.perf_counter() - start
+        requests = self.requests(config.max_batch_size > 0)
         try:
-            m = measure(self.server.control, self.model, self.requests(config.max_batch_size > 0), self.spec)
+            if screen is not None:
+                m = measure(self.server.control, self.model, requests, screening(self.spec))
+                if self._usable(m) and not screen(m):
+                    return Outcome(m, "", load_s, screened=True)
+            m = measure(self.server.control, self.model, requests, self.spec)
         except InferenceServerException as e:  # the server went away between our calls
             return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
         if m.samples == 0:
@@ -101,6 +117,9 @@ class Evaluator:
             why = f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
             return Outcome(None, self._after_failure(why), load_s)
         return Outcome(m, "", load_s)
+
+    def _usable(self, m: Measurement) -> bool:
+        return m.samples > 0 and m.errors <= _TOLERATED_ERRORS * (m.samples + m.errors) and self.server.alive()
 
     def _after_failure(self, reason: str) -> str:
         """A dead server is restarted so the next trial finds one; the reason says it died."""

@@ -45,6 +45,7 @@ def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None =
     manifest = {"trial": trial.number, "role": trial.user_attrs.get("role"),
                 "throughput_infer_per_s": trial.values[0], "p95_latency_ms": trial.values[1],
                 "metrics": trial.user_attrs.get("metrics"), "knobs": trial.user_attrs.get("knobs"),
+                "remeasured": trial.user_attrs.get("remeasured"),  # every measurement behind the medians
                 "tuner_version": __version__, "hardware": hardware(), **(context or {})}
     (dest / "tuner_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path

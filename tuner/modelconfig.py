@@ -31,6 +31,20 @@ _NO_ACCELERATOR_WHY = {
     "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
                 "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
 }
+# Backend settings each backend reads from `parameters` (from Triton's backend READMEs). A python
+# model reads whatever its model.py reads, so any key goes there.
+BACKEND_PARAMETERS = {
+    "onnxruntime": {"intra_op_thread_count", "inter_op_thread_count", "execution_mode", "enable_mem_arena",
+                    "enable_mem_pattern", "memory.enable_memory_arena_shrinkage", "cudnn_conv_algo_search",
+                    "gpu_mem_limit", "arena_extend_strategy", "do_copy_in_default_stream"},
+    "openvino": {"PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "COMPILATION_NUM_THREADS",
+                 "HINT_BF16", "RESHAPE_IO_LAYERS", "SKIP_OV_DYNAMIC_BATCHSIZE", "ENABLE_BATCH_PADDING"},
+    "pytorch": {"INFERENCE_MODE", "DISABLE_OPTIMIZED_EXECUTION", "DISABLE_CUDNN", "ENABLE_WEIGHT_SHARING",
+                "ENABLE_CACHE_CLEANING", "INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT", "ENABLE_JIT_EXECUTOR",
+                "ENABLE_JIT_PROFILING", "ENABLE_TENSOR_FUSER", "ENABLE_NVFUSER"},
+    "tensorrt": {"execution_context_allocation_strategy"},
+}
+_CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
 
 
 def backend_of(config: ModelConfig) -> str:
@@ -69,8 +83,9 @@ def check_tunable(config: ModelConfig, source: str) -> None:
                           "supported yet (the load generator sends independent requests)")
 
 
-def knob_problems(config: ModelConfig, knobs: set[str]) -> list[str]:
-    """Why each knob in `knobs` cannot apply to this model (empty when all can)."""
+def knob_problems(config: ModelConfig, knobs: set[str], parameters: set[str] = frozenset()) -> list[str]:
+    """Why each knob in `knobs` (and each backend parameter) cannot apply to this model (empty when
+    all can)."""
     backend, problems = backend_of(config), []
     batching = {"max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes"}
     if config.max_batch_size == 0 and knobs & batching:
@@ -83,6 +98,15 @@ def knob_problems(config: ModelConfig, knobs: set[str]) -> list[str]:
     if accel and backend not in _ACCELERATOR_HOME:
         why = _NO_ACCELERATOR_WHY.get(backend, f"the {backend} backend has no TensorRT accelerator settings")
         problems.append(f"{', '.join(accel)}: {why}")
+    if "accelerator" in knobs and backend != "onnxruntime":  # tensorrt, cuda, openvino or none
+        problems.append(f"accelerator: execution providers (optimization.execution_accelerators) are an "
+                        f"onnxruntime setting; the {backend} backend has none")
+    if "instance_kind" in knobs and backend in _CPU_ONLY:
+        problems.append(f"instance_kind: {_CPU_ONLY[backend]}")
+    unknown = sorted(set(parameters) - BACKEND_PARAMETERS.get(backend, set(parameters)))
+    if unknown:
+        problems.append(f"parameters {', '.join(unknown)}: not read by the {backend} backend; it reads "
+                        f"{', '.join(sorted(BACKEND_PARAMETERS[backend]))}")
     return problems
 
 
@@ -161,17 +185,28 @@ def _accelerator_settings(knobs: dict) -> dict[str, str]:
 
 
 def _apply_accelerator(config: ModelConfig, knobs: dict) -> None:
-    settings = _accelerator_settings(knobs)
-    if not settings:
-        return
+    settings, kind = _accelerator_settings(knobs), knobs.get("accelerator")
     if _ACCELERATOR_HOME.get(backend_of(config)) == "parameters":
         for key, value in settings.items():
             config.parameters[key].string_value = value
         return
-    accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
-    trt = next((a for a in accelerators if a.name == "tensorrt"), None) or accelerators.add(name="tensorrt")
-    for key, value in settings.items():
-        trt.parameters[key] = value
+    accelerators = config.optimization.execution_accelerators
+    if kind is not None:  # the knob picks the provider: start from none
+        del accelerators.gpu_execution_accelerator[:]
+        del accelerators.cpu_execution_accelerator[:]
+    if kind == "cuda":
+        accelerators.gpu_execution_accelerator.add(name="cuda")
+    elif kind == "openvino":
+        accelerators.cpu_execution_accelerator.add(name="openvino")
+    elif kind == "tensorrt" or (kind is None and settings):
+        gpu = accelerators.gpu_execution_accelerator
+        trt = next((a for a in gpu if a.name == "tensorrt"), None) or gpu.add(name="tensorrt")
+        for key, value in settings.items():
+            trt.parameters[key] = value
+    if not (accelerators.gpu_execution_accelerator or accelerators.cpu_execution_accelerator):
+        config.optimization.ClearField("execution_accelerators")
+        if not config.optimization.ListFields():
+            config.ClearField("optimization")
 
 
 def render_pbtxt(config: ModelConfig) -> str:

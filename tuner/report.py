@@ -34,7 +34,9 @@ def counts_line(trials: list[FrozenTrial]) -> str:
     done = sum(t.state == TrialState.COMPLETE for t in trials)
     failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted"]
     dups = sum("duplicate_of" in t.user_attrs for t in trials)
-    return f"{done} trials measured ({dups} answered from an identical earlier config), {len(failed)} failed"
+    screened = sum(bool(t.user_attrs.get("screened")) and "duplicate_of" not in t.user_attrs for t in trials)
+    return (f"{done} trials measured ({dups} answered from an identical earlier config, {screened} stopped after "
+            f"the screening measurement), {len(failed)} failed")
 
 
 def failures(trials: list[FrozenTrial]) -> list[str]:

@@ -20,6 +20,11 @@ def measured(trials: list[FrozenTrial]) -> list[FrozenTrial]:
             and "duplicate_of" not in t.user_attrs]
 
 
+def baseline_of(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The measured user's own config, which every gain is reported against."""
+    return next((t for t in trials if t.user_attrs.get("role") == "baseline" and t.state == TrialState.COMPLETE), None)
+
+
 def pareto_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Measured trials no other measured trial beats on both objectives, by throughput."""
     points = measured(trials)

@@ -9,8 +9,8 @@
         intra_op_thread_count: ["1", "2"]
 
 `suggest(trial)` turns an Optuna trial into a knob dict. Queue delay and preferred batch sizes
-are only sampled when dynamic batching is on, so the sampler never learns from knobs that did
-nothing.
+are only sampled when dynamic batching is on, and TensorRT's precision, workspace and engine cache
+only when the accelerator is TensorRT, so the sampler never learns from knobs that did nothing.
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ from tuner.errors import ConfigError
 _KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
 _POLICIES = ("none", "max", "half_max", "pow2")
 _BATCHER_ONLY = ("max_queue_delay_us", "preferred_batch_sizes")
+_TENSORRT_ONLY = ("precision", "workspace_gib", "engine_cache")
+_GATES = ("dynamic_batching", "accelerator")  # sampled first: they decide whether the others apply
+_ACCELERATORS = ("tensorrt", "cuda", "openvino", "none")  # onnxruntime's execution providers
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,11 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.Trial) -> dict:
         knobs: dict = {}
-        for name, spec in self.knobs.items():
+        for name in sorted(self.knobs, key=lambda n: n not in _GATES):
+            spec = self.knobs[name]
             if name in _BATCHER_ONLY and knobs.get("dynamic_batching") is False:
+                continue
+            if name in _TENSORRT_ONLY and knobs.get("accelerator", "tensorrt") != "tensorrt":
                 continue
             knobs[name] = _suggest(trial, name, spec)
         if self.parameters:
@@ -250,4 +256,5 @@ _CHECKS = {
     "precision": _one_of("FP32", "FP16"),
     "workspace_gib": _positive_number,
     "engine_cache": _one_of(True, False),
+    "accelerator": _one_of(*_ACCELERATORS),
 }

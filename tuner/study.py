@@ -1,14 +1,18 @@
 """The Optuna study: maximize throughput, minimize P95, one trial per config.
 
 Ask-and-tell rather than `study.optimize`, because a trial here can end four ways: measured,
-failed with Triton's reason, answered from an identical earlier config, or interrupted (then it
-is queued again, so a rerun of the same command picks it up and no trial is lost).
+failed with Triton's reason, answered from an identical earlier config, or cut off (Ctrl-C, or its
+worker died and stopped beating): then its knobs are queued again, so a rerun of the same command,
+or another worker, measures them and no trial is lost.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
@@ -18,7 +22,7 @@ from tqdm import tqdm
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
-from tuner.select import choose
+from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
 
 METRIC_NAMES = ["throughput_infer_per_s", "p95_latency_ms"]
@@ -44,54 +48,109 @@ def _constraints(trial: FrozenTrial) -> list[float]:
     return [trial.user_attrs.get(_VIOLATION, 0.0)]
 
 
-def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None) -> optuna.Study:
+# Optuna warns that heartbeats are meant for study.optimize; with ask-and-tell we beat ourselves.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
+
+HEARTBEAT_S = 5  # a running trial's worker proves it is alive this often
+GRACE_S = 20  # a trial silent this long lost its worker (killed, host gone): it is run again
+
+
+def storage_for(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, so trials of a worker that died are found and run again.
+    SQLite serves several local workers (they wait for its lock); PostgreSQL/MySQL serve hosts."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" only in name, since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S, heartbeat_stale_trial_callback=_enqueue_again)
+    except (ImportError, ModuleNotFoundError) as e:
+        raise ConfigError(f"--storage {url}: its database driver is not installed ({e}); "
+                          "for PostgreSQL: pip install 'tuner[postgres]'") from None
+    except Exception as e:  # SQLAlchemy's errors: bad URL, server down, wrong password
+        raise ConfigError(f"--storage {url}: {e}") from None
+
+
+def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,
+               start_with: tuple[dict, ...] = ()) -> optuna.Study:
+    """Creates the study, or joins it (a resume, or another worker). Whoever creates it queues the
+    baseline (the user's own config) and the known-good configs, so every worker shares one queue."""
     # With an SLO, TPE models the infeasible region from each trial's violation and samples away
     # from it, rather than the SLO merely filtering the results at the end.
-    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8,
+    # constant_liar: trials running on other workers count as bad for now, so parallel workers do
+    # not all sample the same promising config at once.
+    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8, constant_liar=True,
                                          constraints_func=_constraints if settings.slo_p95_ms else None)
-    study = optuna.create_study(storage=storage, study_name=name, directions=DIRECTIONS,
-                                sampler=sampler, load_if_exists=True)
+    rdb = storage_for(storage)
     wanted = dataclasses.asdict(settings)
-    found = study.user_attrs.get("settings")
-    if found is None:
-        with warnings.catch_warnings():  # experimental only in name; the dashboard reads these
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRIC_NAMES)
-        study.set_user_attr("settings", wanted)
-    elif found != wanted:
-        changed = sorted(k for k in wanted if found.get(k) != wanted[k])
-        raise ConfigError(f"study '{name}' in {storage} was made with other settings ({', '.join(changed)}): "
-                          "its trials would not compare; pass --study-name for a new study")
+    try:
+        study = optuna.create_study(storage=rdb, study_name=name, directions=DIRECTIONS, sampler=sampler)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
+        _check_settings(study, wanted, storage)
+        return study
+    with warnings.catch_warnings():  # experimental only in name; the dashboard reads these
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRIC_NAMES)
+    study.set_user_attr("settings", wanted)
+    study.enqueue_trial({}, user_attrs={"role": "baseline"})
+    for params in start_with:  # known-good configs next, before the sampler guesses
+        study.enqueue_trial(params, skip_if_exists=True)
     return study
 
 
+def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
+    deadline = time.monotonic() + 10
+    while (found := study.user_attrs.get("settings")) is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # another worker has just created it and is writing its settings
+    if found != wanted:
+        changed = sorted(k for k in wanted if (found or {}).get(k) != wanted[k])
+        raise ConfigError(f"study '{study.study_name}' in {storage} was made with other settings "
+                          f"({', '.join(changed)}): its trials would not compare; pass --study-name for a new study")
+
+
 def counted(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards --trials: measured or failed for a reason of their own."""
+    """Trials that count towards --trials: measured, or failed for a reason of their own (not cut
+    off by Ctrl-C, nor failed by Optuna because their worker died: those have no reason)."""
     return [t for t in study.get_trials(deepcopy=False)
             if t.state == TrialState.COMPLETE
-            or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED)]
+            or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, INTERRUPTED))]
 
 
-def recover_interrupted(study: optuna.Study) -> int:
-    """A trial still RUNNING when we start was cut off by a kill: fail it and queue it again.
-    (One worker per study; parallel workers will need heartbeats instead.)"""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        _requeue(study, trial.number, trial.params)
-    return len(stale)
+def _interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Ctrl-C inside a trial: mark it and queue its knobs again, so a rerun measures them."""
+    trial.set_user_attr("fail_reason", INTERRUPTED)
+    study.tell(trial, state=TrialState.FAIL)
+    _enqueue_again(study, study._storage.get_trial(trial._trial_id))
 
 
-def _requeue(study: optuna.Study, number: int, params: dict) -> None:
-    study._storage.set_trial_user_attr(study._storage.get_trial_id_from_study_id_trial_number(
-        study._study_id, number), "fail_reason", INTERRUPTED)
-    study.tell(number, state=TrialState.FAIL)
-    if params:
-        study.enqueue_trial(params, skip_if_exists=False)
+def _enqueue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queues a cut-off trial's knobs again (also Optuna's callback for a trial whose worker died)."""
+    if trial.user_attrs.get("role") == "baseline":
+        study.enqueue_trial({}, user_attrs={"role": "baseline"})
+    elif trial.params:  # a trial cut off before sampling has nothing to repeat
+        study.enqueue_trial(trial.params, skip_if_exists=False)
 
 
-def baseline(study: optuna.Study) -> FrozenTrial | None:
-    return next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if t.user_attrs.get("role") == "baseline"), None)
+@contextmanager
+def _heartbeat(study: optuna.Study, trial: optuna.Trial):
+    """Beats for `trial` from a thread while the block runs (ask-and-tell gets none from Optuna)."""
+    storage, stop = study._storage, threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial._trial_id)
+            if stop.wait(HEARTBEAT_S):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _attrs(config: ModelConfig, outcome: Outcome) -> dict:
@@ -120,30 +179,31 @@ def _slo(study: optuna.Study) -> float | None:
     return (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
 
 
-def measure_baseline(study: optuna.Study, evaluator: Evaluator, base: ModelConfig,
-                     start_with: tuple[dict, ...] = ()) -> FrozenTrial:
-    """The user's own config, measured first, as trial 0: every gain is reported against it."""
-    found = baseline(study)
-    if found is not None:
-        return found
-    outcome = evaluator.evaluate(base)
-    if not outcome.ok:
-        raise TunerError(f"the model's own config does not run, so there is nothing to tune from: {outcome.reason}")
-    attrs = {"role": "baseline", **_attrs(base, outcome)}
-    system = {}
-    if _slo(study) is not None:
-        attrs[_VIOLATION] = outcome.measurement.p95_ms - _slo(study)
-        system["constraints"] = [attrs[_VIOLATION]]  # what the samplers read for added trials
-    study.add_trial(optuna.trial.create_trial(values=_values(outcome), params={}, distributions={},
-                                              user_attrs=attrs, system_attrs=system))
-    for params in start_with:  # known-good configs next, before the sampler guesses
-        study.enqueue_trial(params, skip_if_exists=True)
-    return baseline(study)
-
-
-def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace) -> FrozenTrial:
+def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
+              worker: str = "", screening: bool = True) -> FrozenTrial:
+    """Asks for the next trial (queued ones first), measures its config, tells the result."""
     trial = study.ask()
     try:
+        with _heartbeat(study, trial):
+            _measure(study, trial, evaluator, base, space, worker, screening)
+    except KeyboardInterrupt:
+        _interrupt(study, trial)
+        raise
+    done = study._storage.get_trial(trial._trial_id)
+    if done.user_attrs.get("role") == "baseline" and done.state == TrialState.FAIL:
+        _enqueue_again(study, done)  # a rerun, once the model is fixed, starts from the baseline
+        raise TunerError("the model's own config does not run, so there is nothing to tune from: "
+                         f"{done.user_attrs['fail_reason']}")
+    return done
+
+
+def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, base: ModelConfig,
+             space: SearchSpace, worker: str, screening: bool) -> None:
+    if worker:
+        trial.set_user_attr("worker", worker)
+    if trial.user_attrs.get("role") == "baseline":  # the user's own config: every gain is against it
+        config = base
+    else:
         knobs = space.suggest(trial)
         config = apply_knobs(base, knobs)
         trial.set_user_attr("role", "search")
@@ -158,21 +218,35 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
                 study.tell(trial, earlier.values)
             else:
                 study.tell(trial, state=TrialState.FAIL)
-        else:
-            outcome = evaluator.evaluate(config)
-            for key, value in _attrs(config, outcome).items():
-                trial.set_user_attr(key, value)
-            if outcome.ok and _slo(study) is not None:
-                trial.set_user_attr(_VIOLATION, outcome.measurement.p95_ms - _slo(study))
-            if outcome.ok:
-                study.tell(trial, _values(outcome))
-            else:
-                trial.set_user_attr("fail_reason", outcome.reason)
-                study.tell(trial, state=TrialState.FAIL)
-    except KeyboardInterrupt:
-        _requeue(study, trial.number, trial.params)
-        raise
-    return study.trials[trial.number]
+            return
+    screen = _worth_measuring(study) if screening and trial.user_attrs.get("role") != "baseline" else None
+    outcome = evaluator.evaluate(config, screen)
+    if outcome.screened:
+        trial.set_user_attr("screened", True)
+    for key, value in _attrs(config, outcome).items():
+        trial.set_user_attr(key, value)
+    if outcome.ok and _slo(study) is not None:
+        trial.set_user_attr(_VIOLATION, outcome.measurement.p95_ms - _slo(study))
+    if outcome.ok:
+        study.tell(trial, _values(outcome))
+    else:
+        trial.set_user_attr("fail_reason", outcome.reason)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+SCREEN_MARGIN = 1.15  # a screened config this far behind a front point on both objectives is not measured fully
+
+
+def _worth_measuring(study: optuna.Study):
+    """The screening rule: measure fully unless a front point beats the short measurement by the
+    margin on both objectives at once (15% more throughput and 15% less P95), far beyond the noise
+    of a short measurement; the front itself always gets full measurements."""
+    front = [t.values for t in pareto_front(study.get_trials(deepcopy=False)) if not t.user_attrs.get("screened")]
+
+    def worth(m) -> bool:
+        return not any(thr >= m.throughput * SCREEN_MARGIN and p95 * SCREEN_MARGIN <= m.p95_ms for thr, p95 in front)
+
+    return worth
 
 
 def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
@@ -184,24 +258,27 @@ def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | No
 
 
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
-           slo_p95_ms: float | None = None, progress: bool = True) -> None:
-    """Runs until the study holds `trials` counted trials (the baseline is the first)."""
-    recover_interrupted(study)
-    with tqdm(total=trials, initial=min(len(counted(study)), trials), disable=not progress,
-              unit="trial", dynamic_ncols=True) as bar:
-        if baseline(study) is None:
-            measure_baseline(study, evaluator, base, space.start_with)
-            bar.update(1)
-        while len(counted(study)) < trials:
-            trial = run_trial(study, evaluator, base, space)
-            bar.update(1)
-            bar.set_postfix_str(_best_text(study, slo_p95_ms, trial))
+           slo_p95_ms: float | None = None, progress: bool = True, worker: str = "", screening: bool = True) -> None:
+    """Runs trials until the study holds `trials` counted ones (the baseline is the first). Any
+    number of workers, on this host or others, may run this on the same study at once."""
+    with tqdm(total=trials, disable=not progress, unit="trial", dynamic_ncols=True) as bar:
+        while True:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
+            done = len(counted(study))
+            bar.update(min(done, trials) - bar.n)
+            if done >= trials:
+                return
+            if done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= trials:
+                time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
+                continue
+            last = run_trial(study, evaluator, base, space, worker, screening)
+            bar.set_postfix_str(best_text(study, slo_p95_ms, last))
 
 
-def _best_text(study: optuna.Study, slo_p95_ms: float | None, last: FrozenTrial) -> str:
+def best_text(study: optuna.Study, slo_p95_ms: float | None, last: FrozenTrial | None = None) -> str:
     best = choose(study.get_trials(deepcopy=False), slo_p95_ms=slo_p95_ms)
     text = f"best #{best.number}: {best.values[0]:.1f}/s p95 {best.values[1]:.1f} ms" if best else "no best yet"
-    if last.state == TrialState.FAIL:
+    if last is not None and last.state == TrialState.FAIL:
         text += f" | #{last.number} failed"
     return text
 

@@ -81,7 +81,6 @@ def gpu_repository(dest: Path, width: int) -> Path:
 
 
 def measured(evaluator: Evaluator, config, sampler: GpuSampler) -> dict:
-    start = time.monotonic()
     outcome = evaluator.evaluate(config)
     end = time.monotonic()
     if not outcome.ok:

@@ -3,6 +3,7 @@
 # run gpu_study.py with the given arguments. From the repository root, with .whl carried:
 #   bash benchmarks/gpu/run.sh calibrate --widths 8,16,32
 #   bash benchmarks/gpu/run.sh search --width 16 --trials 30
+#   bash benchmarks/gpu/run.sh parallel --width 32 --trials 50     (parallel.py: workers across GPUs)
 # Wheels (.whl/, made on the development machine, see the device tool's README):
 #   nvidia-pytriton==0.7.0, tritonclient==2.51.0 (repacked without perf_analyzer to fit the carry
 #   limit), optuna, alembic, sqlalchemy, colorlog, mako, python-rapidjson -- for cp312.
@@ -16,4 +17,9 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
   python3 -c "import sys, torch, numpy, onnxruntime as ort; print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'onnxruntime', ort.__version__, ort.get_available_providers())"
   nproc
 } 2>&1 | tee "$OUT/env.txt"
-python3 benchmarks/gpu/gpu_study.py "$@" --out "$OUT" 2>&1 | tee "$OUT/log.txt"
+if [ "${1:-}" = parallel ]; then
+  shift
+  python3 benchmarks/gpu/parallel.py "$@" --out "$OUT" 2>&1 | tee "$OUT/log.txt"
+else
+  python3 benchmarks/gpu/gpu_study.py "$@" --out "$OUT" 2>&1 | tee "$OUT/log.txt"
+fi

@@ -16,10 +16,18 @@ class LoadError(Exception):
     """Triton refused or failed to load a model config; the message is Triton's reason."""
 
 
+# gRPC waits up to 1 s before reconnecting to a port that refused it; a server that is starting
+# answers within ~0.1 s, so retry sooner.
+_CHANNEL = [("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500)]
+
+
 class TritonControl:
     def __init__(self, url: str):
         self.url = url
-        self.client = grpcclient.InferenceServerClient(url)
+        self.client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL)
 
     def close(self) -> None:
         self.client.close()
@@ -43,6 +51,15 @@ class TritonControl:
             return bool(self.client.is_server_live(client_timeout=5))
         except InferenceServerException:
             return False
+
+    def control_mode_problem(self) -> str | None:
+        """None in explicit model-control mode, else Triton's refusal. Unloading a model name that
+        cannot exist changes nothing, and only explicit mode allows it."""
+        try:
+            self.client.unload_model("__tuner_explicit_mode_probe__")
+            return None
+        except InferenceServerException as e:
+            return e.message() or str(e)
 
     def version(self) -> str:
         return self.client.get_server_metadata().version

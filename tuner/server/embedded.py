@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 from tuner.errors import ServerError
@@ -82,6 +83,7 @@ class EmbeddedServer:
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
         self.control: TritonControl | None = None
+        self.ready_s = 0.0  # start-to-ready time of the last start
 
     @property
     def url(self) -> str:
@@ -115,12 +117,14 @@ class EmbeddedServer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         prepare_backends(self.run_dir / "backends")
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        started = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             preexec_fn=_die_with_parent)
         self.control = TritonControl(self.url)
         self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
+        self.ready_s = time.perf_counter() - started
         return self
 
     def alive(self) -> bool:

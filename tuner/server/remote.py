@@ -1,6 +1,7 @@
 """The remote launcher: a Triton server the user already runs, in explicit model-control mode."""
 from __future__ import annotations
 
+from tuner.errors import ServerError
 from tuner.server.client import TritonControl
 
 
@@ -19,6 +20,12 @@ class RemoteServer:
     def start(self) -> "RemoteServer":
         self.control = TritonControl(self.url)
         self.control.wait_ready(self.ready_timeout_s)
+        refused = self.control.control_mode_problem()
+        if refused:
+            self.stop()
+            raise ServerError(f"{self.url} is not in explicit model-control mode (Triton: {refused}); the tuner "
+                              "hot-reloads one model with config overrides and leaves the others alone, which "
+                              "needs tritonserver --model-control-mode=explicit")
         return self
 
     def alive(self) -> bool:

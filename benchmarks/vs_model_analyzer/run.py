@@ -1,0 +1,196 @@
+"""Model Analyzer quick search and the tuner on the same model, server binary and load, side by side.
+
+    bash benchmarks/vs_model_analyzer/setup.sh          # once: Model Analyzer 1.58 in /tmp/ma-venv
+    python benchmarks/vs_model_analyzer/run.py [--trials 50] [--rounds 3]
+
+1. Model Analyzer `profile`, quick search, local launch mode (it starts tritonserver itself, once per
+   config), CPU only, concurrency fixed at 8, instance count <= 3, max batch size <= 8 (the ranges of
+   search_spaces/default.yaml), on a copy of the demo detector. Wall time; its best config (highest
+   throughput, its default objective) from its results CSV.
+2. `python -m tuner search` with its defaults (default search space, concurrency 8) on another copy.
+   Wall time, and when (seconds after it was started) a trial first matched what Model Analyzer found.
+3. Both best configs re-measured by one instrument, the tuner's load generator, alternately, in one
+   embedded server: the fair comparison of quality. "Matched" in step 2 uses these re-measured numbers
+   of Model Analyzer's best (throughput at least as high, P95 no worse).
+
+Prints two tables and writes benchmarks/results/vs_model_analyzer.json. Everything else goes under
+--work (default /tmp/tuner-vs-ma).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+
+from benchmarks.common import table, write_json  # noqa: E402
+from tuner.cli import DEMO_REPOSITORY  # noqa: E402
+from tuner.evaluate import Evaluator  # noqa: E402
+from tuner.loadgen import LoadSpec  # noqa: E402
+from tuner.modelconfig import parse_config, read_config  # noqa: E402
+from tuner.server import EmbeddedServer  # noqa: E402
+
+MODEL = "detector"
+
+
+def ma_config(work: Path, ma: Path) -> str:
+    return f"""model_repository: {work / 'ma_models'}
+output_model_repository_path: {work / 'ma_run' / 'output_models'}
+override_output_model_repository: true
+export_path: {work / 'ma_run' / 'results'}
+checkpoint_directory: {work / 'ma_run' / 'checkpoints'}
+triton_launch_mode: local
+triton_server_path: {ma / 'bin' / 'tritonserver'}
+triton_server_flags:
+  backend-directory: {ma / 'backends'}
+  backend-config: python,shm-default-byte-size=67108864
+triton_output_path: {work / 'ma_run' / 'triton.log'}
+perf_analyzer_path: {ma / 'bin' / 'perf_analyzer'}
+perf_output: true
+perf_output_path: {work / 'ma_run' / 'perf_output.log'}
+run_config_search_mode: quick
+run_config_search_max_instance_count: 3
+run_config_search_max_model_batch_size: 8
+inference_output_fields: [model_name, batch_size, concurrency, model_config_path, instance_group, max_batch_size,
+                          perf_throughput, perf_latency_p95, perf_latency_p99]
+profile_models:
+  {MODEL}:
+    cpu_only: true
+    parameters:
+      concurrency: [8]
+"""
+
+
+def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
+    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "ma_models" / MODEL)
+    (work / "ma_run").mkdir()
+    config = work / "ma_run" / "config.yml"
+    config.write_text(ma_config(work, ma))
+    env = {**os.environ, "PATH": f"{ma / 'bin'}:{venv / 'bin'}:{os.environ['PATH']}"}
+    start = time.perf_counter()
+    with open(work / "ma_run" / "ma.log", "w") as log:
+        done = subprocess.run([str(venv / "bin" / "model-analyzer"), "profile", "-f", str(config)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
+    wall = time.perf_counter() - start
+    rows = list(csv.DictReader(open(work / "ma_run" / "results" / "results" / "metrics-model-inference.csv")))
+    rows = [r for r in rows if r.get("Model")]
+    best = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
+    variant = best["Model Config Path"]
+    text = (work / "ma_run" / "output_models" / variant / "config.pbtxt").read_text()
+    config = parse_config(text, f"Model Analyzer's {variant}")
+    config.name = MODEL
+    return {"wall_s": wall, "returncode": done.returncode, "measurements": len(rows),
+            "configs": len({r["Model Config Path"] for r in rows}), "best_variant": variant,
+            "reported_throughput": float(best["Throughput (infer/sec)"]),
+            "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan"), "config": config}
+
+
+def run_tuner(work: Path, trials: int) -> dict:
+    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "tuner_models" / MODEL)
+    storage = f"sqlite:///{work / 'tuner.db'}"
+    start_wall = time.time()
+    start = time.perf_counter()
+    with open(work / "tuner.log", "w") as log:
+        done = subprocess.run([sys.executable, "-m", "tuner", "search", "--model-repository", str(work / "tuner_models"),
+                               "--trials", str(trials), "--storage", storage, "--run-dir", str(work / "tuner_runs"),
+                               "--out", str(work / "tuner_out"), "--no-progress"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    study = optuna.load_study(study_name=MODEL, storage=storage)
+    trials_done = [t for t in study.get_trials() if t.values is not None]
+    return {"wall_s": wall, "returncode": done.returncode, "trials": len(trials_done), "study": study,
+            "started": start_wall, "config": read_config(work / "tuner_out" / MODEL / "config.pbtxt")}
+
+
+def remeasure(work: Path, configs: dict, rounds: int) -> dict:
+    """Each config `rounds` times, alternately, in one embedded server, by the tuner's instrument."""
+    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "remeasure" / "repository" / MODEL)
+    runs = {name: [] for name in configs}
+    spec = LoadSpec(min_samples=1000)
+    with EmbeddedServer(work / "remeasure" / "repository", work / "remeasure") as server, \
+            Evaluator(server, MODEL, spec) as evaluator:
+        for r in range(rounds):
+            for name in (list(configs) if r % 2 == 0 else list(configs)[::-1]):
+                outcome = evaluator.evaluate(configs[name])
+                if outcome.ok:
+                    runs[name].append((outcome.measurement.throughput, outcome.measurement.p95_ms))
+    return {name: {"throughput": statistics.median(v[0] for v in got), "p95_ms": statistics.median(v[1] for v in got),
+                   "runs": got} for name, got in runs.items() if got}
+
+
+def first_match(study: optuna.Study, started: float, throughput: float, p95_ms: float):
+    """The first trial (by completion time) at least as fast as `throughput` at a P95 no worse."""
+    done = sorted((t for t in study.get_trials() if t.values is not None), key=lambda t: t.datetime_complete)
+    for t in done:
+        if t.values[0] >= throughput and t.values[1] <= p95_ms:
+            return t, t.datetime_complete.timestamp() - started
+    return None, None
+
+
+def knobs_text(config) -> str:
+    groups = ", ".join(f"{g.count}x{'GPU' if g.kind == 1 else 'CPU'}" for g in config.instance_group)
+    batching = (f"dyn. batching {config.dynamic_batching.max_queue_delay_microseconds} us"
+                if config.HasField("dynamic_batching") else "no dyn. batching")
+    threads = config.parameters["intra_op_thread_count"].string_value if "intra_op_thread_count" in config.parameters \
+        else "default"
+    return f"{groups} instances, max batch {config.max_batch_size}, {batching}, threads {threads}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/tuner-vs-ma"))
+    ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
+    ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
+    ap.add_argument("--ma-timeout-s", type=int, default=3600)
+    args = ap.parse_args()
+    if not (args.ma_venv / "bin" / "model-analyzer").exists():
+        raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+
+    ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
+    print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
+    tuner = run_tuner(args.work, args.trials)
+    print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
+    again = remeasure(args.work, {"Model Analyzer best": ma["config"], "tuner best": tuner["config"]}, args.rounds)
+    target = again["Model Analyzer best"]
+    match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
+
+    print("\nsearch (each tool's own numbers)")
+    print(table(["tool", "wall s", "configs measured", "best config", "its infer/s", "its p95 ms"], [
+        ["Model Analyzer quick", f"{ma['wall_s']:.0f}", ma["configs"], knobs_text(ma["config"]),
+         f"{ma['reported_throughput']:.1f}", f"{ma['reported_p95_ms']:.1f}"],
+        ["tuner", f"{tuner['wall_s']:.0f}", tuner["trials"], knobs_text(tuner["config"]), "", ""]]))
+    print(f"\nthe two best configs re-measured alternately ({args.rounds} rounds, tuner's load generator, medians)")
+    print(table(["config", "infer/s", "p95 ms", "runs (infer/s)"], [
+        [name, f"{v['throughput']:.1f}", f"{v['p95_ms']:.1f}", " ".join(f"{r[0]:.0f}" for r in v["runs"])]
+        for name, v in again.items()]))
+    ratio = again["tuner best"]["throughput"] / target["throughput"]
+    reach = (f"trial #{match.number} matched Model Analyzer's best {match_s:.0f} s after start "
+             f"({match_s / ma['wall_s']:.2f} of Model Analyzer's wall time)" if match else "no trial matched it")
+    print(f"\ntuner best / Model Analyzer best throughput: {ratio:.3f}; {reach}")
+    path = write_json("vs_model_analyzer", {
+        "model_analyzer": {k: v for k, v in ma.items() if k != "config"} | {"best_config": knobs_text(ma["config"])},
+        "tuner": {"wall_s": tuner["wall_s"], "trials": tuner["trials"], "returncode": tuner["returncode"],
+                  "best_config": knobs_text(tuner["config"])},
+        "remeasured": again, "throughput_ratio": ratio,
+        "tuner_matched_ma_at_s": match_s, "tuner_matched_trial": match.number if match else None,
+        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

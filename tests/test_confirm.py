@@ -1,0 +1,55 @@
+"""Re-measuring the front: which trials are candidates, and choosing on their medians."""
+import optuna
+
+from tuner.confirm import _ATTR, candidates, confirmed
+from tuner.select import choose
+
+
+def _study_with(points):
+    """A real (in-memory) Optuna study holding `points`: (throughput, p95, user_attrs)."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for thr, p95, attrs in points:
+        study.add_trial(optuna.trial.create_trial(values=[thr, p95], user_attrs=attrs))
+    return study
+
+
+POINTS = [(100, 50, {"role": "baseline"}), (180, 45, {}), (190, 90, {}), (120, 40, {}), (140, 70, {}),
+          (185, 60, {}), (175, 42, {})]
+
+
+def test_candidates_are_the_baseline_and_what_each_policy_would_pick():
+    trials = _study_with(POINTS).get_trials()
+    picked = [t.number for t in candidates(trials, limit=4)]
+    assert picked[0] == 0  # the baseline, always
+    knee, fastest, lowest = choose(trials).number, choose(trials, "max-throughput").number, \
+        choose(trials, "min-p95").number
+    assert {knee, fastest, lowest} <= set(picked) and len(picked) == 5
+    assert 4 not in picked  # dominated: never a candidate
+
+
+def test_choice_after_remeasuring_uses_the_medians():
+    study = _study_with(POINTS)
+    assert choose(confirmed(study), "max-throughput").number == 2  # before: the single measurements
+    # trial 2's 190/s was a lucky draw; re-measured it is slower than trial 5
+    study.set_user_attr(_ATTR, {"after_trials": 7, "runs": {
+        "0": {"throughput": [100, 98, 101], "p95_ms": [50, 51, 50]},
+        "2": {"throughput": [190, 150, 152], "p95_ms": [90, 91, 92]},
+        "5": {"throughput": [185, 184, 186], "p95_ms": [60, 61, 59]}}})
+    final = confirmed(study)
+    assert sorted(t.number for t in final) == [0, 2, 5]
+    assert final[1].values == [152, 91] and final[1].user_attrs[_ATTR]["throughput"] == [190, 150, 152]
+    assert choose(final, "max-throughput").number == 5
+    assert study.trials[2].values == [190, 90]  # the stored trial is untouched
+
+
+def test_screening_stops_only_configs_far_behind_the_front():
+    from types import SimpleNamespace
+
+    from tuner.study import _worth_measuring
+
+    worth = _worth_measuring(_study_with(POINTS))  # front: (190, 90), (180, 45), (175, 42), (120, 40)
+    short = lambda thr, p95: SimpleNamespace(throughput=thr, p95_ms=p95)  # noqa: E731
+    assert not worth(short(100, 80))  # 180/s at 45 ms beats it by far more than 15% on both
+    assert worth(short(170, 50))  # within the noise of a short measurement: measure it fully
+    assert worth(short(200, 100))  # faster than anything: maybe a new front point
+    assert worth(short(60, 20))  # lower P95 than anything
