@@ -46,7 +46,9 @@ def test_each_knob_loads_into_triton(server, knobs):
     assert loaded.max_batch_size == config.max_batch_size
     assert loaded.instance_group[0].count == config.instance_group[0].count
     assert loaded.HasField("dynamic_batching") == config.HasField("dynamic_batching")
-    assert list(loaded.dynamic_batching.preferred_batch_size) == list(config.dynamic_batching.preferred_batch_size)
+    if config.HasField("dynamic_batching"):  # Triton fills an empty preferred list with [max_batch_size]
+        wanted = list(config.dynamic_batching.preferred_batch_size) or [config.max_batch_size]
+        assert list(loaded.dynamic_batching.preferred_batch_size) == wanted
     for key, value in config.parameters.items():
         assert loaded.parameters[key].string_value == value.string_value
 

@@ -134,6 +134,7 @@ def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(w
                       "--slo-p95-ms", "1000")
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
+    assert trials[1].user_attrs["role"] == "start_with"  # measured fully, never screened
     assert trials[1].params == {"max_batch_size": 8, "instance_count": 2, "dynamic_batching": True,
                                 "max_queue_delay_us": 500}
     for t in trials:  # every measured trial carries what the constrained sampler learns from
@@ -173,3 +174,16 @@ def test_requests_that_hang_time_out_and_fail_the_trial(workdir):
     hung = [t for t in trials[1:] if "duplicate_of" not in t.user_attrs]
     assert hung and all(t.state == TrialState.FAIL for t in trials[1:])
     assert all("no response within 0.5 s" in t.user_attrs["fail_reason"] for t in hung)
+
+
+def test_memory_limit_is_a_constraint_and_configs_over_it_are_never_exported(workdir):
+    roomy = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
+                       "--max-memory-mib", "100000", "--study-name", "roomy")
+    assert roomy.returncode == 0, roomy.stderr
+    for t in load_study(workdir, "roomy").get_trials():
+        assert 20 < t.user_attrs["memory_mib"] < 100000  # tritonserver and its python stubs, resident
+        assert t.system_attrs["constraints"] == [t.user_attrs["memory_violation_mib"]]
+    tight = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
+                       "--max-memory-mib", "1", "--study-name", "tight")
+    assert tight.returncode == 1 and "no measured trial meets memory <= 1.0 MiB" in tight.stderr
+    assert all(t.user_attrs["over_memory"] for t in load_study(workdir, "tight").get_trials())

@@ -4,16 +4,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import optuna
 from google.protobuf import json_format
-from tqdm import tqdm
 
 from tuner import modelconfig
 from tuner.confirm import confirmed, is_current, remeasure
@@ -23,10 +20,10 @@ from tuner.export import export
 from tuner.loadgen import LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
-from tuner.server import EmbeddedServer, RemoteServer
-from tuner.server.docker import DEFAULT_IMAGE, DockerServer
+from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
 from tuner.space import load_space
-from tuner.study import StudySettings, best_text, counted, open_study, search
+from tuner.study import StudySettings, open_study, search
+from tuner.workers import run_workers
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT / "model_repository_template"
@@ -120,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
     s.add_argument("--slo-p95-ms", type=_positive(float), help="P95 limit: a constraint the sampler learns, and the "
                    "export picks the highest throughput within it")
+    s.add_argument("--max-memory-mib", type=_positive(float), help="memory limit for the server (its resident "
+                   "memory under load): a constraint the sampler learns; configs over it are never exported")
     s.add_argument("--seed", type=int, help="sampler seed")
     s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
                    "and the Pareto candidates this many more times, alternately, and choose on the medians "
@@ -240,12 +239,16 @@ def _open(args, space, model: str, base: modelconfig.ModelConfig, name: str, ind
         raise ConfigError(f"{space.source}: knobs that do not apply to '{model}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
     load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
-    settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms)
+    settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms,
+                             args.max_memory_mib)
     seed = None if args.seed is None else args.seed + index
     return open_study(args.storage, name, settings, seed, space.start_with)
 
 
-def _check_workers(args) -> None:
+def _check_options(args) -> None:
+    if args.max_memory_mib and args.launcher == "remote":
+        raise ConfigError("--max-memory-mib needs a server of the tuner's own (embedded or docker): a remote "
+                          "server's memory is not the tuned model's alone")
     if args.workers == 1:
         return
     if args.launcher == "remote":
@@ -258,7 +261,7 @@ def _check_workers(args) -> None:
 
 
 def cmd_search(args) -> int:
-    _check_workers(args)
+    _check_options(args)
     if args.storage.startswith("sqlite:///"):
         Path(args.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if args.workers == 1:
@@ -268,7 +271,7 @@ def cmd_search(args) -> int:
         _load_spec(args), _inputs(args)  # refuse bad options before any worker starts
         model, base, _ = _target(args)
         study = _open(args, space, model, base, args.study_name or model)  # created before workers join
-        _run_workers(args, study)
+        run_workers(_work, args, study, args.workers, args.trials, args.slo_p95_ms, progress=not args.no_progress)
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 
@@ -310,52 +313,6 @@ def _work(args, index: int) -> optuna.Study:
     return study
 
 
-def _worker_main(args, index: int, cores: list[int] | None) -> None:
-    """Entry point of a worker process (spawned, so it starts clean of the parent's threads)."""
-    if cores:
-        os.sched_setaffinity(0, cores)  # the server it starts inherits the same cores
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        _work(args, index)
-    except TunerError as e:
-        print(f"error: worker-{index}: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-def _core_shares(workers: int) -> list[list[int] | None]:
-    """This process's CPU cores cut into one contiguous share per worker (none if too few)."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < workers:
-        return [None] * workers
-    size = len(cores) // workers
-    return [cores[i * size:(i + 1) * size] for i in range(workers)]
-
-
-def _run_workers(args, study: optuna.Study) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(args, i, cores), name=f"worker-{i}")
-             for i, cores in enumerate(_core_shares(args.workers))]
-    for proc in procs:
-        proc.start()
-    try:
-        with tqdm(total=args.trials, disable=args.no_progress, unit="trial", dynamic_ncols=True) as bar:
-            while any(p.is_alive() for p in procs):
-                bar.update(min(len(counted(study)), args.trials) - bar.n)
-                bar.set_postfix_str(best_text(study, args.slo_p95_ms))
-                time.sleep(2)
-            bar.update(min(len(counted(study)), args.trials) - bar.n)
-    except KeyboardInterrupt:  # the workers got the same Ctrl-C: let them queue their trials again
-        for proc in procs:
-            proc.join(timeout=60)
-        raise
-    failed = [f"{p.name} (exit code {p.exitcode})" for p in procs if p.exitcode != 0]
-    if failed:
-        raise TunerError(f"{', '.join(failed)} stopped early; their servers' logs are under "
-                         f"{args.run_dir / study.study_name}")
-
-
 def cmd_measure(args) -> int:
     spec, inputs = _load_spec(args), _inputs(args)
     config = modelconfig.read_config(args.config) if args.config else None
@@ -393,7 +350,10 @@ def _finish(study: optuna.Study, model: str, args) -> int:
 
 def _export(study: optuna.Study, model: str, chosen, args) -> int:
     if chosen is None:
-        print(f"\nno trial meets P95 <= {args.slo_p95_ms} ms: nothing exported", file=sys.stderr)
+        settings = study.user_attrs.get("settings") or {}
+        limits = [f"P95 <= {args.slo_p95_ms} ms"] * bool(args.slo_p95_ms) + \
+            [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
+        print(f"\nno measured trial meets {' and '.join(limits) or 'the limits'}: nothing exported", file=sys.stderr)
         return 1
     context = {"study": study.study_name, "storage": args.storage, "search_settings": study.user_attrs.get("settings"),
                "policy": "trial" if getattr(args, "trial", None) is not None else

@@ -29,16 +29,17 @@ class Outcome:
     reason: str = ""  # why it failed; empty when it succeeded
     load_s: float = 0.0
     screened: bool = False  # only the short screening measurement was taken
+    memory_mib: float | None = None  # the server's memory with this config loaded and under load
+
+    @property
+    def ok(self) -> bool:
+        return self.measurement is not None
 
 
 def screening(spec: LoadSpec) -> LoadSpec:
     """A fifth of the samples and a quarter of the time: enough to see a config is clearly worse."""
     return dataclasses.replace(spec, min_samples=max(100, spec.min_samples // 5),
                                max_duration_s=max(2.0, spec.max_duration_s / 4))
-
-    @property
-    def ok(self) -> bool:
-        return self.measurement is not None
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,13 @@ class Evaluator:
         load_s = time.perf_counter() - start
         requests = self.requests(config.max_batch_size > 0)
         try:
+            spec = self.spec
             if screen is not None:
-                m = measure(self.server.control, self.model, requests, screening(self.spec))
+                m = measure(self.server.control, self.model, requests, screening(spec))
                 if self._usable(m) and not screen(m):
-                    return Outcome(m, "", load_s, screened=True)
-            m = measure(self.server.control, self.model, requests, self.spec)
+                    return Outcome(m, "", load_s, screened=True, memory_mib=self.server.memory_mib())
+                spec = dataclasses.replace(spec, warmup_s=0.0)  # the screening warmed it up
+            m = measure(self.server.control, self.model, requests, spec)
         except InferenceServerException as e:  # the server went away between our calls
             return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
         if m.samples == 0:
@@ -116,7 +119,7 @@ class Evaluator:
         if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.alive():
             why = f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
             return Outcome(None, self._after_failure(why), load_s)
-        return Outcome(m, "", load_s)
+        return Outcome(m, "", load_s, memory_mib=self.server.memory_mib())
 
     def _usable(self, m: Measurement) -> bool:
         return m.samples > 0 and m.errors <= _TOLERATED_ERRORS * (m.samples + m.errors) and self.server.alive()

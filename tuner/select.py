@@ -16,8 +16,9 @@ POLICIES = ("knee", "max-throughput", "min-p95")
 
 
 def measured(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials that can be chosen: measured (not answered from a duplicate), within the memory limit."""
     return [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-            and "duplicate_of" not in t.user_attrs]
+            and "duplicate_of" not in t.user_attrs and not t.user_attrs.get("over_memory")]
 
 
 def baseline_of(trials: list[FrozenTrial]) -> FrozenTrial | None:

@@ -38,14 +38,19 @@ class StudySettings:
     base_config: str  # fingerprint of the user's config.pbtxt
     search_space: dict
     slo_p95_ms: float | None = None  # a constraint inside the search, not only a filter afterwards
+    max_memory_mib: float | None = None  # likewise: the server's resident memory
 
 
 _VIOLATION = "slo_violation_ms"
+_MEMORY_VIOLATION = "memory_violation_mib"
 
 
-def _constraints(trial: FrozenTrial) -> list[float]:
-    """Optuna's constraint: P95 minus the SLO (<= 0 is feasible), recorded on each trial."""
-    return [trial.user_attrs.get(_VIOLATION, 0.0)]
+def _constraints_func(settings: StudySettings):
+    """Optuna's constraints: for each limit set, how far over it a trial was (<= 0 is feasible),
+    recorded on each trial, so the sampler learns where the infeasible configs are."""
+    keys = [key for key, limit in ((_VIOLATION, settings.slo_p95_ms), (_MEMORY_VIOLATION, settings.max_memory_mib))
+            if limit is not None]
+    return (lambda trial: [trial.user_attrs.get(key, 0.0) for key in keys]) if keys else None
 
 
 # Optuna warns that heartbeats are meant for study.optimize; with ask-and-tell we beat ourselves.
@@ -81,7 +86,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
     # constant_liar: trials running on other workers count as bad for now, so parallel workers do
     # not all sample the same promising config at once.
     sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8, constant_liar=True,
-                                         constraints_func=_constraints if settings.slo_p95_ms else None)
+                                         constraints_func=_constraints_func(settings))
     rdb = storage_for(storage)
     wanted = dataclasses.asdict(settings)
     try:
@@ -96,7 +101,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
     study.set_user_attr("settings", wanted)
     study.enqueue_trial({}, user_attrs={"role": "baseline"})
     for params in start_with:  # known-good configs next, before the sampler guesses
-        study.enqueue_trial(params, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs={"role": "start_with"}, skip_if_exists=True)
     return study
 
 
@@ -127,10 +132,9 @@ def _interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
 
 def _enqueue_again(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queues a cut-off trial's knobs again (also Optuna's callback for a trial whose worker died)."""
-    if trial.user_attrs.get("role") == "baseline":
-        study.enqueue_trial({}, user_attrs={"role": "baseline"})
-    elif trial.params:  # a trial cut off before sampling has nothing to repeat
-        study.enqueue_trial(trial.params, skip_if_exists=False)
+    role = trial.user_attrs.get("role")
+    if role == "baseline" or trial.params:  # a trial cut off before sampling has nothing to repeat
+        study.enqueue_trial(trial.params, user_attrs={"role": role} if role in ("baseline", "start_with") else {})
 
 
 @contextmanager
@@ -153,11 +157,21 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
         thread.join()
 
 
-def _attrs(config: ModelConfig, outcome: Outcome) -> dict:
+def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
+    """What a trial records: the config, the measurement and, for each limit set, how far over it."""
     attrs = {"config_pbtxt": render_pbtxt(config), "fingerprint": fingerprint(config),
              "load_s": round(outcome.load_s, 3)}
-    if outcome.measurement is not None:
-        attrs["metrics"] = _jsonable(dataclasses.asdict(outcome.measurement))
+    if outcome.memory_mib is not None:
+        attrs["memory_mib"] = round(outcome.memory_mib, 1)
+    if outcome.measurement is None:
+        return attrs
+    attrs["metrics"] = _jsonable(dataclasses.asdict(outcome.measurement))
+    if settings.get("slo_p95_ms") is not None:
+        attrs[_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
+    if settings.get("max_memory_mib") is not None:
+        attrs[_MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - settings["max_memory_mib"]
+        if attrs[_MEMORY_VIOLATION] > 0:
+            attrs["over_memory"] = True  # measured, but never a candidate to choose
     return attrs
 
 
@@ -173,10 +187,6 @@ def _jsonable(value):
 
 def _values(outcome: Outcome) -> list[float]:
     return [outcome.measurement.throughput, outcome.measurement.p95_ms]
-
-
-def _slo(study: optuna.Study) -> float | None:
-    return (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
 
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
@@ -206,12 +216,13 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
     else:
         knobs = space.suggest(trial)
         config = apply_knobs(base, knobs)
-        trial.set_user_attr("role", "search")
+        trial.set_user_attr("role", trial.user_attrs.get("role", "search"))
         trial.set_user_attr("knobs", knobs)
         earlier = _same_config(study, fingerprint(config), trial.number)
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             trial.set_user_attr("duplicate_of", earlier.number)
-            for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", _VIOLATION):
+            for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", "memory_mib", "over_memory",
+                        _VIOLATION, _MEMORY_VIOLATION):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
             if earlier.state == TrialState.COMPLETE:
@@ -219,14 +230,13 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
             else:
                 study.tell(trial, state=TrialState.FAIL)
             return
-    screen = _worth_measuring(study) if screening and trial.user_attrs.get("role") != "baseline" else None
+    # the baseline and the known-good configs are measured fully: screening is for the sampler's guesses
+    screen = _worth_measuring(study) if screening and trial.user_attrs["role"] == "search" else None
     outcome = evaluator.evaluate(config, screen)
     if outcome.screened:
         trial.set_user_attr("screened", True)
-    for key, value in _attrs(config, outcome).items():
+    for key, value in _attrs(config, outcome, study.user_attrs["settings"]).items():
         trial.set_user_attr(key, value)
-    if outcome.ok and _slo(study) is not None:
-        trial.set_user_attr(_VIOLATION, outcome.measurement.p95_ms - _slo(study))
     if outcome.ok:
         study.tell(trial, _values(outcome))
     else:

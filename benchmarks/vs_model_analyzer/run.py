@@ -4,7 +4,8 @@
     python benchmarks/vs_model_analyzer/run.py [--trials 50] [--rounds 3]
 
 1. Model Analyzer `profile`, quick search, local launch mode (it starts tritonserver itself, once per
-   config), CPU only, concurrency fixed at 8, instance count <= 3, max batch size <= 8 (the ranges of
+   config), CPU only, concurrency 8 (quick search takes no concurrency list: its min and max
+   concurrency are both set to 8), instance count <= 3, max batch size <= 8 (the ranges of
    search_spaces/default.yaml), on a copy of the demo detector. Wall time; its best config (highest
    throughput, its default objective) from its results CSV.
 2. `python -m tuner search` with its defaults (default search space, concurrency 8) on another copy.
@@ -60,6 +61,8 @@ perf_analyzer_path: {ma / 'bin' / 'perf_analyzer'}
 perf_output: true
 perf_output_path: {work / 'ma_run' / 'perf_output.log'}
 run_config_search_mode: quick
+run_config_search_min_concurrency: 8
+run_config_search_max_concurrency: 8
 run_config_search_max_instance_count: 3
 run_config_search_max_model_batch_size: 8
 inference_output_fields: [model_name, batch_size, concurrency, model_config_path, instance_group, max_batch_size,
@@ -67,8 +70,6 @@ inference_output_fields: [model_name, batch_size, concurrency, model_config_path
 profile_models:
   {MODEL}:
     cpu_only: true
-    parameters:
-      concurrency: [8]
 """
 
 
@@ -85,7 +86,8 @@ def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict
     wall = time.perf_counter() - start
     rows = list(csv.DictReader(open(work / "ma_run" / "results" / "results" / "metrics-model-inference.csv")))
     rows = [r for r in rows if r.get("Model")]
-    best = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
+    at8 = [r for r in rows if r["Concurrency"] == "8"]  # quick search may add a row at 16 for its default
+    best = max(at8, key=lambda r: float(r["Throughput (infer/sec)"]))
     variant = best["Model Config Path"]
     text = (work / "ma_run" / "output_models" / variant / "config.pbtxt").read_text()
     config = parse_config(text, f"Model Analyzer's {variant}")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tuner.errors import ServerError
+from tuner.server.base import Server
 from tuner.server.client import TritonControl
 from tuner.server.embedded import free_port
 
@@ -57,7 +58,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class DockerServer:
+class DockerServer(Server):
     """Starts `tritonserver` in a container of `image`, in explicit model-control mode.
 
     gpus: "all", a list of device ids, or None (CPU only). network "bridge" publishes the ports on
@@ -159,6 +160,13 @@ class DockerServer:
             return False
         return self.container.status in ("created", "running")
 
+    def memory_mib(self) -> float | None:
+        """The container's memory use, as `docker stats` reports it."""
+        if not self.alive():
+            return None
+        usage = self.container.stats(stream=False).get("memory_stats", {}).get("usage")
+        return usage / 2**20 if usage else None
+
     def stop(self) -> None:
         import docker
 
@@ -173,13 +181,3 @@ class DockerServer:
         except docker.errors.NotFound:
             pass
         self.container = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> "DockerServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

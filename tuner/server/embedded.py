@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tuner.errors import ServerError
+from tuner.server.base import Server
 from tuner.server.client import TritonControl
 
 _PR_SET_PDEATHSIG = 1
@@ -64,7 +65,17 @@ def prepare_backends(dest: Path) -> Path:
     return dest
 
 
-class EmbeddedServer:
+def _tree_rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # it has just exited
+        return 0
+    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return rss + sum(_tree_rss_kib(int(child)) for child in children)
+
+
+class EmbeddedServer(Server):
     """Starts tritonserver in explicit model-control mode on free loopback ports.
 
     Use as a context manager: the server is stopped on exit, on exceptions and on Ctrl-C.
@@ -130,6 +141,10 @@ class EmbeddedServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def memory_mib(self) -> float | None:
+        """Resident memory of tritonserver and its children (the python backend's stubs)."""
+        return _tree_rss_kib(self.process.pid) / 1024 if self.alive() else None
+
     def stop(self) -> None:
         if self.control is not None:
             self.control.close()
@@ -144,13 +159,3 @@ class EmbeddedServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> "EmbeddedServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

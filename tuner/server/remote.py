@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from tuner.errors import ServerError
+from tuner.server.base import Server
 from tuner.server.client import TritonControl
 
 
-class RemoteServer:
-    """Connects to `host:port` (gRPC). Nothing is started or stopped; only the tuned model is
-    loaded, so other models on the server are left alone."""
+class RemoteServer(Server):
+    """Connects to `host:port` (gRPC). Nothing is started or stopped (a restart only reconnects:
+    someone else's server cannot be restarted); only the tuned model is loaded, so other models on
+    the server are left alone."""
 
     launcher = "remote"
     model_repository = None  # the server reads its own repository; configs travel as overrides
@@ -31,17 +33,11 @@ class RemoteServer:
     def alive(self) -> bool:
         return self.control is not None and self.control.is_live()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()  # we cannot restart someone else's server; reconnecting is all we can do
+    def memory_mib(self) -> None:
+        """Unknown: the server's memory is not the tuned model's alone."""
+        return None
 
     def stop(self) -> None:
         if self.control is not None:
             self.control.close()
             self.control = None
-
-    def __enter__(self) -> "RemoteServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
