@@ -33,7 +33,14 @@ def docker_client():
     except docker.errors.ImageNotFound:
         if os.geteuid() != 0 or subprocess.run(["which", "debootstrap"], capture_output=True).returncode:
             pytest.skip(f"no image {IMAGE}, and building it needs root and debootstrap")
-        subprocess.run(["bash", str(BUILD), IMAGE, sys.executable], check=True, timeout=1200)
+        built = subprocess.run(["bash", str(BUILD), IMAGE, sys.executable], capture_output=True, text=True,
+                               timeout=1200)
+        if built.returncode:
+            pytest.skip(f"could not build {IMAGE} (no Debian mirror?): {built.stderr[-500:]}")
+    try:  # an engine that starts but cannot run containers here (no overlay, no namespaces)
+        client.containers.run(IMAGE, ["true"], network_mode="host", remove=True)
+    except docker.errors.DockerException as e:
+        pytest.skip(f"the Docker engine cannot run containers on this machine: {e}")
     return client
 
 

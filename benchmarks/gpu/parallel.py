@@ -5,8 +5,9 @@ storage), then one config measured repeatedly on each GPU to see whether the GPU
     bash benchmarks/gpu/run.sh parallel ...      (on the GPU machine; run.sh installs the wheels)
     python benchmarks/gpu/parallel.py --trials 50 --width 32 [--repeats 5]
 
-With a single GPU it runs the 1-worker study and the repeats on GPU 0 only, and says the multi-GPU
-part was not run. Results: a printed table and $OUT/gpu_parallel.json.
+With a single GPU it runs the 1-worker study and the repeats on GPU 0 only (and, with --workers 2,
+two workers sharing that GPU), and says the multi-GPU part was not run. Results: a printed table
+and $OUT/gpu_parallel.json.
 """
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in found.stdout.splitlines())
 
 
-def study(args, repo: Path, workers: int) -> dict:
-    """One `tuner search` with `workers` workers, GPU i for worker i; its wall time and best trial."""
+def study(args, repo: Path, workers: int, gpus: int) -> dict:
+    """One `tuner search` with `workers` workers, worker i on GPU i mod `gpus`; wall time and best."""
     name = f"w{workers}"
     storage = f"sqlite:///{args.out / f'parallel_{name}.db'}"
     cmd = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--study-name", name,
            "--search-space", str(ROOT / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
            "--storage", storage, "--out", str(args.out / f"export_{name}"), "--run-dir", f"/tmp/parallel_{name}",
-           "--workers", str(workers), "--gpus", ",".join(str(i) for i in range(workers)),
+           "--workers", str(workers), "--gpus", ",".join(str(i % gpus) for i in range(workers)),
            "--shared-memory", "system", "--no-progress", "--max-measure-s", "10", "--remeasure", "0",
            "--seed", str(args.seed)]
     print(" ".join(cmd), flush=True)
@@ -91,12 +92,15 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gpus", type=int, help="GPUs to use (default: all)")
+    ap.add_argument("--workers", type=int, help="workers of the parallel study (default: one per GPU; more "
+                    "share GPUs round robin, which shows overlap of reloads, not a multi-GPU speed-up)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_out")))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     gpus = args.gpus or gpu_count()
     repo = gpu_repository(Path("/tmp/parallel_repo"), args.width)
-    runs = [study(args, repo, 1)] + ([study(args, repo, gpus)] if gpus > 1 else [])
+    workers = args.workers or gpus
+    runs = [study(args, repo, 1, gpus)] + ([study(args, repo, workers, gpus)] if workers > 1 else [])
     spread = per_gpu(args, repo, args.out / "export_w1" / "detector" / "config.pbtxt", gpus)
 
     one = runs[0]["wall_s"]
@@ -113,7 +117,7 @@ def main() -> int:
                 [[g, f"{s['median']:.1f}", f"{s['min']:.1f}", f"{s['max']:.1f}", f"{s['cv_pct']:.1f}",
                   f"{s['median'] / base:.3f}"] for g, s in spread.items()]))
     if gpus == 1:
-        print("\none GPU here: the multi-worker study and the GPU-to-GPU comparison were not run")
+        print("\none GPU here: no GPU-to-GPU comparison" + ("" if workers > 1 else ", no multi-worker study"))
     (args.out / "gpu_parallel.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                             "gpus": gpus, "studies": runs, "per_gpu": spread},
                                                            indent=1, default=str))
