@@ -12,7 +12,6 @@ import statistics
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-
 from tqdm import tqdm
 
 from tuner.evaluate import Evaluator

@@ -108,21 +108,24 @@ class Evaluator:
             spec = self.spec
             if screen is not None:
                 m = measure(self.server.control, self.model, requests, screening(spec))
-                if self._usable(m) and not screen(m):
+                if self._problem(m) is None and not screen(m):
                     return Outcome(m, "", load_s, screened=True, memory_mib=self.server.memory_mib())
                 spec = dataclasses.replace(spec, warmup_s=0.0)  # the screening warmed it up
             m = measure(self.server.control, self.model, requests, spec)
         except InferenceServerException as e:  # the server went away between our calls
             return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
-        if m.samples == 0:
-            return Outcome(None, self._after_failure(f"no request succeeded: {m.first_error}"), load_s)
-        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.alive():
-            why = f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
-            return Outcome(None, self._after_failure(why), load_s)
+        problem = self._problem(m)
+        if problem:
+            return Outcome(None, self._after_failure(problem), load_s)
         return Outcome(m, "", load_s, memory_mib=self.server.memory_mib())
 
-    def _usable(self, m: Measurement) -> bool:
-        return m.samples > 0 and m.errors <= _TOLERATED_ERRORS * (m.samples + m.errors) and self.server.alive()
+    def _problem(self, m: Measurement) -> str | None:
+        """Why a measurement cannot stand for the config (None when it can)."""
+        if m.samples == 0:
+            return f"no request succeeded: {m.first_error}"
+        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.alive():
+            return f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
+        return None
 
     def _after_failure(self, reason: str) -> str:
         """A dead server is restarted so the next trial finds one; the reason says it died."""
