@@ -25,9 +25,9 @@ def candidates(trials: list[FrozenTrial], slo_p95_ms: float | None = None, limit
     """The baseline, then up to `limit` front configs: what each policy (and the SLO) would
     choose, then the knee's nearest neighbours by throughput."""
     base = [t for t in trials if t.user_attrs.get("role") == "baseline" and t.state == TrialState.COMPLETE]
-    knee = choose(trials)
     picks = [choose(trials, policy) for policy in POLICIES] + [choose(trials, slo_p95_ms=slo_p95_ms)
                                                                 if slo_p95_ms is not None else None]
+    knee = picks[POLICIES.index("knee")]
     if knee is not None:
         picks += sorted(pareto_front(trials), key=lambda t: abs(t.values[0] - knee.values[0]))
     front = {t.number: t for t in picks if t is not None and t.user_attrs.get("role") != "baseline"}

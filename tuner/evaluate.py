@@ -20,6 +20,7 @@ from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
 
+SERVER_DIED = "tritonserver died"  # starts the reason of a trial whose server died under it
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
 
 
@@ -133,4 +134,4 @@ class Evaluator:
             return reason
         self.close()  # a new server knows nothing of our shared-memory registrations
         self.server.restart()
-        return f"tritonserver died ({reason}); restarted it"
+        return f"{SERVER_DIED} ({reason}); restarted it"

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from tuner.errors import ConfigError, TunerError
-from tuner.evaluate import Evaluator, Outcome
+from tuner.evaluate import SERVER_DIED, Evaluator, Outcome
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
@@ -115,10 +115,10 @@ def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
                           f"({', '.join(changed)}): its trials would not compare; pass --study-name for a new study")
 
 
-def counted(study: optuna.Study) -> list[FrozenTrial]:
+def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Trials that count towards --trials: measured, or failed for a reason of their own (not cut
     off by Ctrl-C, nor failed by Optuna because their worker died: those have no reason)."""
-    return [t for t in study.get_trials(deepcopy=False)
+    return [t for t in trials
             if t.state == TrialState.COMPLETE
             or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, INTERRUPTED))]
 
@@ -260,9 +260,13 @@ def _worth_measuring(study: optuna.Study):
 
 
 def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
+    """An earlier trial of the same config whose result stands for this one. Not one cut off, and
+    not one whose server died: a crash may have come from outside (OOM killer, a kill), so the
+    config is measured again, and fails again if it was the cause."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        reason = t.user_attrs.get("fail_reason", "")
         if t.number != number and t.user_attrs.get("fingerprint") == key \
-                and t.user_attrs.get("fail_reason") != INTERRUPTED:
+                and reason != INTERRUPTED and not reason.startswith(SERVER_DIED):
             return t
     return None
 
@@ -274,11 +278,12 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
     with tqdm(total=trials, disable=not progress, unit="trial", dynamic_ncols=True) as bar:
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
-            done = len(counted(study))
+            now = study.get_trials(deepcopy=False)
+            done = len(counted(now))
             bar.update(min(done, trials) - bar.n)
             if done >= trials:
                 return
-            if done + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= trials:
+            if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
             last = run_trial(study, evaluator, base, space, worker, screening)

@@ -52,11 +52,13 @@ def run_workers(work: Callable[[Any, int], Any], args, study: optuna.Study, work
         proc.start()
     try:
         with tqdm(total=trials, disable=not progress, unit="trial", dynamic_ncols=True) as bar:
-            while any(p.is_alive() for p in procs):
-                bar.update(min(len(counted(study)), trials) - bar.n)
+            while True:
+                running = any(p.is_alive() for p in procs)
+                bar.update(min(len(counted(study.get_trials(deepcopy=False))), trials) - bar.n)
+                if not running:
+                    break
                 bar.set_postfix_str(best_text(study, slo_p95_ms))
                 time.sleep(2)
-            bar.update(min(len(counted(study)), trials) - bar.n)
     except KeyboardInterrupt:  # the workers got the same Ctrl-C: let them queue their trials again
         for proc in procs:
             proc.join(timeout=60)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tuner.errors import ServerError
-from tuner.server.base import Server
+from tuner.server.base import Server, tree_rss_mib
 from tuner.server.client import TritonControl
 from tuner.server.embedded import free_port
 
@@ -161,18 +161,24 @@ class DockerServer(Server):
         return self.container.status in ("created", "running")
 
     def memory_mib(self) -> float | None:
-        """The container's memory use, as `docker stats` reports it."""
+        """Resident memory of the container's processes, read from /proc when the engine runs on
+        this machine (instant); else `docker stats`, which waits about a second for a sample."""
         if not self.alive():
             return None
+        pid = self.container.attrs["State"]["Pid"]
+        try:
+            local = self.container.id in Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            local = False
+        if local:
+            return tree_rss_mib(pid)
         usage = self.container.stats(stream=False).get("memory_stats", {}).get("usage")
         return usage / 2**20 if usage else None
 
     def stop(self) -> None:
         import docker
 
-        if self.control is not None:
-            self.control.close()
-            self.control = None
+        super().stop()
         if self.container is None:
             return
         try:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from tuner.errors import ServerError
-from tuner.server.base import Server
+from tuner.server.base import Server, tree_rss_mib
 from tuner.server.client import TritonControl
 
 _PR_SET_PDEATHSIG = 1
@@ -63,16 +63,6 @@ def prepare_backends(dest: Path) -> Path:
     shutil.copytree(root / "backends" / "python", python_dir)
     shutil.copy2(stub, python_dir / "triton_python_backend_stub")
     return dest
-
-
-def _tree_rss_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:  # it has just exited
-        return 0
-    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return rss + sum(_tree_rss_kib(int(child)) for child in children)
 
 
 class EmbeddedServer(Server):
@@ -143,12 +133,10 @@ class EmbeddedServer(Server):
 
     def memory_mib(self) -> float | None:
         """Resident memory of tritonserver and its children (the python backend's stubs)."""
-        return _tree_rss_kib(self.process.pid) / 1024 if self.alive() else None
+        return tree_rss_mib(self.process.pid) if self.alive() else None
 
     def stop(self) -> None:
-        if self.control is not None:
-            self.control.close()
-            self.control = None
+        super().stop()
         if self.process is None:
             return
         if self.process.poll() is None:

@@ -36,8 +36,3 @@ class RemoteServer(Server):
     def memory_mib(self) -> None:
         """Unknown: the server's memory is not the tuned model's alone."""
         return None
-
-    def stop(self) -> None:
-        if self.control is not None:
-            self.control.close()
-            self.control = None
