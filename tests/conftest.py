@@ -14,15 +14,20 @@ FAST = ["--min-samples", "100", "--warmup-s", "0.3", "--window-s", "0.3", "--max
         "--remeasure", "0"]
 
 
-def search_command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner", "search", "--model-repository", str(MODELS), "--model", "tiny",
+TINY = ("--model-repository", str(MODELS), "--model", "tiny")
+
+
+def search_command(workdir: Path, *args: str, target: tuple[str, ...] = TINY) -> list[str]:
+    """A short search of `target` (default: the tiny test model; () for the demo, as the quick start runs)."""
+    return [sys.executable, "-m", "tuner", "search", *target,
             "--storage", f"sqlite:///{workdir / 'study.db'}", "--run-dir", str(workdir / "runs"),
             "--out", str(workdir / "out"), *FAST, *args]
 
 
-def run_search(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(search_command(workdir, *args), cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def run_search(workdir: Path, *args: str, timeout: float = 300, target: tuple[str, ...] = TINY) \
+        -> subprocess.CompletedProcess:
+    return subprocess.run(search_command(workdir, *args, target=target), cwd=workdir, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:
@@ -32,6 +37,20 @@ def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real_backends() -> dict:
+    """Triton's ONNX Runtime and OpenVINO backends, built into the cache (a no-op when built), from
+    $TUNER_BACKEND_SOURCES (CI) or the pinned commits on GitHub. Tests skip, saying why, only where
+    the toolchain is missing."""
+    from tuner import backends
+
+    try:
+        backends.toolchain()
+    except backends.BuildError as e:
+        pytest.skip(str(e))
+    return {name: backends.build(name, say=lambda _: None) for name in ("onnxruntime", "openvino")}
 
 
 @pytest.fixture(scope="session")

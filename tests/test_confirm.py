@@ -43,13 +43,10 @@ def test_choice_after_remeasuring_uses_the_medians():
 
 
 def test_screening_stops_only_configs_far_behind_the_front():
-    from types import SimpleNamespace
-
     from tuner.study import _worth_measuring
 
     worth = _worth_measuring(_study_with(POINTS))  # front: (190, 90), (180, 45), (175, 42), (120, 40)
-    short = lambda thr, p95: SimpleNamespace(throughput=thr, p95_ms=p95)  # noqa: E731
-    assert not worth(short(100, 80))  # 180/s at 45 ms beats it by far more than 15% on both
-    assert worth(short(170, 50))  # within the noise of a short measurement: measure it fully
-    assert worth(short(200, 100))  # faster than anything: maybe a new front point
-    assert worth(short(60, 20))  # lower P95 than anything
+    assert not worth(100, 80)  # 180/s at 45 ms beats it by far more than 15% on both
+    assert worth(170, 50)  # within the noise of a short measurement: measure it fully
+    assert worth(200, 100)  # faster than anything: maybe a new front point
+    assert worth(60, 20)  # lower P95 than anything

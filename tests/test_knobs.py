@@ -7,7 +7,8 @@ from google.protobuf import json_format
 
 from conftest import MODELS
 from test_modelconfig import ONNX_TRT, TRT_PLAN
-from tuner.modelconfig import ModelConfig, apply_knobs, knob_problems, parse_config, read_config, render_pbtxt, to_json
+from test_modelconfig import knob_problems
+from tuner.modelconfig import ModelConfig, apply_knobs, parse_config, read_config, render_pbtxt, to_json
 from tuner.server import EmbeddedServer
 
 KNOBS = [
@@ -74,7 +75,8 @@ def test_onnxruntime_accelerator_knob(accelerator, gpu, cpu):
 
 @pytest.mark.parametrize("text, parameters", [
     (ONNX_TRT, {"intra_op_thread_count": "2", "execution_mode": "1"}),
-    (OPENVINO, {"NUM_STREAMS": "2", "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": "4"}),
+    (OPENVINO, {"NUM_STREAMS": "2", "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": "4",
+                "ENABLE_BATCH_PADDING": "YES"}),
     (PYTORCH, {"INFERENCE_MODE": "true", "INTRA_OP_THREAD_COUNT": "2"}),
     (TRT_PLAN, {"execution_context_allocation_strategy": "ON_PROFILE_CHANGE"}),
 ])
@@ -84,13 +86,14 @@ def test_backend_parameters_render_and_are_known_to_the_backend(text, parameters
                                                 "max_queue_delay_us": 100, "preferred_batch_sizes": "pow2",
                                                 "parameters": parameters}))
     assert {k: v.string_value for k, v in config.parameters.items()} == parameters
-    assert knob_problems(base, {"max_batch_size", "parameters"}, set(parameters)) == []
+    assert knob_problems(base, {"max_batch_size": [4], "parameters": parameters}) == []
 
 
 def test_knobs_a_backend_does_not_read_are_refused_with_the_reason():
     ov = parse_config(OPENVINO)
-    problems = knob_problems(ov, {"instance_kind", "accelerator", "precision"}, {"intra_op_thread_count"})
+    problems = knob_problems(ov, {"instance_kind": ["KIND_CPU"], "accelerator": ["none"], "precision": ["FP16"],
+                                  "parameters": {"intra_op_thread_count": "1"}})
     text = "\n".join(problems)
     assert "CPU only" in text and "onnxruntime setting" in text and "no TensorRT accelerator" in text
     assert "intra_op_thread_count: not read by the openvino backend; it reads" in text and "NUM_STREAMS" in text
-    assert knob_problems(parse_config(TRT_PLAN), {"parameters"}, {"NUM_STREAMS"})  # plan takes no OpenVINO keys
+    assert knob_problems(parse_config(TRT_PLAN), {"parameters": {"NUM_STREAMS": "1"}})  # plan takes no OpenVINO keys

@@ -4,8 +4,14 @@ import json
 import pytest
 
 from tuner.errors import ConfigError
-from tuner.modelconfig import (apply_knobs, fingerprint, knob_problems, parse_config, preferred_sizes,
-                               read_config, render_pbtxt, to_json)
+from tuner.knobs import space_problems
+from tuner.modelconfig import apply_knobs, fingerprint, parse_config, preferred_sizes, read_config, render_pbtxt, to_json
+from tuner.space import parse_space
+
+
+def knob_problems(config, knobs: dict, embedded: bool = False) -> list[str]:
+    """Why each knob of a space made of `knobs` cannot act on `config`."""
+    return space_problems(config, parse_space(json.dumps({"knobs": knobs})), embedded)[0]
 
 ONNX_TRT = """
 name: "yolo"
@@ -120,11 +126,11 @@ def test_preferred_sizes_never_exceed_max_batch_size(policy, mbs):
 
 
 def test_knobs_that_do_not_apply_are_explained():
-    assert knob_problems(parse_config(ONNX_TRT), {"precision", "instance_count"}) == []
-    (why,) = knob_problems(parse_config(TRT_PLAN), {"precision", "workspace_gib"})
+    assert knob_problems(parse_config(ONNX_TRT), {"precision": ["FP16", "FP32"], "instance_count": [1, 2]}) == []
+    (why,) = knob_problems(parse_config(TRT_PLAN), {"precision": ["FP16"], "workspace_gib": [1]})
     assert "precision" in why and "engine is built" in why
     unbatched = parse_config(PYTHON.replace("max_batch_size: 8", "max_batch_size: 0"))
-    (why,) = knob_problems(unbatched, {"max_batch_size", "preferred_batch_sizes"})
+    (why,) = knob_problems(unbatched, {"max_batch_size": [1, 2], "preferred_batch_sizes": ["max"]})
     assert "max_batch_size 0" in why
 
 

@@ -139,7 +139,9 @@ def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(w
                                 "max_queue_delay_us": 500}
     for t in trials:  # every measured trial carries what the constrained sampler learns from
         assert t.user_attrs["slo_violation_ms"] == pytest.approx(t.values[1] - 1000)
-        assert t.system_attrs["constraints"] == [t.user_attrs["slo_violation_ms"]]
+        # the SLO, then output agreement (same outputs as the baseline: -1, far inside the limit)
+        assert t.system_attrs["constraints"] == [t.user_attrs["slo_violation_ms"], t.user_attrs["output_violation"]]
+        assert t.user_attrs["output_violation"] == -1.0
 
 
 def test_server_killed_mid_study_fails_that_trial_and_the_study_goes_on(workdir):

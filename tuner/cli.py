@@ -12,7 +12,8 @@ from pathlib import Path
 import optuna
 from google.protobuf import json_format
 
-from tuner import modelconfig
+from tuner import backends, knobs, modelconfig
+from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.confirm import confirmed, is_current, remeasure
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Inputs
@@ -29,6 +30,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT / "model_repository_template"
 SPACES = PROJECT / "search_spaces"
 DEFAULT_STORAGE = "sqlite:///tuner_runs/tuner.db"
+DEMO_MODEL = "detector"  # ONNX Runtime; detector_python is its python-backend twin
 
 
 def _shape(text: str) -> tuple[str, list[int]]:
@@ -109,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     s = sub.add_parser("search", help="run (or resume) a study and export the chosen config", formatter_class=fmt)
     _add_target(s)
-    s.add_argument("--search-space", default="default", help="YAML file, or a name under search_spaces/")
+    s.add_argument("--search-space", help="YAML file, or a name under search_spaces/ (default: the space for the "
+                   "model's backend: default for onnxruntime, openvino, else generic)")
     s.add_argument("--trials", type=_positive(int), default=50, help="trials in the study, baseline included")
     s.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
@@ -119,6 +122,9 @@ def parser() -> argparse.ArgumentParser:
                    "export picks the highest throughput within it")
     s.add_argument("--max-memory-mib", type=_positive(float), help="memory limit for the server (its resident "
                    "memory under load): a constraint the sampler learns; configs over it are never exported")
+    s.add_argument("--max-output-error", type=_positive(float), default=DEFAULT_MAX_ERROR,
+                   help="a config whose outputs on fixed inputs differ from your config's by more than this "
+                   "(largest difference / largest output magnitude) is infeasible: a constraint, never exported")
     s.add_argument("--seed", type=int, help="sampler seed")
     s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
                    "and the Pareto candidates this many more times, alternately, and choose on the medians "
@@ -148,6 +154,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--verify", action="store_true", help="deploy the export into a fresh embedded server "
                    "and measure it again, with the study's load settings")
     e.add_argument("--run-dir", type=Path, default=Path("tuner_runs"), help="where --verify runs its server")
+    b = sub.add_parser("backends", help="build Triton's C++ backends for the embedded server, or list them",
+                       formatter_class=fmt)
+    bsub = b.add_subparsers(dest="action", required=True)
+    bb = bsub.add_parser("build", help="build backends at the pinned revisions into the cache (built ones: no-op)",
+                         formatter_class=fmt)
+    bb.add_argument("names", nargs="+", choices=sorted(backends.RECIPES), metavar="BACKEND",
+                    help=f"one or more of: {', '.join(sorted(backends.RECIPES))}")
+    bb.add_argument("--source-dir", type=Path, default=backends.default_source_dir(),
+                    help="a folder of the pinned sources (checkouts or tarballs) instead of fetching them from "
+                    "GitHub; default $TUNER_BACKEND_SOURCES")
+    bb.add_argument("--jobs", type=_positive(int), help="parallel compile jobs (default: all cores)")
+    bsub.add_parser("list", help="what the embedded server has, and where")
     m = sub.add_parser("measure", help="measure one config, like perf_analyzer (no search)", formatter_class=fmt)
     _add_target(m)
     m.add_argument("--config", type=Path, help="a config.pbtxt to measure instead of the model's own")
@@ -168,6 +186,15 @@ def _inputs(args) -> Inputs:
     return Inputs(dict(args.shape) or None, args.input_data, args.shared_memory == "system")
 
 
+_BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino"}
+
+
+def _space(args, base: modelconfig.ModelConfig):
+    """The named search space, or the shipped one for the model's backend."""
+    name = args.search_space or _BACKEND_SPACES.get(modelconfig.backend_of(base), "generic")
+    return load_space(_space_path(name))
+
+
 def _space_path(value: str) -> Path:
     path = Path(value)
     if path.suffix in (".yaml", ".yml") or path.exists():
@@ -177,7 +204,13 @@ def _space_path(value: str) -> Path:
 
 def _pick_model(repository: Path, model: str | None) -> str:
     if model:
+        if not (repository / model / "config.pbtxt").is_file():
+            found = sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
+            raise ConfigError(f"--model {model}: no {repository / model / 'config.pbtxt'}; the repository has "
+                              f"{', '.join(found) or 'no model with a config.pbtxt'}")
         return model
+    if repository == DEMO_REPOSITORY:
+        return DEMO_MODEL
     found = sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
     if len(found) != 1:
         raise ConfigError(f"{repository}: {'no model' if not found else 'several models (' + ', '.join(found) + ')'}"
@@ -193,7 +226,27 @@ def _local_base(args) -> tuple[Path, str, modelconfig.ModelConfig]:
     config = modelconfig.read_config(repository / model / "config.pbtxt")
     if config.name != model:
         raise ConfigError(f"{repository / model / 'config.pbtxt'}: name is '{config.name}' but the folder is '{model}'")
+    if args.launcher == "embedded":
+        why = backends.missing_backend(modelconfig.backend_of(config))
+        if why and repository == DEMO_REPOSITORY and args.model is None:
+            return _demo_fallback(repository, config, why)
+        if why:
+            raise ConfigError(f"{repository / model / 'config.pbtxt'}: {why}")
     return repository, model, config
+
+
+def _demo_fallback(repository: Path, config: modelconfig.ModelConfig, why: str):
+    """The demo on first use: build its backend (a few seconds), or tune its python-backend twin."""
+    backend = modelconfig.backend_of(config)
+    print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
+          file=sys.stderr, flush=True)
+    try:
+        backends.build(backend, say=lambda _: None)
+        return repository, config.name, config
+    except backends.BuildError as e:
+        twin = f"{config.name}_python"
+        print(f"cannot build it ({e}); tuning the demo's python-backend twin '{twin}' instead", file=sys.stderr)
+        return repository, twin, modelconfig.read_config(repository / twin / "config.pbtxt")
 
 
 def _remote_base(server: RemoteServer, model: str) -> modelconfig.ModelConfig:
@@ -231,16 +284,22 @@ def _server(args, model: str, repository: Path | None, run_dir: Path, gpus=None)
     return EmbeddedServer(work, run_dir, host=args.host)
 
 
-def _open(args, space, model: str, base: modelconfig.ModelConfig, name: str, index: int = 0) -> optuna.Study:
-    """Checks the knobs against the model, then creates or joins the study (each worker's sampler
-    gets its own seed, or the workers would propose the same configs)."""
-    problems = modelconfig.knob_problems(base, space.names, set(space.parameters))
+def _bound(args, space, model: str, base: modelconfig.ModelConfig):
+    """The space checked against the model: knobs that cannot act on it are refused, and backend
+    parameters that act only under another knob's values are sampled only then."""
+    problems, conditions = knobs.space_problems(base, space, embedded=args.launcher == "embedded")
     if problems:
-        raise ConfigError(f"{space.source}: knobs that do not apply to '{model}' "
+        raise ConfigError(f"{space.source}: knobs that do not act on '{model}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
+    return dataclasses.replace(space, conditions=conditions)
+
+
+def _open(args, space, model: str, base: modelconfig.ModelConfig, name: str, index: int = 0) -> optuna.Study:
+    """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
+    propose the same configs)."""
     load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
     settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms,
-                             args.max_memory_mib)
+                             args.max_memory_mib, args.max_output_error)
     seed = None if args.seed is None else args.seed + index
     return open_study(args.storage, name, settings, seed, space.start_with)
 
@@ -267,19 +326,19 @@ def cmd_search(args) -> int:
     if args.workers == 1:
         study = _work(args, 0)
     else:
-        space = load_space(_space_path(args.search_space))
         _load_spec(args), _inputs(args)  # refuse bad options before any worker starts
         model, base, _ = _target(args)
-        study = _open(args, space, model, base, args.study_name or model)  # created before workers join
+        study = _open(args, _bound(args, _space(args, base), model, base), model, base, args.study_name or model)
         run_workers(_work, args, study, args.workers, args.trials, args.slo_p95_ms, progress=not args.no_progress)
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 
 def _work(args, index: int) -> optuna.Study:
     """One worker: its own server, measuring trials of the shared study until it has enough."""
-    space = load_space(_space_path(args.search_space))
     spec, inputs = _load_spec(args), _inputs(args)
     model, base, repository = _target(args)
+    if base is not None:  # a local model: checked before any server starts
+        space = _bound(args, _space(args, base), model, base)
     name = args.study_name or model
     label = f"worker-{index}" if args.workers > 1 else ""
     gpus = [args.gpus[index]] if args.workers > 1 and args.gpus else None
@@ -287,6 +346,7 @@ def _work(args, index: int) -> optuna.Study:
     with server:
         if base is None:
             base = _remote_base(server, model)
+            space = _bound(args, _space(args, base), model, base)
         study = _open(args, space, model, base, name, index)
         triton_version = server.control.version()
         study.set_user_attr("context", {
@@ -300,7 +360,7 @@ def _work(args, index: int) -> optuna.Study:
         print(f"{label or 'study'} '{name}' in {args.storage}; server {server.url} ({server.launcher}{ready}); "
               f"Triton {triton_version}", file=sys.stderr)
         try:
-            with Evaluator(server, model, spec, inputs) as evaluator:
+            with Evaluator(server, model, spec, inputs, reference=base) as evaluator:
                 search(study, evaluator, base, space, args.trials, args.slo_p95_ms,
                        progress=not args.no_progress and args.workers == 1, worker=label,
                        screening=not args.no_screening)
@@ -441,12 +501,25 @@ def cmd_export(args) -> int:
     return 0 if verdict.measurement is not None else 1
 
 
+def cmd_backends(args) -> int:
+    if args.action == "build":
+        for name in args.names:
+            backends.build(name, args.source_dir, args.jobs)
+        return 0
+    print(f"cache: {backends.cache_root()}")
+    print(f"{'backend':12} {'links':26} built")
+    print(f"{'python':12} {'(in nvidia-pytriton)':26} yes")
+    for row in backends.status():
+        print(f"{row.backend:12} {row.library:26} {row.folder or 'no: python -m tuner backends build ' + row.backend}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         commands = {"search": cmd_search, "measure": cmd_measure, "dashboard": cmd_dashboard,
-                    "report": cmd_report, "export": cmd_export}
+                    "report": cmd_report, "export": cmd_export, "backends": cmd_backends}
         return commands[args.command](args)
     except TunerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,17 +6,18 @@ study records a failed trial and goes on.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import grpc
 from tritonclient.utils import InferenceServerException
 
+from tuner.agreement import Outputs, infer_outputs, relative_error
 from tuner.inputs import SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
-from tuner.loadgen import LoadSpec, Measurement, measure
-from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
+from tuner.loadgen import LoadSpec, Measurement, Screen, measure
+from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
 
@@ -31,16 +32,17 @@ class Outcome:
     load_s: float = 0.0
     screened: bool = False  # only the short screening measurement was taken
     memory_mib: float | None = None  # the server's memory with this config loaded and under load
+    output_error: float | None = None  # outputs on fixed inputs vs the base config's (relative)
 
     @property
     def ok(self) -> bool:
         return self.measurement is not None
 
 
-def screening(spec: LoadSpec) -> LoadSpec:
-    """A fifth of the samples and a quarter of the time: enough to see a config is clearly worse."""
-    return dataclasses.replace(spec, min_samples=max(100, spec.min_samples // 5),
-                               max_duration_s=max(2.0, spec.max_duration_s / 4))
+def screening(spec: LoadSpec, worth: Callable[[float, float], bool]) -> Screen:
+    """The screening point: a fifth of the samples (at least 100), enough to see a config is clearly
+    worse; the samples stay part of the measurement if it goes on."""
+    return Screen(max(100, spec.min_samples // 5), worth)
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,16 @@ class Evaluator:
     """Loads configs of one model into one server and measures them. Close it (or use `with`)
     to release the shared-memory regions it registered."""
 
-    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs()):
+    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs(),
+                 reference: ModelConfig | None = None):
         self.server = server
         self.model = model
         self.spec = spec
         self.inputs = inputs
+        self.reference = reference  # the config whose outputs every other config's are compared with
         self._requests: list[bytes] | None = None
+        self._sets: list[dict] = []
+        self._reference_outputs: Outputs | None = None
         self._shm: SharedInputs | None = None
 
     @property
@@ -75,6 +81,7 @@ class Evaluator:
             specs = tensor_specs(metadata["inputs"], 1, self.inputs.shapes, batching)
             sets = (load_input_data(self.inputs.data_file, specs, batching) if self.inputs.data_file
                     else [synthetic_set(specs)])
+            self._sets = sets
             if self.inputs.shared_memory:
                 outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
                 self._shm = SharedInputs(self.server.control, sets, outputs, f"{self.model}_{id(self):x}")
@@ -92,9 +99,9 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def evaluate(self, config: ModelConfig, screen: Callable[[Measurement], bool] | None = None) -> Outcome:
-        """Loads `config` and measures it. With `screen`, a short measurement comes first, and the
-        full one only follows if `screen` says the config might be worth it (multi-fidelity)."""
+    def evaluate(self, config: ModelConfig, screen: Callable[[float, float], bool] | None = None) -> Outcome:
+        """Loads `config` and measures it. With `screen(throughput, p95_ms)`, the measurement stops
+        at its screening point unless the config might be worth it (multi-fidelity)."""
         path = self.work_config_path
         if path is not None:  # the working copy shows the config being measured, and survives restarts
             path.write_text(render_pbtxt(config))
@@ -106,19 +113,32 @@ class Evaluator:
         load_s = time.perf_counter() - start
         requests = self.requests(config.max_batch_size > 0)
         try:
-            spec = self.spec
-            if screen is not None:
-                m = measure(self.server.control, self.model, requests, screening(spec))
-                if self._problem(m) is None and not screen(m):
-                    return Outcome(m, "", load_s, screened=True, memory_mib=self.server.memory_mib())
-                spec = dataclasses.replace(spec, warmup_s=0.0)  # the screening warmed it up
-            m = measure(self.server.control, self.model, requests, spec)
+            error = self._output_error(config)
+            m = measure(self.server.control, self.model, requests, self.spec,
+                        screen=screening(self.spec, screen) if screen is not None else None)
         except InferenceServerException as e:  # the server went away between our calls
             return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
+        except grpc.RpcError as e:  # the fixed-input inference failed: so would the measurement
+            return Outcome(None, self._after_failure(f"inference failed: {e.details()}"), load_s)
         problem = self._problem(m)
         if problem:
             return Outcome(None, self._after_failure(problem), load_s)
-        return Outcome(m, "", load_s, memory_mib=self.server.memory_mib())
+        return Outcome(m, "", load_s, screened=m.screened, memory_mib=self.server.memory_mib(), output_error=error)
+
+    def _output_error(self, config: ModelConfig) -> float | None:
+        """The loaded config's outputs on the fixed inputs against the reference config's. The
+        reference's are taken once, in this server, by loading it briefly before the first trial."""
+        if self.reference is None:
+            return None
+        outputs = infer_outputs(self.server.url, self.model, self._sets)
+        if self._reference_outputs is None:
+            if fingerprint(config) != fingerprint(self.reference):
+                self.server.control.load(self.model, to_json(self.reference))
+                self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
+                self.server.control.load(self.model, to_json(config))
+            else:
+                self._reference_outputs = outputs
+        return relative_error(self._reference_outputs, outputs)
 
     def _problem(self, m: Measurement) -> str | None:
         """Why a measurement cannot stand for the config (None when it can)."""

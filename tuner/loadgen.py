@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 import numpy as np
@@ -76,6 +77,15 @@ class Measurement:
     first_error: str = ""
     server: ServerBreakdown | None = None
     mode: str = "concurrency 8"
+    screened: bool = False  # stopped at the screening point: clearly behind, not worth measuring on
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The first stage of a measurement: once `min_samples` are in, `worth(throughput, p95_ms)`
+    decides whether to go on; if not, the measurement stops there and keeps what it has."""
+    min_samples: int
+    worth: Callable[[float, float], bool]
 
 
 def _p95_ci(latencies: np.ndarray, rng: np.random.Generator, rounds: int = 400) -> tuple[float, float]:
@@ -194,7 +204,7 @@ async def _open_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Recor
     await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> dict:
+async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, screen: Screen | None) -> dict:
     rec, stop = _Recorder(), asyncio.Event()
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
         source = (_open_loop(channel, requests, spec, rec, stop, seed) if spec.request_rate
@@ -204,7 +214,7 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
             await asyncio.sleep(spec.warmup_s)
             start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
             windows: list[tuple[int, float]] = []
-            window_s, stable, rates = spec.window_s, False, []
+            window_s, stable, rates, screened = spec.window_s, False, [], False
             while True:
                 mark = len(rec.latency)
                 await asyncio.sleep(window_s)
@@ -224,20 +234,27 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int) -> 
                 stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
                 if stable and len(rec.latency) - first >= spec.min_samples:
                     break
+                so_far = rec.latency[first:]
+                if screen is not None and len(so_far) >= screen.min_samples:
+                    if not screen.worth(len(so_far) / elapsed, float(np.percentile(so_far, 95)) * 1e3):
+                        screened = True
+                        break
+                    screen = None  # decided: measure on
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
         finally:
             stop.set()
             await traffic
     return {"latency": np.array(rec.latency[first:last]) * 1e3, "duration": end - start,
             "windows": len(windows), "stable": stable, "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start),
-            "rates": rates}
+            "rates": rates, "screened": screened}
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            seed: int = 0) -> Measurement:
-    """Drives `model` with `requests` (sent in turn, one inference each) and returns what was measured."""
+            seed: int = 0, screen: Screen | None = None) -> Measurement:
+    """Drives `model` with `requests` (sent in turn, one inference each) and returns what was
+    measured; with `screen`, possibly only its first stage."""
     before = control.statistics(model)
-    raw = asyncio.run(_drive(control.url, requests, spec, seed))
+    raw = asyncio.run(_drive(control.url, requests, spec, seed, screen))
     server = _breakdown(before, control.statistics(model))
     lat, errors = raw["latency"], raw["errors"]
     mode = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
@@ -251,4 +268,5 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                        throughput_ci=_throughput_ci(raw["rates"]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
-                       first_error=errors[0] if errors else "", server=server, mode=mode)
+                       first_error=errors[0] if errors else "", server=server, mode=mode,
+                       screened=raw["screened"])

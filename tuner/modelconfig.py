@@ -14,6 +14,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from tuner.errors import ConfigError
+from tuner.knobs import GRAPH_LEVELS
 
 ModelConfig = model_config_pb2.ModelConfig
 
@@ -22,29 +23,9 @@ _PLATFORM_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensor
                      "pytorch_libtorch": "pytorch", "tensorflow_savedmodel": "tensorflow",
                      "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
 
-# Where precision / workspace / engine cache live, per backend. onnxruntime takes them as the
-# TensorRT execution accelerator; python models (like the demo) read the same keys from
-# `parameters`; a TensorRT plan has its precision baked in when the engine is built.
-ACCELERATOR_KNOBS = ("precision", "workspace_gib", "engine_cache")
-_ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
-_NO_ACCELERATOR_WHY = {
-    "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
-                "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
-}
-# Backend settings each backend reads from `parameters` (from Triton's backend READMEs). A python
-# model reads whatever its model.py reads, so any key goes there.
-BACKEND_PARAMETERS = {
-    "onnxruntime": {"intra_op_thread_count", "inter_op_thread_count", "execution_mode", "enable_mem_arena",
-                    "enable_mem_pattern", "memory.enable_memory_arena_shrinkage", "cudnn_conv_algo_search",
-                    "gpu_mem_limit", "arena_extend_strategy", "do_copy_in_default_stream"},
-    "openvino": {"PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "COMPILATION_NUM_THREADS",
-                 "HINT_BF16", "RESHAPE_IO_LAYERS", "SKIP_OV_DYNAMIC_BATCHSIZE", "ENABLE_BATCH_PADDING"},
-    "pytorch": {"INFERENCE_MODE", "DISABLE_OPTIMIZED_EXECUTION", "DISABLE_CUDNN", "ENABLE_WEIGHT_SHARING",
-                "ENABLE_CACHE_CLEANING", "INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT", "ENABLE_JIT_EXECUTOR",
-                "ENABLE_JIT_PROFILING", "ENABLE_TENSOR_FUSER", "ENABLE_NVFUSER"},
-    "tensorrt": {"execution_context_allocation_strategy"},
-}
-_CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
+# Where precision / workspace / engine cache go, per backend: onnxruntime takes them as the TensorRT
+# execution accelerator; python models (like the demo's twin) read the same keys from `parameters`.
+ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
 
 
 def backend_of(config: ModelConfig) -> str:
@@ -81,33 +62,6 @@ def check_tunable(config: ModelConfig, source: str) -> None:
     if config.HasField("sequence_batching"):
         raise ConfigError(f"{source}: '{config.name}' uses sequence batching; stateful models are not "
                           "supported yet (the load generator sends independent requests)")
-
-
-def knob_problems(config: ModelConfig, knobs: set[str], parameters: set[str] = frozenset()) -> list[str]:
-    """Why each knob in `knobs` (and each backend parameter) cannot apply to this model (empty when
-    all can)."""
-    backend, problems = backend_of(config), []
-    batching = {"max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes"}
-    if config.max_batch_size == 0 and knobs & batching:
-        problems.append(f"{', '.join(sorted(knobs & batching))}: the model has max_batch_size 0 "
-                        "(no batch dimension), so it cannot be batched")
-    if knobs & {"instance_count", "instance_kind"} and len(config.instance_group) > 1:
-        problems.append("instance_count/instance_kind: the config has several instance_group entries; "
-                        "keep one to tune it")
-    accel = sorted(knobs & set(ACCELERATOR_KNOBS))
-    if accel and backend not in _ACCELERATOR_HOME:
-        why = _NO_ACCELERATOR_WHY.get(backend, f"the {backend} backend has no TensorRT accelerator settings")
-        problems.append(f"{', '.join(accel)}: {why}")
-    if "accelerator" in knobs and backend != "onnxruntime":  # tensorrt, cuda, openvino or none
-        problems.append(f"accelerator: execution providers (optimization.execution_accelerators) are an "
-                        f"onnxruntime setting; the {backend} backend has none")
-    if "instance_kind" in knobs and backend in _CPU_ONLY:
-        problems.append(f"instance_kind: {_CPU_ONLY[backend]}")
-    unknown = sorted(set(parameters) - BACKEND_PARAMETERS.get(backend, set(parameters)))
-    if unknown:
-        problems.append(f"parameters {', '.join(unknown)}: not read by the {backend} backend; it reads "
-                        f"{', '.join(sorted(BACKEND_PARAMETERS[backend]))}")
-    return problems
 
 
 def preferred_sizes(policy: str, max_batch_size: int) -> list[int]:
@@ -147,6 +101,8 @@ def apply_knobs(base: ModelConfig, knobs: dict) -> ModelConfig:
                 del group.gpus[:]
     _apply_batcher(config, knobs)
     _apply_accelerator(config, knobs)
+    if "graph_optimization" in knobs:
+        config.optimization.graph.level = GRAPH_LEVELS[knobs["graph_optimization"]]
     for key, value in knobs.get("parameters", {}).items():
         config.parameters[key].string_value = str(value)
     return config
@@ -186,7 +142,7 @@ def _accelerator_settings(knobs: dict) -> dict[str, str]:
 
 def _apply_accelerator(config: ModelConfig, knobs: dict) -> None:
     settings, kind = _accelerator_settings(knobs), knobs.get("accelerator")
-    if _ACCELERATOR_HOME.get(backend_of(config)) == "parameters":
+    if ACCELERATOR_HOME.get(backend_of(config)) == "parameters":
         for key, value in settings.items():
             config.parameters[key].string_value = value
         return
@@ -205,8 +161,8 @@ def _apply_accelerator(config: ModelConfig, knobs: dict) -> None:
             trt.parameters[key] = value
     if not (accelerators.gpu_execution_accelerator or accelerators.cpu_execution_accelerator):
         config.optimization.ClearField("execution_accelerators")
-        if not config.optimization.ListFields():
-            config.ClearField("optimization")
+    if not config.optimization.ListFields():
+        config.ClearField("optimization")
 
 
 def render_pbtxt(config: ModelConfig) -> str:

@@ -19,7 +19,7 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
     # after a re-measurement: the lowest and highest P95 measured; before: one measurement's 95% CI
     remeasured = any("remeasured" in t.user_attrs for t in front)
     rows = [("", "trial", "infer/s", "gain", "p95 ms", "vs base", "p95 range ms" if remeasured else "p95 CI ms",
-             "knobs")]
+             "out err", "knobs")]
     for t in front:
         thr, p95 = t.values
         runs = t.user_attrs.get("remeasured")
@@ -28,8 +28,9 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
         gain = f"{thr / base.values[0]:.2f}x" if base else ""
         delta = f"{(p95 / base.values[1] - 1) * 100:+.0f}%" if base else ""
         ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci[0] is not None else ""
+        error = t.user_attrs.get("output_error")
         rows.append(("*" if chosen and t.number == chosen.number else "", f"#{t.number}", f"{thr:.1f}", gain,
-                     f"{p95:.1f}", delta, ci_text, _knob_text(t)))
+                     f"{p95:.1f}", delta, ci_text, "" if error is None else f"{error:.1g}", _knob_text(t)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              + "  " + r[-1] for r in rows]
@@ -41,8 +42,10 @@ def counts_line(trials: list[FrozenTrial]) -> str:
     failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted"]
     dups = sum("duplicate_of" in t.user_attrs for t in trials)
     screened = sum(bool(t.user_attrs.get("screened")) and "duplicate_of" not in t.user_attrs for t in trials)
+    differ = sum(bool(t.user_attrs.get("outputs_differ")) and "duplicate_of" not in t.user_attrs for t in trials)
     return (f"{done} trials measured ({dups} answered from an identical earlier config, {screened} stopped after "
-            f"the screening measurement), {len(failed)} failed")
+            f"the screening measurement), {len(failed)} failed"
+            + (f"; {differ} computed different outputs (beyond --max-output-error: never chosen)" if differ else ""))
 
 
 def failures(trials: list[FrozenTrial]) -> list[str]:

@@ -16,9 +16,11 @@ POLICIES = ("knee", "max-throughput", "min-p95")
 
 
 def measured(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Trials that can be chosen: measured (not answered from a duplicate), within the memory limit."""
+    """Trials that can be chosen: measured (not answered from a duplicate), within the memory limit,
+    computing the same outputs as the baseline (within --max-output-error)."""
     return [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-            and "duplicate_of" not in t.user_attrs and not t.user_attrs.get("over_memory")]
+            and "duplicate_of" not in t.user_attrs and not t.user_attrs.get("over_memory")
+            and not t.user_attrs.get("outputs_differ")]
 
 
 def baseline_of(trials: list[FrozenTrial]) -> FrozenTrial | None:

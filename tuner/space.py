@@ -23,12 +23,12 @@ import optuna
 import yaml
 
 from tuner.errors import ConfigError
+from tuner.knobs import GRAPH_LEVELS, TENSORRT_KNOBS, Condition
 
 _KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
 _POLICIES = ("none", "max", "half_max", "pow2")
 _BATCHER_ONLY = ("max_queue_delay_us", "preferred_batch_sizes")
-_TENSORRT_ONLY = ("precision", "workspace_gib", "engine_cache")
-_GATES = ("dynamic_batching", "accelerator")  # sampled first: they decide whether the others apply
+_GATES = ("dynamic_batching", "accelerator", "instance_kind")  # sampled first: they decide whether others apply
 _ACCELERATORS = ("tensorrt", "cuda", "openvino", "none")  # onnxruntime's execution providers
 
 
@@ -60,6 +60,8 @@ class SearchSpace:
     parameters: dict[str, Spec]
     source: str = "<search space>"
     start_with: tuple[dict, ...] = ()  # known-good configs (as Optuna params) measured first
+    # backend parameters that act only when another sampled knob has certain values (tuner.knobs)
+    conditions: dict[str, Condition] = dataclasses.field(default_factory=dict)
 
     @property
     def names(self) -> set[str]:
@@ -71,11 +73,18 @@ class SearchSpace:
             spec = self.knobs[name]
             if name in _BATCHER_ONLY and knobs.get("dynamic_batching") is False:
                 continue
-            if name in _TENSORRT_ONLY and knobs.get("accelerator", "tensorrt") != "tensorrt":
+            if name in TENSORRT_KNOBS and knobs.get("accelerator", "tensorrt") != "tensorrt":
                 continue
             knobs[name] = _suggest(trial, name, spec)
         if self.parameters:
-            knobs["parameters"] = {k: str(_suggest(trial, f"param.{k}", s)) for k, s in self.parameters.items()}
+            sampled: dict = {}
+            for name in sorted(self.parameters, key=lambda n: n in self.conditions):  # gates first
+                condition = self.conditions.get(name)
+                if condition is not None and str(knobs.get(condition.gate, sampled.get(condition.gate))) \
+                        not in condition.values:
+                    continue
+                sampled[f"param.{name}"] = str(_suggest(trial, f"param.{name}", self.parameters[name]))
+            knobs["parameters"] = {k.removeprefix("param."): v for k, v in sampled.items()}
         return knobs
 
     def describe(self) -> dict:
@@ -257,4 +266,5 @@ _CHECKS = {
     "workspace_gib": _positive_number,
     "engine_cache": _one_of(True, False),
     "accelerator": _one_of(*_ACCELERATORS),
+    "graph_optimization": _one_of(*GRAPH_LEVELS),
 }

@@ -39,17 +39,19 @@ class StudySettings:
     search_space: dict
     slo_p95_ms: float | None = None  # a constraint inside the search, not only a filter afterwards
     max_memory_mib: float | None = None  # likewise: the server's resident memory
+    max_output_error: float | None = None  # likewise: outputs vs the baseline's, relative to their scale
 
 
 _VIOLATION = "slo_violation_ms"
 _MEMORY_VIOLATION = "memory_violation_mib"
+_OUTPUT_VIOLATION = "output_violation"
 
 
 def _constraints_func(settings: StudySettings):
     """Optuna's constraints: for each limit set, how far over it a trial was (<= 0 is feasible),
     recorded on each trial, so the sampler learns where the infeasible configs are."""
-    keys = [key for key, limit in ((_VIOLATION, settings.slo_p95_ms), (_MEMORY_VIOLATION, settings.max_memory_mib))
-            if limit is not None]
+    keys = [key for key, limit in ((_VIOLATION, settings.slo_p95_ms), (_MEMORY_VIOLATION, settings.max_memory_mib),
+                                   (_OUTPUT_VIOLATION, settings.max_output_error)) if limit is not None]
     return (lambda trial: [trial.user_attrs.get(key, 0.0) for key in keys]) if keys else None
 
 
@@ -165,6 +167,13 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
         attrs["memory_mib"] = round(outcome.memory_mib, 1)
     if outcome.measurement is None:
         return attrs
+    if outcome.output_error is not None:
+        attrs["output_error"] = float(f"{outcome.output_error:.3g}")
+        if settings.get("max_output_error") is not None:
+            # relative to the limit, so the sampler sees how far over it a config was
+            attrs[_OUTPUT_VIOLATION] = outcome.output_error / settings["max_output_error"] - 1
+            if attrs[_OUTPUT_VIOLATION] > 0:
+                attrs["outputs_differ"] = True  # measured, but never a candidate to choose
     attrs["metrics"] = _jsonable(dataclasses.asdict(outcome.measurement))
     if settings.get("slo_p95_ms") is not None:
         attrs[_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
@@ -222,7 +231,7 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             trial.set_user_attr("duplicate_of", earlier.number)
             for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", "memory_mib", "over_memory",
-                        _VIOLATION, _MEMORY_VIOLATION):
+                        "output_error", "outputs_differ", _VIOLATION, _MEMORY_VIOLATION, _OUTPUT_VIOLATION):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
             if earlier.state == TrialState.COMPLETE:
@@ -253,8 +262,8 @@ def _worth_measuring(study: optuna.Study):
     of a short measurement; the front itself always gets full measurements."""
     front = [t.values for t in pareto_front(study.get_trials(deepcopy=False)) if not t.user_attrs.get("screened")]
 
-    def worth(m) -> bool:
-        return not any(thr >= m.throughput * SCREEN_MARGIN and p95 * SCREEN_MARGIN <= m.p95_ms for thr, p95 in front)
+    def worth(throughput: float, p95_ms: float) -> bool:
+        return not any(thr >= throughput * SCREEN_MARGIN and p95 * SCREEN_MARGIN <= p95_ms for thr, p95 in front)
 
     return worth
 

@@ -70,12 +70,14 @@ class GpuSampler:
 
 
 def gpu_repository(dest: Path, width: int) -> Path:
-    """The demo detector deployed as a GPU user first would: one KIND_GPU instance, no batching, FP32."""
+    """The demo detector's python-backend twin deployed as a GPU user first would: one KIND_GPU
+    instance, no batching, FP32 (named `detector` here, as in the recorded results)."""
     model = dest / "detector"
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(DEMO_REPOSITORY / "detector" / "1", model / "1")
-    base = apply_knobs(read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt"),
+    shutil.copytree(DEMO_REPOSITORY / "detector_python" / "1", model / "1")
+    base = apply_knobs(read_config(DEMO_REPOSITORY / "detector_python" / "config.pbtxt"),
                        {"instance_kind": "KIND_GPU", "max_batch_size": 16, "parameters": {"width": str(width)}})
+    base.name = "detector"
     (model / "config.pbtxt").write_text(render_pbtxt(base))
     return dest
 

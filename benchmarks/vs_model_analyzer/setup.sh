@@ -3,7 +3,9 @@
 # a venv ($MA_VENV, default /tmp/ma-venv) with triton-model-analyzer, tritonclient[all]==2.51.0
 # (its wheel carries perf_analyzer 2.51.0) and nvidia-pytriton==0.7.0 (the same tritonserver 2.51.0
 # the tuner's embedded launcher runs), plus what the demo detector imports (onnxruntime, onnx);
-# wrappers in $MA_WORK/bin set the library paths. Recipe from ../shared/peers (setup_peer.sh).
+# wrappers in $MA_WORK/bin set the library paths, and $MA_WORK/backends holds the python backend and
+# the tuner's built ONNX Runtime backend (run `python -m tuner backends build onnxruntime` first;
+# TUNER_PYTHON: the tuner's interpreter). Recipe from ../shared/peers (setup_peer.sh).
 # Root only for apt (Debian libb64-0d, which perf_analyzer links).
 set -euo pipefail
 MA_VENV=${MA_VENV:-/tmp/ma-venv}
@@ -37,4 +39,7 @@ export LD_LIBRARY_PATH="$MA_WORK/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 exec "$MA_VENV/bin/perf_analyzer" "\$@"
 WRAP
 chmod +x "$MA_WORK/bin/tritonserver" "$MA_WORK/bin/perf_analyzer"
+# the demo is an ONNX Runtime model: Model Analyzer's server gets the same backend the tuner built
+ORT=$("${TUNER_PYTHON:-python3}" -c 'from tuner import backends; print(backends.built()["onnxruntime"] / "onnxruntime")')
+ln -sfn "$ORT" "$MA_WORK/backends/onnxruntime"
 "$MA_VENV/bin/model-analyzer" --help > /dev/null && echo "model-analyzer ready: $MA_VENV, wrappers in $MA_WORK/bin"

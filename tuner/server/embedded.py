@@ -19,11 +19,13 @@ import sysconfig
 import time
 from pathlib import Path
 
+from tuner import backends
 from tuner.errors import ServerError
 from tuner.server.base import Server, tree_rss_mib
 from tuner.server.client import TritonControl
 
 _PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 3.0  # python models unload in about 1 s; the C++ backends at once
 
 
 def _die_with_parent() -> None:
@@ -50,8 +52,9 @@ def triton_dist() -> tuple[Path, Path]:
     return root, libs
 
 
-def prepare_backends(dest: Path) -> Path:
-    """A backend directory holding the python backend and the stub for this interpreter."""
+def prepare_backends(dest: Path, folders: dict[str, Path] | None = None) -> Path:
+    """A backend directory holding the python backend with the stub for this interpreter, and every
+    C++ backend built for the installed libraries (`python -m tuner backends build`), or `folders`."""
     root, _ = triton_dist()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
@@ -62,6 +65,11 @@ def prepare_backends(dest: Path) -> Path:
         shutil.rmtree(python_dir)
     shutil.copytree(root / "backends" / "python", python_dir)
     shutil.copy2(stub, python_dir / "triton_python_backend_stub")
+    for name, folder in (backends.built() if folders is None else folders).items():
+        link = dest / name
+        if link.is_symlink() or link.exists():
+            link.unlink() if link.is_symlink() else shutil.rmtree(link)
+        link.symlink_to(folder / name, target_is_directory=True)
     return dest
 
 
@@ -74,12 +82,14 @@ class EmbeddedServer(Server):
     launcher = "embedded"
 
     def __init__(self, model_repository: Path, run_dir: Path, host: str = "127.0.0.1",
-                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0):
+                 extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0,
+                 backend_folders: dict[str, Path] | None = None):
         self.model_repository = Path(model_repository)
         self.run_dir = Path(run_dir)
         self.host = host
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
+        self.backend_folders = backend_folders  # default: every built backend
         self.log_path = self.run_dir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
@@ -116,13 +126,13 @@ class EmbeddedServer(Server):
 
     def start(self) -> "EmbeddedServer":
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        prepare_backends(self.run_dir / "backends")
+        prepare_backends(self.run_dir / "backends", self.backend_folders)
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         started = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=_die_with_parent, start_new_session=True)
         self.control = TritonControl(self.url)
         self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
         self.ready_s = time.perf_counter() - started
@@ -136,14 +146,21 @@ class EmbeddedServer(Server):
         return tree_rss_mib(self.process.pid) if self.alive() else None
 
     def stop(self) -> None:
+        """SIGINT lets Triton unload its models; a model whose load failed inside its backend stays
+        "live" and would hold the shutdown for the whole exit timeout, so after STOP_GRACE_S the
+        server's process group (the server and its backend stubs) is killed."""
         super().stop()
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # Triton unloads models and exits cleanly
+            self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only the server and its stubs
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         self.process = None

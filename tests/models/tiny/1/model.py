@@ -1,7 +1,8 @@
-"""Test model: OUTPUT0 = 2 * INPUT0, with a short sleep per execution so batching matters.
+"""Test model: OUTPUT0 = gain * INPUT0, with a short sleep per execution so batching matters.
 
 Parameters: fail_on_load "yes" raises in initialize (a config that cannot load); delay_ms sets
-the per-execution sleep (default 2)."""
+the per-execution sleep (default 2); gain (default 2) changes the outputs, as a precision or
+graph-optimisation knob could."""
 import json
 import time
 
@@ -15,9 +16,10 @@ class TritonPythonModel:
         if params.get("fail_on_load") == "yes":
             raise RuntimeError("tiny: fail_on_load is set")
         self.delay_s = float(params.get("delay_ms", "2")) / 1000
+        self.gain = float(params.get("gain", "2"))
 
     def execute(self, requests):
         time.sleep(self.delay_s)
         return [pb_utils.InferenceResponse([pb_utils.Tensor(
-            "OUTPUT0", (pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * 2).astype(np.float32))])
+            "OUTPUT0", (pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * self.gain).astype(np.float32))])
             for r in requests]

