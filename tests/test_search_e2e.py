@@ -184,7 +184,7 @@ def test_memory_limit_is_a_constraint_and_configs_over_it_are_never_exported(wor
     assert roomy.returncode == 0, roomy.stderr
     for t in load_study(workdir, "roomy").get_trials():
         assert 20 < t.user_attrs["memory_mib"] < 100000  # tritonserver and its python stubs, resident
-        assert t.system_attrs["constraints"] == [t.user_attrs["memory_violation_mib"]]
+        assert t.system_attrs["constraints"] == [t.user_attrs["memory_violation_mib"], t.user_attrs["output_violation"]]
     tight = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
                        "--max-memory-mib", "1", "--study-name", "tight")
     assert tight.returncode == 1 and "no measured trial meets memory <= 1.0 MiB" in tight.stderr
