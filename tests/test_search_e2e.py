@@ -140,7 +140,8 @@ def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(w
     for t in trials:  # every measured trial carries what the constrained sampler learns from
         assert t.user_attrs["slo_violation_ms"] == pytest.approx(t.values[1] - 1000)
         # the SLO, then output agreement (same outputs as the baseline: -1, far inside the limit)
-        assert t.system_attrs["constraints"] == [t.user_attrs["slo_violation_ms"], t.user_attrs["output_violation"]]
+        assert t.constraints == {"slo_violation_ms": t.user_attrs["slo_violation_ms"],
+                                 "output_violation": t.user_attrs["output_violation"]}
         assert t.user_attrs["output_violation"] == -1.0
 
 
@@ -184,7 +185,8 @@ def test_memory_limit_is_a_constraint_and_configs_over_it_are_never_exported(wor
     assert roomy.returncode == 0, roomy.stderr
     for t in load_study(workdir, "roomy").get_trials():
         assert 20 < t.user_attrs["memory_mib"] < 100000  # tritonserver and its python stubs, resident
-        assert t.system_attrs["constraints"] == [t.user_attrs["memory_violation_mib"], t.user_attrs["output_violation"]]
+        assert t.constraints == {"memory_violation_mib": t.user_attrs["memory_violation_mib"],
+                                 "output_violation": t.user_attrs["output_violation"]}
     tight = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
                        "--max-memory-mib", "1", "--study-name", "tight")
     assert tight.returncode == 1 and "no measured trial meets memory <= 1.0 MiB" in tight.stderr

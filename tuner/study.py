@@ -47,12 +47,15 @@ _MEMORY_VIOLATION = "memory_violation_mib"
 _OUTPUT_VIOLATION = "output_violation"
 
 
-def _constraints_func(settings: StudySettings):
-    """Optuna's constraints: for each limit set, how far over it a trial was (<= 0 is feasible),
-    recorded on each trial, so the sampler learns where the infeasible configs are."""
-    keys = [key for key, limit in ((_VIOLATION, settings.slo_p95_ms), (_MEMORY_VIOLATION, settings.max_memory_mib),
-                                   (_OUTPUT_VIOLATION, settings.max_output_error)) if limit is not None]
-    return (lambda trial: [trial.user_attrs.get(key, 0.0) for key in keys]) if keys else None
+_LIMITS = (_VIOLATION, _MEMORY_VIOLATION, _OUTPUT_VIOLATION)  # how far over each limit (<= 0: within it)
+
+
+def _constrain(trial: optuna.Trial, attrs: dict) -> None:
+    """Each limit's violation as an Optuna constraint of the trial, so TPE learns where the
+    infeasible configs are and samples away from them."""
+    for key in _LIMITS:
+        if key in attrs:
+            trial.set_constraint(key, attrs[key])
 
 
 # Optuna warns that heartbeats are meant for study.optimize; with ask-and-tell we beat ourselves.
@@ -87,8 +90,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
     # from it, rather than the SLO merely filtering the results at the end.
     # constant_liar: trials running on other workers count as bad for now, so parallel workers do
     # not all sample the same promising config at once.
-    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8, constant_liar=True,
-                                         constraints_func=_constraints_func(settings))
+    sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8, constant_liar=True)
     rdb = storage_for(storage)
     wanted = dataclasses.asdict(settings)
     try:
@@ -231,9 +233,10 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             trial.set_user_attr("duplicate_of", earlier.number)
             for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", "memory_mib", "over_memory",
-                        "output_error", "outputs_differ", _VIOLATION, _MEMORY_VIOLATION, _OUTPUT_VIOLATION):
+                        "output_error", "outputs_differ", *_LIMITS):
                 if key in earlier.user_attrs:
                     trial.set_user_attr(key, earlier.user_attrs[key])
+            _constrain(trial, earlier.user_attrs)
             if earlier.state == TrialState.COMPLETE:
                 study.tell(trial, earlier.values)
             else:
@@ -244,8 +247,10 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
     outcome = evaluator.evaluate(config, screen)
     if outcome.screened:
         trial.set_user_attr("screened", True)
-    for key, value in _attrs(config, outcome, study.user_attrs["settings"]).items():
+    attrs = _attrs(config, outcome, study.user_attrs["settings"])
+    for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    _constrain(trial, attrs)
     if outcome.ok:
         study.tell(trial, _values(outcome))
     else:

@@ -6,6 +6,7 @@ r24.10 branch, at the commits below, against a library that a PyPI wheel already
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import shutil
@@ -55,7 +56,7 @@ class Recipe:
         return REVISIONS[self.repo]
 
 
-def run(command: list[str], log: Path | None = None, cwd: Path | None = None) -> None:
+def run(command: list[str], log: Path | None = None) -> None:
     """Runs a build step; its output goes to the log, and a failure names the log."""
     if log is None:
         done = subprocess.run(command, capture_output=True, text=True)
@@ -65,7 +66,7 @@ def run(command: list[str], log: Path | None = None, cwd: Path | None = None) ->
     with open(log, "a") as out:
         out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
-        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd).returncode:
+        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
             raise BuildError(f"{Path(command[0]).name} {command[1]} failed; the build log is {log}")
 
 
@@ -94,6 +95,7 @@ def edit(path: Path, old: str, new: str, count: int = 1) -> None:
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 
+@functools.cache  # the installed wheel does not change under a running tuner
 def _ort_library() -> Library:
     capi = _module_dir("onnxruntime", "onnxruntime") / "capi"
     return Library("onnxruntime", importlib.import_module("onnxruntime").__version__,
@@ -106,25 +108,25 @@ def _ort_prepare(lib: Library, work: Path, source_dir: Path | None) -> list[str]
 
     ort_headers(lib, source_dir, work)
     (work / "ort" / "lib").mkdir(parents=True)
-    shutil.copy2(lib.path, work / "ort" / "lib" / lib.path.name)
-    _soname_links(work / "ort" / "lib" / lib.path.name, work / "ort" / "lib")
+    _copy_library(lib, work / "ort" / "lib")
     return ["-DTRITON_ENABLE_ONNXRUNTIME_TENSORRT=OFF", "-DTRITON_ENABLE_ONNXRUNTIME_OPENVINO=OFF",
             f"-DTRITON_ONNXRUNTIME_INCLUDE_PATHS={work / 'ort' / 'include'}",
             f"-DTRITON_ONNXRUNTIME_LIB_PATHS={work / 'ort' / 'lib'}"]
 
 
-def _soname_links(lib: Path, folder: Path) -> None:
-    """libonnxruntime.so.1.32.0 answers to libonnxruntime.so.1 (its soname) and libonnxruntime.so."""
-    base = re.match(r"(lib\w+\.so)\.(\d+)", lib.name)
-    for name in {base.group(1), f"{base.group(1)}.{base.group(2)}"} - {lib.name}:
+def _copy_library(lib: Library, folder: Path) -> None:
+    """A copy of the wheel's library that also answers to its soname and plain name
+    (libonnxruntime.so.1.32.0 as libonnxruntime.so.1 and libonnxruntime.so)."""
+    shutil.copy2(lib.path, folder / lib.path.name)
+    base = re.match(r"(lib\w+\.so)\.(\d+)", lib.path.name)
+    for name in {base.group(1), f"{base.group(1)}.{base.group(2)}"} - {lib.path.name}:
         link = folder / name
         link.unlink(missing_ok=True)
-        link.symlink_to(lib.name)
+        link.symlink_to(lib.path.name)
 
 
 def _ort_install(lib: Library, so: Path, patchelf: str) -> None:
-    shutil.copy2(lib.path, so.parent / lib.path.name)  # beside the backend: its RUNPATH is $ORIGIN
-    _soname_links(so.parent / lib.path.name, so.parent)
+    _copy_library(lib, so.parent)  # beside the backend, whose RUNPATH is $ORIGIN
 
 
 def _no_patch(src: Path, leave_out: frozenset[str]) -> None:
@@ -133,6 +135,7 @@ def _no_patch(src: Path, leave_out: frozenset[str]) -> None:
 
 # --- OpenVINO ------------------------------------------------------------------------------
 
+@functools.cache
 def _ov_library() -> Library:
     root = _module_dir("openvino", "openvino")
     version = importlib.import_module("openvino").__version__.split("-")[0]
