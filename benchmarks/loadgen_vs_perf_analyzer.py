@@ -3,9 +3,8 @@
 perf_analyzer is the yardstick, never a dependency. This script installs nothing; to get it:
   * `pip install tritonclient==2.51.0` (the tuner already pins it): its manylinux wheel carries the
     binary as <venv>/bin/perf_analyzer;
-  * Debian's libb64-0d: `apt-get install libb64-0d`;
-  * a libcudart.so.12 on LD_LIBRARY_PATH, even without a GPU: this script links the one inside
-    nvidia_pytriton.libs into a temporary folder for you.
+  * libb64.so.0d and a libcudart.so.12 on LD_LIBRARY_PATH, even without a GPU: this script links
+    the ones inside nvidia_pytriton.libs into a temporary folder for you.
 
     python benchmarks/loadgen_vs_perf_analyzer.py [--rounds 3] [--perf-analyzer PATH]
 
@@ -42,8 +41,8 @@ from tuner.server.embedded import triton_dist  # noqa: E402
 
 def perf_analyzer_env(tmp: Path) -> dict:
     _, libs = triton_dist()
-    cudart = next(libs.glob("libcudart-*.so.12*"))
-    (tmp / "libcudart.so.12").symlink_to(cudart)
+    (tmp / "libcudart.so.12").symlink_to(next(libs.glob("libcudart-*.so.12*")))
+    (tmp / "libb64.so.0d").symlink_to(next(libs.glob("libb64-*.so.0d")))
     return {**os.environ, "LD_LIBRARY_PATH": f"{tmp}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
 
 
