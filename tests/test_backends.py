@@ -194,3 +194,19 @@ def test_search_on_the_real_demo_exports_a_config_that_answers_like_onnxruntime(
         y = client.infer("detector", [tensor]).as_numpy("output0")
         client.close()
     np.testing.assert_allclose(y, _ort_answer(x), rtol=0, atol=1e-4)
+
+
+def test_stopping_after_a_load_failed_inside_the_backend_does_not_wait_out_the_exit_timeout(tmp_path, real_backends):
+    """Such a load leaves a "live" model that holds Triton's shutdown for --exit-timeout-secs (10 s)."""
+    broken = tmp_path / "repo" / "broken"
+    (broken / "1").mkdir(parents=True)
+    (broken / "1" / "model.onnx").write_bytes(b"not an onnx file")
+    (broken / "config.pbtxt").write_text((DEMO_REPOSITORY / "detector" / "config.pbtxt").read_text()
+                                         .replace('name: "detector"', 'name: "broken"'))
+    server = EmbeddedServer(tmp_path / "repo", tmp_path / "run").start()
+    with pytest.raises(LoadError):
+        server.control.load("broken")
+    process = server.process
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 6 and process.poll() is not None
