@@ -210,3 +210,34 @@ def test_stopping_after_a_load_failed_inside_the_backend_does_not_wait_out_the_e
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 6 and process.poll() is not None
+
+
+@pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
+def test_without_a_source_dir_the_pinned_commits_are_fetched(tmp_path, monkeypatch):
+    """The default path for users: GitHub's archives of the pinned commits (top folder
+    `<repo>-<commit>/`) and ONNX Runtime's headers at the installed version, served here from files."""
+    from tuner.backends import sources
+    from tuner.backends.recipes import REVISIONS
+
+    archive = tmp_path / "github"
+    for repo, commit in REVISIONS.items():
+        unpacked = tmp_path / "unpacked"
+        with tarfile.open(os.path.join(SOURCES, f"{repo}-r24.10.tar.gz")) as tar:
+            tar.extractall(unpacked, filter="data")
+        (unpacked / repo).rename(unpacked / f"{repo}-{commit}")
+        archive.mkdir(exist_ok=True)
+        with tarfile.open(archive / f"{repo}-{commit}.tar.gz", "w:gz") as tar:
+            tar.add(unpacked / f"{repo}-{commit}", f"{repo}-{commit}")
+        shutil.rmtree(unpacked)
+    headers = tmp_path / "ort" / f"v{ort.__version__}"
+    with tarfile.open(os.path.join(SOURCES, "onnxruntime-headers-1.29.0.tar.gz")) as tar:
+        tar.extractall(tmp_path / "ort", filter="data")
+    (tmp_path / "ort" / "onnxruntime-headers-1.29.0").rename(headers)
+    monkeypatch.setattr(sources, "_ARCHIVE", f"file://{archive}/{{repo}}-{{commit}}.tar.gz")
+    monkeypatch.setattr(sources, "_ORT_HEADER", f"file://{tmp_path / 'ort'}/v{{version}}/{{name}}")
+    monkeypatch.delenv("TUNER_BACKEND_SOURCES")
+    monkeypatch.setenv("TUNER_BACKENDS", str(tmp_path / "cache"))
+    said = []
+    folder = backends.build("onnxruntime", say=said.append)
+    assert "onnxruntime: sources (fetching the pinned commits)" in said
+    assert (folder / "onnxruntime" / "libtriton_onnxruntime.so").is_file() and backends.built() == {"onnxruntime": folder}

@@ -229,13 +229,13 @@ def _local_base(args) -> tuple[Path, str, modelconfig.ModelConfig]:
     if args.launcher == "embedded":
         why = backends.missing_backend(modelconfig.backend_of(config))
         if why and repository == DEMO_REPOSITORY and args.model is None:
-            return _demo_fallback(repository, config, why)
+            return _demo_fallback(repository, config)
         if why:
             raise ConfigError(f"{repository / model / 'config.pbtxt'}: {why}")
     return repository, model, config
 
 
-def _demo_fallback(repository: Path, config: modelconfig.ModelConfig, why: str):
+def _demo_fallback(repository: Path, config: modelconfig.ModelConfig):
     """The demo on first use: build its backend (a few seconds), or tune its python-backend twin."""
     backend = modelconfig.backend_of(config)
     print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
