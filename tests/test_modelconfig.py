@@ -139,3 +139,13 @@ def test_demo_config_is_valid():
     config = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     assert config.name == "detector" and list(config.input[0].dims) == [3, 640, 640]
     assert list(config.output[0].dims) == [84, 8400]
+
+
+def test_graph_optimization_all_is_onnxruntimes_default_and_no_change():
+    base = parse_config(ONNX_TRT)
+    assert fingerprint(apply_knobs(base, {"graph_optimization": "all"})) == fingerprint(base)
+    assert apply_knobs(base, {"graph_optimization": "basic"}).optimization.graph.level == -1
+    assert apply_knobs(base, {"graph_optimization": "disabled"}).optimization.graph.level == 2
+    # a config that had a level goes back to the default, and keeps its accelerators
+    tuned = apply_knobs(apply_knobs(base, {"graph_optimization": "extended"}), {"graph_optimization": "all"})
+    assert not tuned.optimization.HasField("graph") and tuned.optimization.execution_accelerators.gpu_execution_accelerator

@@ -102,7 +102,7 @@ def apply_knobs(base: ModelConfig, knobs: dict) -> ModelConfig:
     _apply_batcher(config, knobs)
     _apply_accelerator(config, knobs)
     if "graph_optimization" in knobs:
-        config.optimization.graph.level = GRAPH_LEVELS[knobs["graph_optimization"]]
+        _apply_graph_level(config, GRAPH_LEVELS[knobs["graph_optimization"]])
     for key, value in knobs.get("parameters", {}).items():
         config.parameters[key].string_value = str(value)
     return config
@@ -161,6 +161,17 @@ def _apply_accelerator(config: ModelConfig, knobs: dict) -> None:
             trt.parameters[key] = value
     if not (accelerators.gpu_execution_accelerator or accelerators.cpu_execution_accelerator):
         config.optimization.ClearField("execution_accelerators")
+    if not config.optimization.ListFields():
+        config.ClearField("optimization")
+
+
+def _apply_graph_level(config: ModelConfig, level: int) -> None:
+    """Level 0 (all optimisations) is ONNX Runtime's default: written as no `graph` at all, so the
+    default and an explicit `graph { }` are one config, measured once."""
+    if level:
+        config.optimization.graph.level = level
+        return
+    config.optimization.ClearField("graph")
     if not config.optimization.ListFields():
         config.ClearField("optimization")
 
