@@ -9,6 +9,15 @@ def test_invalid_search_space_is_refused_before_starting(workdir):
     assert done.returncode == 2
     assert f"{bad}:2: knobs.instance_count: low and high must be numbers with low <= high" in done.stderr
     assert not (workdir / "runs").exists()  # no server was started, no study made
+    nested = run_search(workdir, "--search-space", str(bad), "--storage", f"sqlite:///{workdir / 'db' / 'x.db'}")
+    assert nested.returncode == 2 and not (workdir / "db").exists()  # not even the storage's folder
+
+
+def test_storage_under_a_regular_file_is_a_clear_error(workdir):
+    (workdir / "file").write_text("")
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2",
+                      "--storage", f"sqlite:///{workdir / 'file' / 'x.db'}")
+    assert done.returncode == 2 and "cannot create its folder" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_knob_that_does_not_apply_is_refused(workdir):

@@ -1,5 +1,9 @@
 """report and export on a study made by a real search."""
 import json
+import shutil
+import sqlite3
+
+import pytest
 
 from conftest import tuner
 from tuner.modelconfig import read_config
@@ -29,13 +33,31 @@ def test_export_by_trial_with_manifest(tiny_study, tmp_path):
     assert manifest["metrics"]["p95_ci_ms"] and manifest["search_space"].endswith("tiny.yaml")
 
 
-def test_export_verify_remeasures_and_says_whether_it_agrees(tiny_study, tmp_path):
-    done = tuner(tiny_study, "export", "--storage", _storage(tiny_study), "--out", str(tmp_path / "o"),
+def _with_stored_intervals(tiny_study, tmp_path, throughput_ci, p95_ci) -> str:
+    """A copy of the study whose trial #0 claims these intervals (to make the verdict certain)."""
+    db = tmp_path / "study.db"
+    shutil.copy(tiny_study / "study.db", db)
+    with sqlite3.connect(db) as conn:
+        (trial_id,) = conn.execute("SELECT trial_id FROM trials WHERE number = 0").fetchone()
+        (text,) = conn.execute("SELECT value_json FROM trial_user_attributes WHERE trial_id = ? AND key = 'metrics'",
+                               (trial_id,)).fetchone()
+        metrics = {**json.loads(text), "throughput_ci": throughput_ci, "p95_ci_ms": p95_ci}
+        conn.execute("UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = 'metrics'",
+                     (json.dumps(metrics), trial_id))
+    return f"sqlite:///{db}"
+
+
+@pytest.mark.parametrize("throughput_ci, p95_ci, status, verdict", [
+    ([0, 1e12], [0, 1e12], 0, "verdict      within the stored confidence intervals"),
+    ([1e9, 2e9], [0, 1e12], 1, "verdict      NOT within the stored confidence intervals"),
+])
+def test_export_verify_remeasures_and_its_exit_status_is_the_verdict(tiny_study, tmp_path, throughput_ci, p95_ci,
+                                                                     status, verdict):
+    storage = _with_stored_intervals(tiny_study, tmp_path, throughput_ci, p95_ci)
+    done = tuner(tiny_study, "export", "--storage", storage, "--trial", "0", "--out", str(tmp_path / "o"),
                  "--verify", "--run-dir", str(tmp_path / "runs"))
-    assert done.returncode == 0, done.stderr
-    assert "re-measured" in done.stdout
-    assert ("within the stored confidence intervals" in done.stdout
-            or "NOT within the stored confidence intervals" in done.stdout)
+    assert "re-measured" in done.stdout and verdict in done.stdout, done.stderr
+    assert done.returncode == status
 
 
 def test_unknown_trial_and_storage_are_refused(tiny_study, tmp_path):

@@ -66,3 +66,13 @@ def test_start_with_entries_outside_the_space_are_refused(entry, message):
     text = f"knobs:\n  instance_count: {{low: 1, high: 3}}\n  parameters:\n    threads: ['1', '2']\nstart_with:\n  - {entry}\n"
     with pytest.raises(ConfigError, match=rf"bad.yaml:5: start_with: entry 0: {message}"):
         parse_space(text, "bad.yaml")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("knobs:\n  instance_count: {low: 1, high: 4, step: -1}\n", "step -1: must be a number > 0"),
+    ("knobs:\n  max_queue_delay_us: {low: 100, high: 1000, log: true, step: 100}\n", "a log-scale range takes no step"),
+    ("knobs:\n  instance_count: {low: 1, high: 4, step: 0.5}\n", "an integer range needs an integer step"),
+])
+def test_steps_optuna_would_refuse_mid_study_are_refused_up_front(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space(text, "s.yaml")

@@ -211,13 +211,19 @@ def _spec(raw, where: _Where, path: list[str], check) -> Spec:
         low, high = raw["low"], raw["high"]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)) or low > high:
             raise where.error(path, "low and high must be numbers with low <= high")
-        log = bool(raw.get("log", False))
+        log, step = bool(raw.get("log", False)), raw.get("step")
         if log and low <= 0:
             raise where.error(path, "a log-scale range needs low > 0")
+        if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or step <= 0):
+            raise where.error(path, f"step {step!r}: must be a number > 0")
+        if step is not None and log:
+            raise where.error(path, "a log-scale range takes no step (Optuna samples it continuously)")
         for v in (low, high):
             _checked(check, v, where, path)
         integer = isinstance(low, int) and isinstance(high, int)
-        return Range(low, high, log, raw.get("step"), integer)
+        if step is not None and integer and not isinstance(step, int):
+            raise where.error(path, f"step {step!r}: an integer range needs an integer step")
+        return Range(low, high, log, step, integer)
     _checked(check, raw, where, path)
     return Fixed(raw)
 

@@ -14,6 +14,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -70,6 +71,11 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats, so trials of a worker that died are found and run again.
     SQLite serves several local workers (they wait for its lock); PostgreSQL/MySQL serve hosts."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if url.startswith("sqlite:///"):  # created only now: refused input leaves nothing on disk
+        try:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a path under a regular file, no permission
+            raise ConfigError(f"--storage {url}: cannot create its folder: {e}") from None
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" only in name, since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
