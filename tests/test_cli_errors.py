@@ -38,3 +38,9 @@ def test_invalid_pbtxt_is_refused_with_line(workdir):
     done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"),
                       "--model-repository", str(workdir / "repo"))
     assert done.returncode == 2 and f"{repo / 'config.pbtxt'}:3:" in done.stderr
+
+
+def test_an_unknown_model_lists_the_models_there(workdir):
+    done = run_search(workdir, target=("--model-repository", str(MODELS), "--model", "nosuchmodel"))
+    assert done.returncode == 2
+    assert "--model nosuchmodel: no " in done.stderr and "the repository has alltypes, checker, tiny" in done.stderr
