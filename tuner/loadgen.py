@@ -159,8 +159,10 @@ async def _closed_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Rec
             try:
                 await call.write(requests[k % len(requests)])
                 response = await asyncio.wait_for(call.read(), spec.request_timeout_s)
-            except (grpc.aio.AioRpcError, asyncio.TimeoutError) as e:
+            except (grpc.aio.AioRpcError, asyncio.TimeoutError, asyncio.InvalidStateError) as e:
+                # InvalidStateError: the server ended the stream (it died) between our read and write
                 rec.errors.append(f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError)
+                                  else "stream closed" if isinstance(e, asyncio.InvalidStateError)
                                   else f"no response within {spec.request_timeout_s:g} s")
                 call.cancel()
                 await asyncio.sleep(0.01)  # a failing server must not be hammered in a tight loop
@@ -168,6 +170,9 @@ async def _closed_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Rec
                 continue
             if response is grpc.aio.EOF or response[:1] == _STREAM_ERROR_TAG:
                 rec.errors.append("server: " + _stream_error(response))
+                if response is grpc.aio.EOF:  # a closed stream takes no more writes
+                    await asyncio.sleep(0.01)
+                    call = open_stream()
             else:
                 rec.record(start)
             k += spec.concurrency
