@@ -30,13 +30,17 @@ class Outcome:
     measurement: Measurement | None
     reason: str = ""  # why it failed; empty when it succeeded
     load_s: float = 0.0
-    screened: bool = False  # only the short screening measurement was taken
     memory_mib: float | None = None  # the server's memory with this config loaded and under load
     output_error: float | None = None  # outputs on fixed inputs vs the base config's (relative)
 
     @property
     def ok(self) -> bool:
         return self.measurement is not None
+
+    @property
+    def screened(self) -> bool:
+        """Only the screening stage was measured: the config was clearly behind the front."""
+        return self.measurement is not None and self.measurement.screened
 
 
 def screening(spec: LoadSpec, worth: Callable[[float, float], bool]) -> Screen:
@@ -123,7 +127,7 @@ class Evaluator:
         problem = self._problem(m)
         if problem:
             return Outcome(None, self._after_failure(problem), load_s)
-        return Outcome(m, "", load_s, screened=m.screened, memory_mib=self.server.memory_mib(), output_error=error)
+        return Outcome(m, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
 
     def _output_error(self, config: ModelConfig) -> float | None:
         """The loaded config's outputs on the fixed inputs against the reference config's. The

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
+
 CPU, GPU = "KIND_CPU", "KIND_GPU"
 BOTH = frozenset({CPU, GPU})
 
@@ -90,6 +92,19 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
 }
 CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
 
+# platform names of the older `platform:` field -> the backend that serves them
+_PLATFORM_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt",
+                     "pytorch_libtorch": "pytorch", "tensorflow_savedmodel": "tensorflow",
+                     "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
+# Where precision / workspace / engine cache go, per backend: onnxruntime takes them as the TensorRT
+# execution accelerator; python models (like the demo's twin) read the same keys from `parameters`.
+ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
+
+
+def backend_of(config) -> str:
+    """The backend that serves a ModelConfig (its `backend`, or the one its `platform` names)."""
+    return config.backend or _PLATFORM_BACKEND.get(config.platform, config.platform)
+
 # optimization { graph { level } } as the ONNX Runtime backend maps it (onnxruntime.cc)
 GRAPH_LEVELS = {"all": 0, "extended": 1, "basic": -1, "disabled": 2}
 
@@ -152,27 +167,15 @@ _EMBEDDED_ORT = "the embedded server's ONNX Runtime backend is a CPU build witho
 def instance_kinds(config, space) -> set[str]:
     """The instance kinds trials can run: the space's instance_kind, else the config's (KIND_AUTO or
     none given: Triton picks GPU where there is one, so both)."""
-    from tuner.space import Choice, Fixed
-
     spec = space.knobs.get("instance_kind")
-    if isinstance(spec, Fixed):
-        found = {spec.value}
-    elif isinstance(spec, Choice):
-        found = set(spec.values)
-    else:
-        found = {_KIND_NAMES.get(g.kind, "KIND_AUTO") for g in config.instance_group} or {"KIND_AUTO"}
+    found = set(spec.options) if spec is not None else \
+        {ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group} or {"KIND_AUTO"}
     return (found - {"KIND_AUTO"}) | (set(BOTH) if "KIND_AUTO" in found else set())
-
-
-_KIND_NAMES = {0: "KIND_AUTO", 1: "KIND_GPU", 2: "KIND_CPU"}
 
 
 def space_problems(config, space, embedded: bool = False) -> tuple[list[str], dict[str, Condition]]:
     """Why each knob of `space` cannot act on this model (empty when all can), and the conditions
     under which backend parameters act when that depends on another sampled knob."""
-    from tuner.modelconfig import ACCELERATOR_HOME, backend_of
-    from tuner.space import Fixed
-
     backend, names, problems = backend_of(config), space.names, []
     kinds = instance_kinds(config, space)
     if config.max_batch_size == 0 and names & _BATCHING:
@@ -190,7 +193,7 @@ def space_problems(config, space, embedded: bool = False) -> tuple[list[str], di
         problems.append(f"accelerator: execution providers (optimization.execution_accelerators) are an "
                         f"onnxruntime setting; the {backend} backend has none")
     elif accelerator is not None:
-        values = {accelerator.value} if isinstance(accelerator, Fixed) else set(getattr(accelerator, "values", ()))
+        values = set(accelerator.options)
         if values & {"tensorrt", "cuda"} and GPU not in kinds:
             problems.append("accelerator: tensorrt and cuda apply only to KIND_GPU instances; on KIND_CPU Triton "
                             "accepts them and does nothing")
@@ -205,7 +208,7 @@ def space_problems(config, space, embedded: bool = False) -> tuple[list[str], di
     if "instance_kind" in names and backend in CPU_ONLY:
         problems.append(f"instance_kind: {CPU_ONLY[backend]}")
     base = {k: v.string_value for k, v in config.parameters.items()}
-    values = {k: _values(s) for k, s in space.parameters.items()}
+    values = {k: spec.options for k, spec in space.parameters.items()}
     more, conditions = parameter_problems(backend, values, kinds, base)
     padding = values.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
     if backend == "openvino" and names & _BATCHING and any(v.upper() != "YES" for v in padding):
@@ -213,12 +216,3 @@ def space_problems(config, space, embedded: bool = False) -> tuple[list[str], di
                     "max_batch_size, so any smaller batch fails unless ENABLE_BATCH_PADDING is YES")
     return problems + more, conditions
 
-
-def _values(spec) -> tuple[str, ...]:
-    from tuner.space import Choice, Fixed
-
-    if isinstance(spec, Fixed):
-        return (str(spec.value),)
-    if isinstance(spec, Choice):
-        return tuple(str(v) for v in spec.values)
-    return tuple(str(v) for v in (spec.low, spec.high))

@@ -14,23 +14,9 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from tuner.errors import ConfigError
-from tuner.knobs import GRAPH_LEVELS
+from tuner.knobs import ACCELERATOR_HOME, GRAPH_LEVELS, backend_of
 
 ModelConfig = model_config_pb2.ModelConfig
-
-# platform names of the older `platform:` field -> the backend that serves them
-_PLATFORM_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt",
-                     "pytorch_libtorch": "pytorch", "tensorflow_savedmodel": "tensorflow",
-                     "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
-
-# Where precision / workspace / engine cache go, per backend: onnxruntime takes them as the TensorRT
-# execution accelerator; python models (like the demo's twin) read the same keys from `parameters`.
-ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
-
-
-def backend_of(config: ModelConfig) -> str:
-    return config.backend or _PLATFORM_BACKEND.get(config.platform, config.platform)
-
 
 def parse_config(text: str, source: str = "config.pbtxt") -> ModelConfig:
     """Parses pbtxt text; errors name the source and Triton's line:column."""

@@ -36,6 +36,11 @@ _ACCELERATORS = ("tensorrt", "cuda", "openvino", "none")  # onnxruntime's execut
 class Choice:
     values: tuple
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The values this knob can take, as text (what the backend's checks see)."""
+        return tuple(str(v) for v in self.values)
+
 
 @dataclass(frozen=True)
 class Range:
@@ -45,10 +50,19 @@ class Range:
     step: float | None = None
     integer: bool = True
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        """A range's two ends: if both are valid, the values between are too."""
+        return (str(self.low), str(self.high))
+
 
 @dataclass(frozen=True)
 class Fixed:
     value: Any
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return (str(self.value),)
 
 
 Spec = Choice | Range | Fixed

@@ -12,7 +12,6 @@ import json
 import re
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,7 +80,7 @@ def toolchain() -> Toolchain:
     if cmake is None:
         missing.append("cmake >= 3.18 (pip install cmake)")
     else:
-        version = run_output([cmake, "--version"]).split()[2]
+        version = run([cmake, "--version"]).split()[2]
         if tuple(int(x) for x in version.split(".")[:2]) < MIN_CMAKE:
             missing.append(f"cmake >= 3.18, found {version} (pip install cmake)")
     if patchelf is None:
@@ -95,10 +94,6 @@ def toolchain() -> Toolchain:
     if missing:
         raise BuildError("cannot build Triton backends here; missing: " + "; ".join(missing))
     return Toolchain(cmake, patchelf, ninja, rapidjson)
-
-
-def run_output(command: list[str]) -> str:
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 # --- the build -------------------------------------------------------------------------------
@@ -154,9 +149,9 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
                      *recipe.prepare(lib, work, source_dir)]
         say(f"{backend}: configuring (log: {log})")
         run(configure, log)
-        say(f"{backend}: compiling with {jobs or os.cpu_count()} jobs")
-        run([tools.cmake, "--build", str(work / "build"), "-j", str(jobs or os.cpu_count()),
-             "--target", recipe.target], log)
+        jobs = jobs or os.cpu_count() or 1
+        say(f"{backend}: compiling with {jobs} jobs")
+        run([tools.cmake, "--build", str(work / "build"), "-j", str(jobs), "--target", recipe.target], log)
         staged = work / "out" / backend
         staged.mkdir(parents=True)
         so = staged / f"libtriton_{backend}.so"

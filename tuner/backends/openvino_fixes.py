@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.backends.recipes import edit
+from tuner.backends.recipes import differs, edit
 
 
 def prebuilt_openvino(src: Path) -> None:
@@ -96,7 +96,7 @@ def check_batch_once(src: Path) -> None:
     i = text.find(start)
     j = text.find(end, i)
     if i < 0 or j < 0:
-        edit(cc, start, start)  # reports the mismatch
+        raise differs(cc)
     block = text[i:j]
     cc.write_text(text[:i] + end + "  if (max_batch_size > 0) {  // once, after all requests\n" + block + "  }\n"
                   + text[j + len(end):])

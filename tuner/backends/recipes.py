@@ -56,18 +56,20 @@ class Recipe:
         return REVISIONS[self.repo]
 
 
-def run(command: list[str], log: Path | None = None) -> None:
-    """Runs a build step; its output goes to the log, and a failure names the log."""
+def run(command: list[str], log: Path | None = None) -> str:
+    """Runs a build step: into the log, where a failure points; or, without one, returning what it
+    printed, with its error in the message."""
     if log is None:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
             raise BuildError(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-500:]}")
-        return
+        return done.stdout
     with open(log, "a") as out:
         out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
         if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
             raise BuildError(f"{Path(command[0]).name} {command[1]} failed; the build log is {log}")
+    return ""
 
 
 def _module_dir(package: str, module: str) -> Path:
@@ -85,12 +87,16 @@ def _one(folder: Path, pattern: str) -> Path:
     return found[0]
 
 
-def edit(path: Path, old: str, new: str, count: int = 1) -> None:
-    """Replaces `old` exactly `count` times; sources that differ from the pinned revision stop the build."""
+def edit(path: Path, old: str, new: str) -> None:
+    """Replaces `old`, which must occur once; sources that differ from the pinned revision stop the build."""
     text = path.read_text()
-    if text.count(old) != count:
-        raise BuildError(f"{path}: the source differs from {BRANCH} at the pinned commit (a fix does not apply)")
+    if text.count(old) != 1:
+        raise differs(path)
     path.write_text(text.replace(old, new))
+
+
+def differs(path: Path) -> BuildError:
+    return BuildError(f"{path}: the source differs from {BRANCH} at the pinned commit (a fix does not apply)")
 
 
 # --- ONNX Runtime ----------------------------------------------------------------------------

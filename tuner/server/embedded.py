@@ -67,8 +67,10 @@ def prepare_backends(dest: Path, folders: dict[str, Path] | None = None) -> Path
     shutil.copy2(stub, python_dir / "triton_python_backend_stub")
     for name, folder in (backends.built() if folders is None else folders).items():
         link = dest / name
-        if link.is_symlink() or link.exists():
-            link.unlink() if link.is_symlink() else shutil.rmtree(link)
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            shutil.rmtree(link)
         link.symlink_to(folder / name, target_is_directory=True)
     return dest
 
