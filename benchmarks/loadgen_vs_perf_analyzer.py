@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import median, table, write_json  # noqa: E402
-from tuner.cli import DEMO_REPOSITORY  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402

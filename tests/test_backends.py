@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from conftest import load_study, run_search, tuner
 from tuner import backends
 from tuner.backends import builder as build_module
-from tuner.cli import DEMO_REPOSITORY
+from tuner.shipped import DEMO_REPOSITORY
 from tuner.knobs import GRAPH_LEVELS, PARAMETERS
 from tuner.modelconfig import ModelConfig, apply_knobs, read_config, to_json
 from tuner.server import EmbeddedServer

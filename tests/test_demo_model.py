@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tuner.cli import DEMO_REPOSITORY
+from tuner.shipped import DEMO_REPOSITORY
 from tuner.server import EmbeddedServer
 
 sys.path.insert(0, str(DEMO_REPOSITORY / "detector_python" / "1"))

@@ -135,7 +135,7 @@ def test_knobs_that_do_not_apply_are_explained():
 
 
 def test_demo_config_is_valid():
-    from tuner.cli import DEMO_REPOSITORY
+    from tuner.shipped import DEMO_REPOSITORY
     config = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     assert config.name == "detector" and list(config.input[0].dims) == [3, 640, 640]
     assert list(config.output[0].dims) == [84, 8400]

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import run_search, load_study
 from tuner import backends
-from tuner.cli import DEMO_REPOSITORY
+from tuner.shipped import DEMO_REPOSITORY
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
 

@@ -2,7 +2,7 @@
 import optuna
 import pytest
 
-from tuner.cli import SPACES
+from tuner.shipped import SPACES
 from tuner.errors import ConfigError
 from tuner.modelconfig import apply_knobs, parse_config
 from tuner.space import load_space, parse_space

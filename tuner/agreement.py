@@ -30,7 +30,7 @@ def infer_outputs(url: str, model: str, tensor_sets: list[dict[str, tuple[Tensor
 
 def _arrays(response) -> dict[str, np.ndarray]:
     arrays = {}
-    for output, raw in zip(response.outputs, response.raw_output_contents):
+    for output, raw in zip(response.outputs, response.raw_output_contents, strict=True):
         if output.datatype == "BYTES":
             array = deserialize_bytes_tensor(raw)
         else:
@@ -43,7 +43,7 @@ def relative_error(reference: Outputs, got: Outputs) -> float:
     """The largest absolute difference over all outputs, divided by the largest magnitude of the
     reference outputs; 1.0 where shapes, names or non-numeric values differ."""
     worst = 0.0
-    for ref, out in zip(reference, got):
+    for ref, out in zip(reference, got, strict=False):
         if ref.keys() != out.keys():
             return 1.0
         for name, a in ref.items():

@@ -4,33 +4,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import optuna
-from google.protobuf import json_format
+from optuna.trial import FrozenTrial
 
-from tuner import backends, knobs, modelconfig
+from tuner import backends, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
-from tuner.confirm import confirmed, is_current, remeasure
+from tuner.confirm import confirmed, is_current, rejected
 from tuner.errors import ConfigError, TunerError
-from tuner.evaluate import Evaluator, Inputs
 from tuner.export import export
+from tuner.faults import EnvironmentBroken
+from tuner.inputs import Inputs
 from tuner.loadgen import LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
-from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
-from tuner.space import load_space
-from tuner.study import StudySettings, open_study, search
-from tuner.workers import run_workers
-
-PROJECT = Path(__file__).resolve().parents[1]
-DEMO_REPOSITORY = PROJECT / "model_repository_template"
-SPACES = PROJECT / "search_spaces"
-DEFAULT_STORAGE = "sqlite:///tuner_runs/tuner.db"
-DEMO_MODEL = "detector"  # ONNX Runtime; detector_python is its python-backend twin
+from tuner.server import DEFAULT_IMAGE, RemoteServer
+from tuner.trials import Key
+from tuner.tuning import DEFAULT_STORAGE, Launcher, Options, Target, measure_once, search, verify_server
 
 
 def _shape(text: str) -> tuple[str, list[int]]:
@@ -38,7 +30,8 @@ def _shape(text: str) -> tuple[str, list[int]]:
     try:
         return name, [int(d) for d in dims.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected NAME:D1,D2,...") from None
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected NAME:D1,D2,... (the batch dimension "
+                                         "not included)") from None
 
 
 def _gpus(text: str) -> str | list[str]:
@@ -92,7 +85,8 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-measure-s", type=_positive(float), default=20.0, help="time limit per measurement")
     g.add_argument("--request-timeout-s", type=_positive(float), default=30.0,
                    help="a request without a response by then counts as failed (a hanging config fails its trial)")
-    g.add_argument("--shape", type=_shape, action="append", default=[], help="NAME:D1,D2 for dynamic input dims")
+    g.add_argument("--shape", type=_shape, action="append", default=[], help="NAME:D1,D2 for an input with "
+                   "dynamic dims, as config.pbtxt's dims: without the batch dimension")
     g.add_argument("--input-data", type=Path, help="real inputs, a JSON file in perf_analyzer's --input-data format")
     g.add_argument("--shared-memory", choices=("none", "system"), default="none",
                    help="pass inputs and outputs through system shared memory instead of gRPC")
@@ -174,214 +168,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_spec(args) -> LoadSpec:
-    return LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, warmup_s=args.warmup_s,
+def _target(args) -> Target:
+    return Target(Launcher(args.launcher), args.model_repository, args.model, args.url, args.host,
+                  tuple(args.gpus) if isinstance(args.gpus, list) else args.gpus, args.run_dir, args.image,
+                  args.docker_network, args.shm_size)
+
+
+def _load(args) -> tuple[LoadSpec, Inputs]:
+    spec = LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, warmup_s=args.warmup_s,
                     window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s,
                     request_timeout_s=args.request_timeout_s)
+    return spec, Inputs(dict(args.shape) or None, args.input_data, args.shared_memory == "system")
 
 
-def _inputs(args) -> Inputs:
-    if args.input_data and not args.input_data.is_file():
-        raise ConfigError(f"--input-data {args.input_data}: no such file")
-    return Inputs(dict(args.shape) or None, args.input_data, args.shared_memory == "system")
-
-
-_BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino"}
-
-
-def _space(args, base: modelconfig.ModelConfig):
-    """The named search space, or the shipped one for the model's backend."""
-    name = args.search_space or _BACKEND_SPACES.get(modelconfig.backend_of(base), "generic")
-    return load_space(_space_path(name))
-
-
-def _space_path(value: str) -> Path:
-    path = Path(value)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return SPACES / f"{value}.yaml"
-
-
-def _pick_model(repository: Path, model: str | None) -> str:
-    if model:
-        if not (repository / model / "config.pbtxt").is_file():
-            found = sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
-            raise ConfigError(f"--model {model}: no {repository / model / 'config.pbtxt'}; the repository has "
-                              f"{', '.join(found) or 'no model with a config.pbtxt'}")
-        return model
-    if repository == DEMO_REPOSITORY:
-        return DEMO_MODEL
-    found = sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
-    if len(found) != 1:
-        raise ConfigError(f"{repository}: {'no model' if not found else 'several models (' + ', '.join(found) + ')'}"
-                          " with a config.pbtxt; name one with --model")
-    return found[0]
-
-
-def _local_base(args) -> tuple[Path, str, modelconfig.ModelConfig]:
-    repository = args.model_repository or DEMO_REPOSITORY
-    if not repository.is_dir():
-        raise ConfigError(f"--model-repository {repository}: not a directory")
-    model = _pick_model(repository, args.model)
-    config = modelconfig.read_config(repository / model / "config.pbtxt")
-    if config.name != model:
-        raise ConfigError(f"{repository / model / 'config.pbtxt'}: name is '{config.name}' but the folder is '{model}'")
-    if args.launcher == "embedded":
-        why = backends.missing_backend(modelconfig.backend_of(config))
-        if why and repository == DEMO_REPOSITORY and args.model is None:
-            return _demo_fallback(repository, config)
-        if why:
-            raise ConfigError(f"{repository / model / 'config.pbtxt'}: {why}")
-    return repository, model, config
-
-
-def _demo_fallback(repository: Path, config: modelconfig.ModelConfig):
-    """The demo on first use: build its backend (a few seconds), or tune its python-backend twin."""
-    backend = modelconfig.backend_of(config)
-    print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
-          file=sys.stderr, flush=True)
-    try:
-        backends.build(backend, say=lambda _: None)
-        return repository, config.name, config
-    except backends.BuildError as e:
-        twin = f"{config.name}_python"
-        print(f"cannot build it ({e}); tuning the demo's python-backend twin '{twin}' instead", file=sys.stderr)
-        return repository, twin, modelconfig.read_config(repository / twin / "config.pbtxt")
-
-
-def _remote_base(server: RemoteServer, model: str) -> modelconfig.ModelConfig:
-    if not server.control.is_model_ready(model):
-        server.control.load(model)
-    config = json_format.ParseDict(server.control.model_config_json(model), modelconfig.ModelConfig(),
-                                   ignore_unknown_fields=True)
-    modelconfig.check_tunable(config, f"{server.url}/{model}")
-    return config
-
-
-def _target(args) -> tuple[str, modelconfig.ModelConfig | None, Path | None]:
-    """(model, its base config, its repository); for a remote server the config is read from the
-    server once connected, and there is no local repository."""
-    if args.launcher == "remote":
-        if not args.url or not args.model:
-            raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
-        return args.model, None, None
-    repository, model, base = _local_base(args)
-    return model, base, repository
-
-
-def _server(args, model: str, repository: Path | None, run_dir: Path, gpus=None):
-    if args.launcher == "remote":
-        return RemoteServer(args.url)
-    work = run_dir / "repository"
-    shutil.rmtree(work / model, ignore_errors=True)
-    shutil.copytree(repository / model, work / model)  # trials write here, never to the user's copy
-    gpus = gpus if gpus is not None else args.gpus
-    if args.launcher == "docker":
-        return DockerServer(work, run_dir, image=args.image, gpus=gpus, host=args.host, network=args.docker_network,
-                            shm_size=args.shm_size, ipc_host=args.shared_memory == "system")
-    if gpus and gpus != "all":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # the server started next inherits it
-    return EmbeddedServer(work, run_dir, host=args.host)
-
-
-def _bound(args, space, model: str, base: modelconfig.ModelConfig):
-    """The space checked against the model: knobs that cannot act on it are refused, and backend
-    parameters that act only under another knob's values are sampled only then."""
-    problems, conditions = knobs.space_problems(base, space, embedded=args.launcher == "embedded")
-    if problems:
-        raise ConfigError(f"{space.source}: knobs that do not act on '{model}' "
-                          f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
-    return dataclasses.replace(space, conditions=conditions)
-
-
-def _open(args, space, model: str, base: modelconfig.ModelConfig, name: str, index: int = 0) -> optuna.Study:
-    """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
-    propose the same configs)."""
-    load = f"request rate {args.request_rate:g}/s" if args.request_rate else f"concurrency {args.concurrency}"
-    settings = StudySettings(model, load, modelconfig.fingerprint(base), space.describe(), args.slo_p95_ms,
-                             args.max_memory_mib, args.max_output_error)
-    seed = None if args.seed is None else args.seed + index
-    return open_study(args.storage, name, settings, seed, space.start_with)
-
-
-def _check_options(args) -> None:
-    if args.max_memory_mib and args.launcher == "remote":
-        raise ConfigError("--max-memory-mib needs a server of the tuner's own (embedded or docker): a remote "
-                          "server's memory is not the tuned model's alone")
-    if args.workers == 1:
-        return
-    if args.launcher == "remote":
-        raise ConfigError("--workers > 1 needs a server per worker, and --launcher remote has one; run the "
-                          "same command on each host with a server of its own and the same --storage instead")
-    if args.gpus == "all":
-        raise ConfigError("--workers with --gpus all: name the GPUs (e.g. --gpus 0,1), worker i gets the i-th")
-    if args.gpus and len(args.gpus) < args.workers:
-        raise ConfigError(f"--workers {args.workers} but --gpus names {len(args.gpus)}: one GPU per worker")
+def options(args) -> Options:
+    """The search's arguments as the typed options every part of the run (and each worker) gets."""
+    spec, inputs = _load(args)
+    return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
+                   args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
+                   not args.no_screening, args.workers, not args.no_progress)
 
 
 def cmd_search(args) -> int:
-    _check_options(args)
-    if args.workers == 1:
-        study = _work(args, 0)
-    else:
-        _load_spec(args), _inputs(args)  # refuse bad options before any worker starts
-        model, base, _ = _target(args)
-        study = _open(args, _bound(args, _space(args, base), model, base), model, base, args.study_name or model)
-        run_workers(_work, args, study, args.workers, args.trials, args.slo_p95_ms, progress=not args.no_progress)
+    study = search(options(args))
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 
-def _work(args, index: int) -> optuna.Study:
-    """One worker: its own server, measuring trials of the shared study until it has enough."""
-    spec, inputs = _load_spec(args), _inputs(args)
-    model, base, repository = _target(args)
-    if base is not None:  # a local model: checked before any server starts
-        space = _bound(args, _space(args, base), model, base)
-    name = args.study_name or model
-    label = f"worker-{index}" if args.workers > 1 else ""
-    gpus = [args.gpus[index]] if args.workers > 1 and args.gpus else None
-    server = _server(args, model, repository, args.run_dir / name / label, gpus)
-    with server:
-        if base is None:
-            base = _remote_base(server, model)
-            space = _bound(args, _space(args, base), model, base)
-        study = _open(args, space, model, base, name, index)
-        triton_version = server.control.version()
-        study.set_user_attr("context", {
-            "launcher": server.launcher, "url": args.url, "triton_version": triton_version,
-            "image": args.image if args.launcher == "docker" else None, "workers": args.workers,
-            "model_repository": str((args.model_repository or DEMO_REPOSITORY).resolve())
-            if args.launcher != "remote" else None,
-            "search_space": str(space.source), "load": dataclasses.asdict(spec),
-            "shared_memory": inputs.shared_memory})
-        ready = f", ready in {server.ready_s:.1f} s" if server.launcher != "remote" else ""
-        print(f"{label or 'study'} '{name}' in {args.storage}; server {server.url} ({server.launcher}{ready}); "
-              f"Triton {triton_version}", file=sys.stderr)
-        try:
-            with Evaluator(server, model, spec, inputs, reference=base) as evaluator:
-                search(study, evaluator, base, space, args.trials, args.slo_p95_ms,
-                       progress=not args.no_progress and args.workers == 1, worker=label,
-                       screening=not args.no_screening)
-                # all trials are done once search returns: the first worker re-measures, alone
-                if index == 0 and args.remeasure > 0 and not is_current(study):
-                    remeasure(study, evaluator, args.remeasure, args.slo_p95_ms, progress=not args.no_progress)
-        finally:
-            if args.launcher == "remote":  # leave the user's server as we found it
-                server.control.load(model, modelconfig.to_json(base))
-    return study
-
-
 def cmd_measure(args) -> int:
-    spec, inputs = _load_spec(args), _inputs(args)
+    spec, inputs = _load(args)
     config = modelconfig.read_config(args.config) if args.config else None
-    model, base, repository = _target(args)
-    with _server(args, model, repository, args.run_dir / "measure") as server:
-        config = config or base or _remote_base(server, model)
-        with Evaluator(server, model, spec, inputs) as evaluator:
-            outcome = evaluator.evaluate(config)
-        if args.launcher == "remote" and args.config:
-            server.control.load(model)  # back to the server's own config
-    if not outcome.ok:
+    outcome = measure_once(Options(_target(args), spec, inputs), config)
+    if outcome.measurement is None:
         print(f"error: {outcome.reason}", file=sys.stderr)
         return 1
     print(measurement_text(outcome.measurement))
@@ -391,17 +208,17 @@ def cmd_measure(args) -> int:
 
 
 def _finish(study: optuna.Study, model: str, args) -> int:
-    trials, final = study.get_trials(deepcopy=False), confirmed(study)
+    trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     chosen = choose(final, args.policy, args.slo_p95_ms)
     how = " (re-measured: medians)" if is_current(study) else ""
-    print(f"\n{counts_line(trials)}\nPareto front{how} (* = exported):")
+    print(f"\n{counts_line(trials, out)}\nPareto front{how} (* = exported):")
     print(front_table(final, baseline_of(final), chosen))
-    for line in failures(trials):
+    for line in failures(trials, out):
         print(f"failed {line}")
     status = _export(study, model, chosen, args)
-    if status == 0 and args.launcher == "remote" and args.keep_chosen:
+    if chosen is not None and status == 0 and args.launcher == "remote" and args.keep_chosen:
         with RemoteServer(args.url) as server:
-            server.control.load(model, modelconfig.to_json(modelconfig.parse_config(chosen.user_attrs["config_pbtxt"])))
+            server.control.load(model, modelconfig.to_json(modelconfig.parse_config(chosen.user_attrs[Key.CONFIG])))
         print(f"left trial #{chosen.number}'s config loaded on {args.url}")
     return status
 
@@ -453,7 +270,7 @@ def cmd_report(args) -> int:
 
     _storage_exists(args.storage)
     study = _open_existing(args)
-    trials, final = study.get_trials(deepcopy=False), confirmed(study)
+    trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     base, chosen = baseline_of(final), choose(final, args.policy, args.slo_p95_ms)
     args.out.mkdir(parents=True, exist_ok=True)
     images = [(args.out / "pareto.png", "throughput against P95 latency; the front, the baseline and the choice")]
@@ -464,7 +281,7 @@ def cmd_report(args) -> int:
         images.append((args.out / "importance.png", "which knobs mattered (fANOVA importance per objective)"))
     table = front_table(final, base, chosen)
     diff = report.config_diff(base, chosen) if base and chosen else ""
-    summary = counts_line(trials)
+    summary = counts_line(trials, out)
     (args.out / "report.html").write_text(report.html_page(f"tuner report: {study.study_name}", table, diff,
                                                            images, summary))
     print(f"{summary}\n{table}\n\n{diff}")
@@ -478,6 +295,7 @@ def cmd_export(args) -> int:
     _storage_exists(args.storage)
     study = _open_existing(args)
     model = (study.user_attrs.get("settings") or {}).get("model") or study.study_name
+    chosen: FrozenTrial | None
     if args.trial is not None:
         found = ([t for t in confirmed(study) if t.number == args.trial]
                  or [t for t in study.get_trials(deepcopy=False) if t.number == args.trial])
@@ -487,14 +305,15 @@ def cmd_export(args) -> int:
     else:
         chosen = choose(confirmed(study), args.policy, args.slo_p95_ms)
     status = _export(study, model, chosen, args)
-    if status or not args.verify:
+    if status or not args.verify or chosen is None:
         return status
     context = study.user_attrs.get("context", {})
     if not context.get("model_repository"):
-        raise ConfigError("--verify needs the model's files: this study was not made with the embedded launcher")
-    spec = LoadSpec(**context["load"])
+        raise ConfigError("--verify needs the model's files: this study was made with a remote server, which reads "
+                          "its own repository; copy the export there and run `tuner measure` against it")
     verdict = verify(args.out / model / "config.pbtxt", Path(context["model_repository"]) / model,
-                     lambda repo, run: EmbeddedServer(repo, run), spec, chosen, args.run_dir / "verify")
+                     verify_server(context), LoadSpec(**context["load"]), Inputs.from_json(context.get("inputs")),
+                     chosen, args.run_dir / "verify")
     print(verdict.text(chosen))
     return 0 if verdict.within_ci else 1  # not measured, or not what the study measured
 
@@ -519,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"search": cmd_search, "measure": cmd_measure, "dashboard": cmd_dashboard,
                     "report": cmd_report, "export": cmd_export, "backends": cmd_backends}
         return commands[args.command](args)
+    except EnvironmentBroken as e:
+        print(f"error: {e}\nthe study is saved; rerun the same command to resume it", file=sys.stderr)
+        return EnvironmentBroken.exit_code
     except TunerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

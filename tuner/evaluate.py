@@ -1,41 +1,42 @@
 """One config, end to end: write it, hot-reload it into the server, measure it.
 
 Every way this can go wrong (Triton refuses the config, the model fails to initialize, requests
-fail, the server dies) comes back as an `Outcome` with the reason, never as an exception, so the
-study records a failed trial and goes on.
+fail, the server dies or stops) comes back as an `Outcome` with the failure and its reason, never
+as an exception, so the study records it and goes on; a server that went down is restarted first
+(tuner.faults says whose fault that was).
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from tritonclient.utils import InferenceServerException
 
 from tuner.agreement import Outputs, infer_outputs, relative_error
-from tuner.inputs import SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
+from tuner.errors import ServerError
+from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
+from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import LoadSpec, Measurement, Screen, measure
 from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
-
-SERVER_DIED = "tritonserver died"  # starts the reason of a trial whose server died under it
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
 
 
 @dataclass(frozen=True)
 class Outcome:
     measurement: Measurement | None
-    reason: str = ""  # why it failed; empty when it succeeded
+    failure: Failure | None = None
+    reason: str = ""  # why it failed, in Triton's words; empty when it succeeded
     load_s: float = 0.0
+    attempts: int = 1  # measurements it took: the server went down under the earlier ones
     memory_mib: float | None = None  # the server's memory with this config loaded and under load
     output_error: float | None = None  # outputs on fixed inputs vs the base config's (relative)
-
-    @property
-    def ok(self) -> bool:
-        return self.measurement is not None
 
     @property
     def screened(self) -> bool:
@@ -47,14 +48,6 @@ def screening(spec: LoadSpec, worth: Callable[[float, float], bool]) -> Screen:
     """The screening point: a fifth of the samples (at least 100), enough to see a config is clearly
     worse; the samples stay part of the measurement if it goes on."""
     return Screen(max(100, spec.min_samples // 5), worth)
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What requests carry: synthetic data unless `data_file` (perf_analyzer's --input-data JSON)."""
-    shapes: dict[str, list[int]] | None = None
-    data_file: Path | None = None
-    shared_memory: bool = False  # inputs and outputs through system shared memory, not the wire
 
 
 class Evaluator:
@@ -88,7 +81,7 @@ class Evaluator:
             self._sets = sets
             if self.inputs.shared_memory:
                 outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
-                self._shm = SharedInputs(self.server.control, sets, outputs, f"{self.model}_{id(self):x}")
+                self._shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{self.model}_{id(self):x}")
             self._requests = infer_requests(self.model, sets, self._shm)
         return self._requests
 
@@ -97,23 +90,43 @@ class Evaluator:
             self._shm.close()
         self._shm = self._requests = None
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def evaluate(self, config: ModelConfig, screen: Callable[[float, float], bool] | None = None) -> Outcome:
-        """Loads `config` and measures it. With `screen(throughput, p95_ms)`, the measurement stops
-        at its screening point unless the config might be worth it (multi-fidelity)."""
+    def evaluate(self, config: ModelConfig, screen: Callable[[float, float], bool] | None = None,
+                 cold: bool = False) -> Outcome:
+        """Loads `config` and measures it; when the server goes down under it, the server is
+        restarted and the config measured again, and a config it goes down under every time is
+        the cause (`Failure.CRASH`)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            outcome = dataclasses.replace(self._evaluate_once(config, screen, cold), attempts=attempt)
+            if outcome.failure is not Failure.SERVER_DOWN:
+                return outcome
+        return dataclasses.replace(outcome, failure=Failure.CRASH)
+
+    def _evaluate_once(self, config: ModelConfig, screen: Callable[[float, float], bool] | None,
+                       cold: bool) -> Outcome:
+        """Loads `config` and measures it once. With `screen(throughput, p95_ms)`, the measurement stops
+        at its screening point unless the config might be worth it (multi-fidelity). `cold` loads
+        it as a deployment would: unloaded first, then read from its written config.pbtxt, because
+        Triton applies a change of instance count alone in place, initialising the new instances
+        with the previous config."""
         path = self.work_config_path
         if path is not None:  # the working copy shows the config being measured, and survives restarts
             path.write_text(render_pbtxt(config))
         start = time.perf_counter()
         try:
-            self.server.control.load(self.model, to_json(config))
+            if cold and path is not None:
+                self.server.control.unload(self.model)
+                self.server.control.load(self.model)
+            else:
+                self.server.control.load(self.model, to_json(config))
         except LoadError as e:
-            return Outcome(None, self._after_failure(f"load failed: {e}"), time.perf_counter() - start)
+            return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"load failed: {e}",
+                                time.perf_counter() - start)
         load_s = time.perf_counter() - start
         requests = self.requests(config.max_batch_size > 0)
         try:
@@ -121,13 +134,13 @@ class Evaluator:
             m = measure(self.server.control, self.model, requests, self.spec,
                         screen=screening(self.spec, screen) if screen is not None else None)
         except InferenceServerException as e:  # the server went away between our calls
-            return Outcome(None, self._after_failure(f"server error: {e.message() or e}"), load_s)
+            return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
         except grpc.RpcError as e:  # the fixed-input inference failed: so would the measurement
-            return Outcome(None, self._after_failure(f"inference failed: {e.details()}"), load_s)
+            return self._failed(Failure.REQUESTS, f"inference failed: {e.details()}", load_s)
         problem = self._problem(m)
         if problem:
-            return Outcome(None, self._after_failure(problem), load_s)
-        return Outcome(m, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
+            return self._failed(Failure.REQUESTS, problem, load_s)
+        return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
 
     def _output_error(self, config: ModelConfig) -> float | None:
         """The loaded config's outputs on the fixed inputs against the reference config's. The
@@ -148,14 +161,18 @@ class Evaluator:
         """Why a measurement cannot stand for the config (None when it can)."""
         if m.samples == 0:
             return f"no request succeeded: {m.first_error}"
-        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.alive():
+        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.healthy():
             return f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
         return None
 
-    def _after_failure(self, reason: str) -> str:
-        """A dead server is restarted so the next trial finds one; the reason says it died."""
-        if self.server.alive():
-            return reason
+    def _failed(self, failure: Failure, reason: str, load_s: float) -> Outcome:
+        """The config's failure, unless the server went down under it (died, or stopped from
+        outside and shutting down): then it is restarted, so the next measurement finds one."""
+        if self.server.healthy():
+            return Outcome(None, failure, reason, load_s)
         self.close()  # a new server knows nothing of our shared-memory registrations
-        self.server.restart()
-        return f"{SERVER_DIED} ({reason}); restarted it"
+        try:
+            self.server.restart()
+        except ServerError as e:
+            raise EnvironmentBroken(f"the server went down ({reason}) and could not be brought back: {e}") from None
+        return Outcome(None, Failure.SERVER_DOWN, f"the server went down ({reason}); restarted it", load_s)

@@ -14,15 +14,18 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from tuner import __version__
+from tuner import trials as tr
 from tuner.evaluate import Evaluator
+from tuner.inputs import Inputs
 from tuner.loadgen import LoadSpec, Measurement
 from tuner.modelconfig import parse_config, read_config
+from tuner.trials import Key
 
 
 def hardware() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    info = {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform()}
+    info: dict[str, object] = {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform()}
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
@@ -36,16 +39,17 @@ def hardware() -> dict:
 def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None) -> Path:
     """Writes `<out>/<model>/config.pbtxt` and `<out>/<model>/tuner_manifest.json`; returns the
     config path. Only the config is written: copy the model's version folders beside it."""
-    text = trial.user_attrs["config_pbtxt"]
+    text = trial.user_attrs[Key.CONFIG]
     parse_config(text, f"trial {trial.number}")  # what we write must parse as a ModelConfig
     dest = Path(out_dir) / model
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "config.pbtxt"
     path.write_text(text)
-    manifest = {"trial": trial.number, "role": trial.user_attrs.get("role"),
+    role = tr.role(trial)
+    manifest = {"trial": trial.number, "role": role.value if role else None,
                 "throughput_infer_per_s": trial.values[0], "p95_latency_ms": trial.values[1],
-                "metrics": trial.user_attrs.get("metrics"), "knobs": trial.user_attrs.get("knobs"),
-                "remeasured": trial.user_attrs.get("remeasured"),  # every measurement behind the medians
+                "metrics": trial.user_attrs.get(Key.METRICS), "knobs": trial.user_attrs.get(Key.KNOBS),
+                "remeasured": trial.user_attrs.get(Key.REMEASURED),  # every measurement behind the medians
                 "tuner_version": __version__, "hardware": hardware(), **(context or {})}
     (dest / "tuner_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path
@@ -62,12 +66,11 @@ class Verdict:
     def text(self, stored: FrozenTrial) -> str:
         if self.measurement is None:
             return f"verify FAILED: {self.reason}"
-        m, metrics = self.measurement, stored.user_attrs.get("metrics", {})
-        ci = metrics.get("throughput_ci") or [math.nan, math.nan]
-        p95_ci = metrics.get("p95_ci_ms") or [math.nan, math.nan]
+        m = self.measurement
+        ci, p95_ci = stored_intervals(stored)
         lines = [f"re-measured  {m.throughput:.1f} infer/s ({self.throughput_change * 100:+.1f}% vs stored "
-                 f"{stored.values[0]:.1f}, stored CI {_interval(ci)}), P95 {m.p95_ms:.1f} ms "
-                 f"({self.p95_change * 100:+.1f}% vs stored {stored.values[1]:.1f}, stored CI {_interval(p95_ci)})"]
+                 f"{stored.values[0]:.1f}, stored CIs {_interval(ci)}), P95 {m.p95_ms:.1f} ms "
+                 f"({self.p95_change * 100:+.1f}% vs stored {stored.values[1]:.1f}, stored CIs {_interval(p95_ci)})"]
         lines.append("verdict      within the stored confidence intervals" if self.within_ci else
                      "verdict      NOT within the stored confidence intervals: the machine's load or the model's "
                      "behaviour changed since the search; compare the numbers above")
@@ -78,8 +81,21 @@ def _interval(ci) -> str:
     return "n/a" if ci[0] is None or ci[0] != ci[0] else f"{ci[0]:.1f}-{ci[1]:.1f}"
 
 
-def verify(config_path: Path, model_dir: Path, server_factory, spec: LoadSpec, stored: FrozenTrial,
-           work: Path) -> Verdict:
+def stored_intervals(stored: FrozenTrial) -> tuple[list, list]:
+    """The span of the confidence intervals of every single measurement the study took of the
+    config (the first, and each of the final re-measurement): one new measurement is compared
+    with single measurements, not with a median."""
+    runs = stored.user_attrs.get(Key.REMEASURED) or {}
+    metrics = stored.user_attrs.get(Key.METRICS) or {}
+    spans = []
+    for key in ("throughput_ci", "p95_ci_ms"):
+        found = [ci for ci in runs.get(key, [metrics.get(key)]) if ci and None not in ci]
+        spans.append([min(c[0] for c in found), max(c[1] for c in found)] if found else [None, None])
+    return spans[0], spans[1]
+
+
+def verify(config_path: Path, model_dir: Path, server_factory, spec: LoadSpec, inputs: Inputs,
+           stored: FrozenTrial, work: Path) -> Verdict:
     """Lays out a repository as a user would deploy the export (the model's files plus the
     exported config.pbtxt), loads it from disk in a fresh server and measures it again."""
     repo = work / "repository"
@@ -87,13 +103,12 @@ def verify(config_path: Path, model_dir: Path, server_factory, spec: LoadSpec, s
     shutil.copytree(model_dir, repo / model_dir.name, ignore=shutil.ignore_patterns("config.pbtxt"))
     shutil.copy(config_path, repo / model_dir.name / "config.pbtxt")
     config = read_config(repo / model_dir.name / "config.pbtxt")
-    with server_factory(repo, work) as server, Evaluator(server, model_dir.name, spec) as evaluator:
-        outcome = evaluator.evaluate(config)
-    if not outcome.ok:
+    with server_factory(repo, work) as server, Evaluator(server, model_dir.name, spec, inputs) as evaluator:
+        outcome = evaluator.evaluate(config, cold=True)  # from the file, as a deployment loads it
+    if outcome.measurement is None:
         return Verdict(None, outcome.reason)
-    m, metrics = outcome.measurement, stored.user_attrs.get("metrics", {})
-    ci = metrics.get("throughput_ci") or [None, None]
-    p95_ci = metrics.get("p95_ci_ms") or [None, None]
+    m = outcome.measurement
+    ci, p95_ci = stored_intervals(stored)
     # the two intervals overlap: the difference is within what the measurements can tell apart
     overlap = lambda a, b: None not in (*a, *b) and a[0] <= b[1] and b[0] <= a[1]  # noqa: E731
     within = overlap(ci, m.throughput_ci) and overlap(p95_ci, m.p95_ci_ms)

@@ -17,6 +17,48 @@ from tuner.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What requests carry: synthetic data unless `data_file` (perf_analyzer's --input-data JSON).
+    `shapes` fix dynamic dimensions, the batch dimension not included (as in config.pbtxt)."""
+    shapes: dict[str, list[int]] | None = None
+    data_file: Path | None = None
+    shared_memory: bool = False  # inputs and outputs through system shared memory, not the wire
+
+    def to_json(self) -> dict:
+        return {"shapes": self.shapes or {}, "input_data": str(self.data_file.resolve()) if self.data_file else None,
+                "shared_memory": self.shared_memory}
+
+    @classmethod
+    def from_json(cls, found: dict | None) -> Inputs:
+        found = found or {}
+        data = found.get("input_data")
+        return cls(found.get("shapes") or None, Path(data) if data else None, bool(found.get("shared_memory")))
+
+
+def check_shapes(config, shapes: dict[str, list[int]] | None, source: str) -> None:
+    """Before any server starts: every dynamic dimension the config declares has a --shape, and each
+    --shape names an input and fits its dims. A config without inputs (the backend fills them in)
+    is checked when the server reports them."""
+    shapes, declared = shapes or {}, {i.name: list(i.dims) for i in config.input}
+    for name, dims in shapes.items():
+        if declared and name not in declared:
+            raise ConfigError(f"--shape {name}: {source} has no input '{name}' (it has {', '.join(declared)})")
+        want = declared.get(name)
+        fits = want is None or (len(dims) == len(want) and all(w in (-1, d) for w, d in zip(want, dims, strict=True)))
+        if not fits:
+            raise ConfigError(f"--shape {name}:{','.join(map(str, dims))} does not fit {source}'s dims {want} "
+                              "(give the dims without the batch dimension)")
+    for name, dims in declared.items():
+        if -1 in dims and name not in shapes:
+            raise ConfigError(f"{source}: input '{name}' has dynamic dims {dims}: {_shape_hint(name, dims)}")
+
+
+def _shape_hint(name: str, dims: list[int]) -> str:
+    example = ",".join("D" if d < 0 else str(d) for d in dims)
+    return f"give them with --shape {name}:{example} (the batch dimension not included)"
+
+
+@dataclass(frozen=True)
 class TensorSpec:
     name: str
     datatype: str  # Triton's name: FP32, INT64, BYTES, BF16, ...
@@ -40,8 +82,8 @@ def tensor_specs(tensors: list[dict], batch_size: int = 1, shapes: dict[str, lis
         if any(d < 0 for d in dims):
             if not strict:
                 continue
-            raise ConfigError(f"input '{t['name']}' has a dynamic shape {t['shape']}: "
-                              f"give it with --shape {t['name']}:D1,D2,...")
+            own = [int(d) for d in t["shape"]][1 if batching else 0:]  # as config.pbtxt writes them
+            raise ConfigError(f"input '{t['name']}' has dynamic dims {own}: {_shape_hint(t['name'], own)}")
         specs.append(TensorSpec(t["name"], t["datatype"], tuple(dims)))
     return specs
 
@@ -90,7 +132,7 @@ def _encode(value, spec: TensorSpec, where: str) -> bytes:
     return data.tobytes()
 
 
-def load_input_data(path: Path, specs: list[TensorSpec], batching: bool) -> list[dict[str, bytes]]:
+def load_input_data(path: Path, specs: list[TensorSpec], batching: bool) -> list[dict[str, tuple[TensorSpec, bytes]]]:
     """Reads perf_analyzer's --input-data JSON: {"data": [{"INPUT0": [..] | {"content": [..],
     "shape": [..]} | {"b64": ".."}}, ...]}. Shapes exclude the batch dimension, as there.
     Returns one tensor set per entry; the load generator sends them in turn."""
@@ -131,7 +173,8 @@ class SharedInputs:
     are written to), registered with Triton so requests carry only a reference, not the bytes."""
 
     def __init__(self, control, tensor_sets: list[dict], outputs: list[TensorSpec], tag: str):
-        self.control, self.regions, self.tag = control, [], tag
+        self.control, self.tag = control, tag
+        self.regions: list[shared_memory.SharedMemory] = []
         self.input_place: list[dict[str, tuple[str, int, int]]] = []
         blobs = [data for tensors in tensor_sets for (_, data) in tensors.values()]
         region = self._region("inputs", sum(len(b) for b in blobs))
@@ -139,7 +182,7 @@ class SharedInputs:
         for tensors in tensor_sets:
             places = {}
             for name, (_, data) in tensors.items():
-                region.buf[offset:offset + len(data)] = data
+                region.buf[offset:offset + len(data)] = data  # type: ignore[index]  # buf is set while open
                 places[name] = (region.name, offset, len(data))
                 offset += len(data)
             self.input_place.append(places)

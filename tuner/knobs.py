@@ -10,8 +10,8 @@ Triton's own reason, and the sampler learns from it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
@@ -176,7 +176,8 @@ def instance_kinds(config, space) -> set[str]:
 def space_problems(config, space, embedded: bool = False) -> tuple[list[str], dict[str, Condition]]:
     """Why each knob of `space` cannot act on this model (empty when all can), and the conditions
     under which backend parameters act when that depends on another sampled knob."""
-    backend, names, problems = backend_of(config), space.names, []
+    backend, names = backend_of(config), space.names
+    problems: list[str] = []
     kinds = instance_kinds(config, space)
     if config.max_batch_size == 0 and names & _BATCHING:
         problems.append(f"{', '.join(sorted(names & _BATCHING))}: the model has max_batch_size 0 "
@@ -198,7 +199,8 @@ def space_problems(config, space, embedded: bool = False) -> tuple[list[str], di
             problems.append("accelerator: tensorrt and cuda apply only to KIND_GPU instances; on KIND_CPU Triton "
                             "accepts them and does nothing")
         if embedded and values - {"none"}:
-            problems.append(f"accelerator: {_EMBEDDED_ORT}; use --launcher docker for {', '.join(sorted(values - {'none'}))}")
+            others = ", ".join(sorted(values - {"none"}))
+            problems.append(f"accelerator: {_EMBEDDED_ORT}; use --launcher docker for {others}")
     if trt and backend == "onnxruntime" and (GPU not in kinds or embedded):
         problems.append(f"{', '.join(trt)}: TensorRT runs on KIND_GPU instances only"
                         + (f", and {_EMBEDDED_ORT}" if embedded else ""))
@@ -208,9 +210,9 @@ def space_problems(config, space, embedded: bool = False) -> tuple[list[str], di
     if "instance_kind" in names and backend in CPU_ONLY:
         problems.append(f"instance_kind: {CPU_ONLY[backend]}")
     base = {k: v.string_value for k, v in config.parameters.items()}
-    values = {k: spec.options for k, spec in space.parameters.items()}
-    more, conditions = parameter_problems(backend, values, kinds, base)
-    padding = values.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
+    offered = {k: spec.options for k, spec in space.parameters.items()}
+    more, conditions = parameter_problems(backend, offered, kinds, base)
+    padding = offered.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
     if backend == "openvino" and names & _BATCHING and any(v.upper() != "YES" for v in padding):
         more.append("batching knobs: the OpenVINO backend r24.10 reshapes a batching model to a fixed batch of "
                     "max_batch_size, so any smaller batch fails unless ENABLE_BATCH_PADDING is YES")

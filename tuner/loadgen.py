@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import grpc
 import numpy as np
@@ -107,11 +107,14 @@ def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -
     requests varies by about 1/sqrt(n) by chance alone, so the tolerance never goes below that."""
     if len(windows) < 3:
         return False
-    counts = [c for c, _ in windows[-3:]]
+    counts = [float(c) for c, _ in windows[-3:]]
     p95s = [p for _, p in windows[-3:]]
     if poisson:
-        stability = max(stability, 2.5 / np.sqrt(max(np.mean(counts), 1.0)))
-    spread = lambda xs: (max(xs) - min(xs)) / max(np.mean(xs), 1e-9)  # noqa: E731
+        stability = max(stability, 2.5 / float(np.sqrt(max(float(np.mean(counts)), 1.0))))
+
+    def spread(xs: list[float]) -> float:
+        return (max(xs) - min(xs)) / max(float(np.mean(xs)), 1e-9)
+
     return bool(spread(counts) <= stability and spread(p95s) <= stability)
 
 
@@ -192,10 +195,12 @@ def _stream_error(response) -> str:
 async def _open_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Recorder, stop: asyncio.Event,
                      seed: int) -> None:
     infer = channel.unary_unary(_INFER)  # bytes in, bytes out: nothing serialized per call
-    rng, in_flight, k = np.random.default_rng(seed), set(), 0
+    rng, k = np.random.default_rng(seed), 0
+    in_flight: set[asyncio.Task] = set()
+    rate = spec.request_rate or 1.0  # only an open-loop spec gets here
     due = time.perf_counter()
     while not stop.is_set():
-        due += rng.exponential(1.0 / spec.request_rate)
+        due += rng.exponential(1.0 / rate)
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -219,7 +224,8 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, scr
             await asyncio.sleep(spec.warmup_s)
             start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
             windows: list[tuple[int, float]] = []
-            window_s, stable, rates, screened = spec.window_s, False, [], False
+            window_s, stable, screened = spec.window_s, False, False
+            rates: list[float] = []
             while True:
                 mark = len(rec.latency)
                 await asyncio.sleep(window_s)

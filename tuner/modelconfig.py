@@ -12,11 +12,11 @@ from pathlib import Path
 
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
+from tritonclient.grpc.model_config_pb2 import ModelConfig
 
 from tuner.errors import ConfigError
 from tuner.knobs import ACCELERATOR_HOME, GRAPH_LEVELS, backend_of
 
-ModelConfig = model_config_pb2.ModelConfig
 
 def parse_config(text: str, source: str = "config.pbtxt") -> ModelConfig:
     """Parses pbtxt text; errors name the source and Triton's line:column."""

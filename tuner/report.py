@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner import trials as tr
+from tuner.faults import Side
 from tuner.select import pareto_front
+from tuner.trials import Key
 
 
 def _knob_text(trial: FrozenTrial) -> str:
-    if trial.user_attrs.get("role") == "baseline":
+    if tr.is_baseline(trial):
         return "(your config)"
-    knobs = dict(trial.user_attrs.get("knobs", {}))
+    knobs = dict(trial.user_attrs.get(Key.KNOBS, {}))
     params = knobs.pop("parameters", {})
     return " ".join([f"{k}={v}" for k, v in knobs.items()] + [f"{k}={v}" for k, v in params.items()])
 
@@ -17,12 +20,12 @@ def _knob_text(trial: FrozenTrial) -> str:
 def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None) -> str:
     front = pareto_front(trials)
     # after a re-measurement: the lowest and highest P95 measured; before: one measurement's 95% CI
-    remeasured = any("remeasured" in t.user_attrs for t in front)
+    remeasured = any(Key.REMEASURED in t.user_attrs for t in front)
     rows = [("", "trial", "infer/s", "gain", "p95 ms", "vs base", "p95 range ms" if remeasured else "p95 CI ms",
              "out err", "knobs")]
     for t in front:
         thr, p95 = t.values
-        runs = t.user_attrs.get("remeasured")
+        runs = t.user_attrs.get(Key.REMEASURED)
         ci = ([min(runs["p95_ms"]), max(runs["p95_ms"])] if runs else
               (t.user_attrs.get("metrics") or {}).get("p95_ci_ms") or [None, None])
         gain = f"{thr / base.values[0]:.2f}x" if base else ""
@@ -32,25 +35,35 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
         rows.append(("*" if chosen and t.number == chosen.number else "", f"#{t.number}", f"{thr:.1f}", gain,
                      f"{p95:.1f}", delta, ci_text, "" if error is None else f"{error:.1g}", _knob_text(t)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             + "  " + r[-1] for r in rows]
+    lines = ["  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=False))) + "  " + r[-1] for r in rows]
     return "\n".join(lines)
 
 
-def counts_line(trials: list[FrozenTrial]) -> str:
+def counts_line(trials: list[FrozenTrial], rejected: dict[int, str] | None = None) -> str:
+    """How the study's trials ended, in one line."""
     done = sum(t.state == TrialState.COMPLETE for t in trials)
-    failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted"]
-    dups = sum("duplicate_of" in t.user_attrs for t in trials)
-    screened = sum(bool(t.user_attrs.get("screened")) and "duplicate_of" not in t.user_attrs for t in trials)
-    differ = sum(bool(t.user_attrs.get("outputs_differ")) and "duplicate_of" not in t.user_attrs for t in trials)
+    failed = sum(tr.config_failed(t) for t in trials)
+    cut = sum(getattr(tr.failure(t), "side", None) is Side.ENVIRONMENT for t in trials)
+    dups = sum(tr.is_repeat(t) for t in trials)
+    screened = sum(bool(t.user_attrs.get(Key.SCREENED)) and not tr.is_repeat(t) for t in trials)
+    differ = sum(bool(t.user_attrs.get(Key.OUTPUTS_DIFFER)) and not tr.is_repeat(t) for t in trials)
     return (f"{done} trials measured ({dups} answered from an identical earlier config, {screened} stopped after "
-            f"the screening measurement), {len(failed)} failed"
-            + (f"; {differ} computed different outputs (beyond --max-output-error: never chosen)" if differ else ""))
+            f"the screening measurement), {failed} failed"
+            + (f", {cut} cut off by the environment and measured again (not counted)" if cut else "")
+            + (f"; {differ} computed different outputs (beyond --max-output-error: never chosen)" if differ else "")
+            + (f"; {len(rejected)} failed the final re-measurement (never chosen)" if rejected else ""))
 
 
-def failures(trials: list[FrozenTrial]) -> list[str]:
-    return [f"#{t.number}: {t.user_attrs.get('fail_reason', 'unknown')}" for t in trials
-            if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, "interrupted")]
+def failures(trials: list[FrozenTrial], rejected: dict[int, str] | None = None) -> list[str]:
+    """Every failed trial with its reason, the environment's marked as such."""
+    lines = []
+    for t in trials:
+        found = tr.failure(t)
+        if found is not None:
+            side = "" if found.side is Side.CONFIG else " (environment; not counted)"
+            lines.append(f"#{t.number}{side}: {tr.reason(t)}")
+    return lines + [f"#{n} (final re-measurement): {why}" for n, why in (rejected or {}).items()]
 
 
 def measurement_text(m) -> str:
@@ -75,8 +88,8 @@ def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:
     """What to change in your config.pbtxt: the chosen trial's config against the baseline's."""
     import difflib
 
-    return "".join(difflib.unified_diff(base.user_attrs["config_pbtxt"].splitlines(keepends=True),
-                                        chosen.user_attrs["config_pbtxt"].splitlines(keepends=True),
+    return "".join(difflib.unified_diff(base.user_attrs[Key.CONFIG].splitlines(keepends=True),
+                                        chosen.user_attrs[Key.CONFIG].splitlines(keepends=True),
                                         f"baseline (trial #{base.number})", f"chosen (trial #{chosen.number})"))
 
 
@@ -128,7 +141,9 @@ def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Froz
 
 
 def importances(study) -> dict[str, dict[str, float]]:
-    """Parameter importance (fANOVA) for each objective, over the searched trials."""
+    """Parameter importance for each objective, over the searched trials. fANOVA, named rather than
+    Optuna's default (PED-ANOVA in Optuna 5 ranks what matters for *low* values, the wrong way
+    round for throughput); fANOVA's share of variance does not depend on the direction."""
     import optuna
 
     from tuner.select import measured
@@ -137,18 +152,19 @@ def importances(study) -> dict[str, dict[str, float]]:
     common = set.intersection(*(set(t.params) for t in searched)) if len(searched) >= 4 else set()
     if not common:
         return {}
-    result = {}
-    for i, name in enumerate(study.metric_names or ["throughput", "p95"]):
-        result[name] = optuna.importance.get_param_importances(
-            study, params=sorted(common), target=lambda t, i=i: t.values[i])
-    return result
+    def objective(i: int):
+        return lambda t: t.values[i]
+
+    return {name: optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=sorted(common),
+        target=objective(i)) for i, name in enumerate(study.metric_names or ["throughput", "p95"])}
 
 
 def importance_png(values: dict[str, dict[str, float]], path) -> None:
     plt = _pyplot()
 
     fig, axes = plt.subplots(1, len(values), figsize=(5 * len(values), 3.6), dpi=110, squeeze=False)
-    for ax, (objective, scores) in zip(axes[0], values.items()):
+    for ax, (objective, scores) in zip(axes[0], values.items(), strict=True):
         names = list(scores)[::-1]
         ax.barh(names, [scores[n] for n in names], color="#1f77b4")
         ax.set_xlabel("importance (share of variance)")

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner import trials as tr
+
 POLICIES = ("knee", "max-throughput", "min-p95")
 
 
 def measured(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Trials that can be chosen: measured (not answered from a duplicate), within the memory limit,
-    computing the same outputs as the baseline (within --max-output-error)."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-            and "duplicate_of" not in t.user_attrs and not t.user_attrs.get("over_memory")
-            and not t.user_attrs.get("outputs_differ")]
+    """Trials that can be chosen (tuner.trials.choosable)."""
+    return [t for t in trials if tr.choosable(t)]
 
 
 def baseline_of(trials: list[FrozenTrial]) -> FrozenTrial | None:
     """The measured user's own config, which every gain is reported against."""
-    return next((t for t in trials if t.user_attrs.get("role") == "baseline" and t.state == TrialState.COMPLETE), None)
+    return next((t for t in trials if tr.is_baseline(t) and t.state == TrialState.COMPLETE), None)
 
 
 def pareto_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:

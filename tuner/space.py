@@ -158,8 +158,8 @@ def parse_space(text: str, source: str = "<search space>") -> SearchSpace:
         data, root = yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        at = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{at}: not valid YAML: {getattr(e, 'problem', e)}") from None
     where = _Where(source, root)
     if not isinstance(data, dict) or not isinstance(data.get("knobs"), dict):
         raise where.error(["knobs"], "the file needs a top-level 'knobs:' mapping")

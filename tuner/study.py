@@ -1,9 +1,10 @@
 """The Optuna study: maximize throughput, minimize P95, one trial per config.
 
-Ask-and-tell rather than `study.optimize`, because a trial here can end four ways: measured,
-failed with Triton's reason, answered from an identical earlier config, or cut off (Ctrl-C, or its
-worker died and stopped beating): then its knobs are queued again, so a rerun of the same command,
-or another worker, measures them and no trial is lost.
+Ask-and-tell rather than `study.optimize`, because a trial here can end four ways (tuner.trials):
+measured, failed for a reason of the config's own (told as PRUNED, so the sampler learns from it),
+answered from an identical earlier config, or cut off by the environment (Ctrl-C, its worker died,
+the server could not be brought back): then its knobs are queued again, so a rerun of the same
+command, or another worker, measures them and no trial is lost.
 """
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from tuner import trials as tr
 from tuner.errors import ConfigError, TunerError
-from tuner.evaluate import SERVER_DIED, Evaluator, Outcome
+from tuner.evaluate import Evaluator, Outcome
+from tuner.faults import EnvironmentBroken, Failure
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
+from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
 
 METRIC_NAMES = ["throughput_infer_per_s", "p95_latency_ms"]
-DIRECTIONS = ["maximize", "minimize"]
-INTERRUPTED = "interrupted"
+DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
 
 
 @dataclass(frozen=True)
@@ -41,20 +44,13 @@ class StudySettings:
     slo_p95_ms: float | None = None  # a constraint inside the search, not only a filter afterwards
     max_memory_mib: float | None = None  # likewise: the server's resident memory
     max_output_error: float | None = None  # likewise: outputs vs the baseline's, relative to their scale
-
-
-_VIOLATION = "slo_violation_ms"
-_MEMORY_VIOLATION = "memory_violation_mib"
-_OUTPUT_VIOLATION = "output_violation"
-
-
-_LIMITS = (_VIOLATION, _MEMORY_VIOLATION, _OUTPUT_VIOLATION)  # how far over each limit (<= 0: within it)
+    inputs: dict | None = None  # shapes, input data (its digest), shared memory: what requests carry
 
 
 def _constrain(trial: optuna.Trial, attrs: dict) -> None:
     """Each limit's violation as an Optuna constraint of the trial, so TPE learns where the
     infeasible configs are and samples away from them."""
-    for key in _LIMITS:
+    for key in (*LIMITS, CONFIG_FAILED):
         if key in attrs:
             trial.set_constraint(key, attrs[key])
 
@@ -91,7 +87,8 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
 def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,
                start_with: tuple[dict, ...] = ()) -> optuna.Study:
     """Creates the study, or joins it (a resume, or another worker). Whoever creates it queues the
-    baseline (the user's own config) and the known-good configs, so every worker shares one queue."""
+    baseline (the user's own config); the known-good configs are queued once it is measured, so
+    the baseline is always measured first, also when a rerun measures it again."""
     # With an SLO, TPE models the infeasible region from each trial's violation and samples away
     # from it, rather than the SLO merely filtering the results at the end.
     # constant_liar: trials running on other workers count as bad for now, so parallel workers do
@@ -109,10 +106,22 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(METRIC_NAMES)
     study.set_user_attr("settings", wanted)
-    study.enqueue_trial({}, user_attrs={"role": "baseline"})
-    for params in start_with:  # known-good configs next, before the sampler guesses
-        study.enqueue_trial(params, user_attrs={"role": "start_with"}, skip_if_exists=True)
+    study.set_user_attr(_START_WITH, [dict(p) for p in start_with])
+    study.enqueue_trial({}, user_attrs={Key.ROLE: Role.BASELINE.value})
     return study
+
+
+_START_WITH = "start_with"  # study attr: the known-good configs still to queue after the baseline
+
+
+def _queue_start_with(study: optuna.Study, trials: list[FrozenTrial]) -> None:
+    """Once the baseline is measured: the known-good configs next, before the sampler guesses."""
+    pending = study.user_attrs.get(_START_WITH)
+    if not pending or not any(tr.is_baseline(t) and t.state == TrialState.COMPLETE for t in trials):
+        return
+    study.set_user_attr(_START_WITH, [])
+    for params in pending:
+        study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value}, skip_if_exists=True)
 
 
 def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
@@ -125,36 +134,32 @@ def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
                           f"({', '.join(changed)}): its trials would not compare; pass --study-name for a new study")
 
 
-def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Trials that count towards --trials: measured, or failed for a reason of their own (not cut
-    off by Ctrl-C, nor failed by Optuna because their worker died: those have no reason)."""
-    return [t for t in trials
-            if t.state == TrialState.COMPLETE
-            or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, INTERRUPTED))]
-
-
-def _interrupt(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Ctrl-C inside a trial: mark it and queue its knobs again, so a rerun measures them."""
-    trial.set_user_attr("fail_reason", INTERRUPTED)
+def _cut_off(study: optuna.Study, trial: optuna.Trial, failure: Failure, reason: str) -> None:
+    """The environment cut the trial off (Ctrl-C, the server lost, a tuner bug): it fails without
+    counting, and its knobs are queued again, so a rerun measures them."""
+    trial.set_user_attr(Key.FAILURE, failure.value)
+    trial.set_user_attr(Key.FAIL_REASON, reason)
     study.tell(trial, state=TrialState.FAIL)
-    _enqueue_again(study, study._storage.get_trial(trial._trial_id))
+    _enqueue_again(study, tr.frozen(trial))
 
 
 def _enqueue_again(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queues a cut-off trial's knobs again (also Optuna's callback for a trial whose worker died)."""
-    role = trial.user_attrs.get("role")
-    if role == "baseline" or trial.params:  # a trial cut off before sampling has nothing to repeat
-        study.enqueue_trial(trial.params, user_attrs={"role": role} if role in ("baseline", "start_with") else {})
+    role = tr.role(trial)
+    if role is Role.BASELINE or trial.params:  # a trial cut off before sampling has nothing to repeat
+        study.enqueue_trial(trial.params, user_attrs={Key.ROLE: role.value}
+                            if role in (Role.BASELINE, Role.START_WITH) else {})
 
 
 @contextmanager
 def _heartbeat(study: optuna.Study, trial: optuna.Trial):
     """Beats for `trial` from a thread while the block runs (ask-and-tell gets none from Optuna)."""
-    storage, stop = study._storage, threading.Event()
+    storage: optuna.storages.RDBStorage = trial.storage  # type: ignore[assignment]  # storage_for made it
+    trial_id, stop = tr.trial_id(trial), threading.Event()
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial._trial_id)
+            storage.record_heartbeat(trial_id)
             if stop.wait(HEARTBEAT_S):
                 return
 
@@ -169,26 +174,28 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
 
 def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
     """What a trial records: the config, the measurement and, for each limit set, how far over it."""
-    attrs = {"config_pbtxt": render_pbtxt(config), "fingerprint": fingerprint(config),
-             "load_s": round(outcome.load_s, 3)}
+    attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: fingerprint(config),
+                   Key.LOAD_S: round(outcome.load_s, 3)}
     if outcome.memory_mib is not None:
-        attrs["memory_mib"] = round(outcome.memory_mib, 1)
+        attrs[Key.MEMORY_MIB] = round(outcome.memory_mib, 1)
+    if outcome.failure is not None:
+        attrs.update({Key.FAILURE: outcome.failure.value, Key.FAIL_REASON: outcome.reason, CONFIG_FAILED: 1.0})
     if outcome.measurement is None:
         return attrs
     if outcome.output_error is not None:
-        attrs["output_error"] = float(f"{outcome.output_error:.3g}")
+        attrs[Key.OUTPUT_ERROR] = float(f"{outcome.output_error:.3g}")
         if settings.get("max_output_error") is not None:
             # relative to the limit, so the sampler sees how far over it a config was
-            attrs[_OUTPUT_VIOLATION] = outcome.output_error / settings["max_output_error"] - 1
-            if attrs[_OUTPUT_VIOLATION] > 0:
-                attrs["outputs_differ"] = True  # measured, but never a candidate to choose
-    attrs["metrics"] = _jsonable(dataclasses.asdict(outcome.measurement))
+            attrs[OUTPUT_VIOLATION] = outcome.output_error / settings["max_output_error"] - 1
+            if attrs[OUTPUT_VIOLATION] > 0:
+                attrs[Key.OUTPUTS_DIFFER] = True  # measured, but never a candidate to choose
+    attrs[Key.METRICS] = _jsonable(dataclasses.asdict(outcome.measurement))
     if settings.get("slo_p95_ms") is not None:
-        attrs[_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
+        attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
     if settings.get("max_memory_mib") is not None:
-        attrs[_MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - settings["max_memory_mib"]
-        if attrs[_MEMORY_VIOLATION] > 0:
-            attrs["over_memory"] = True  # measured, but never a candidate to choose
+        attrs[MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - settings["max_memory_mib"]
+        if attrs[MEMORY_VIOLATION] > 0:
+            attrs[Key.OVER_MEMORY] = True  # measured, but never a candidate to choose
     return attrs
 
 
@@ -202,66 +209,73 @@ def _jsonable(value):
     return value
 
 
-def _values(outcome: Outcome) -> list[float]:
-    return [outcome.measurement.throughput, outcome.measurement.p95_ms]
-
-
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
               worker: str = "", screening: bool = True) -> FrozenTrial:
-    """Asks for the next trial (queued ones first), measures its config, tells the result."""
+    """Asks for the next trial (queued ones first), measures its config, tells the result. No
+    exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again."""
     trial = study.ask()
     try:
         with _heartbeat(study, trial):
             _measure(study, trial, evaluator, base, space, worker, screening)
     except KeyboardInterrupt:
-        _interrupt(study, trial)
+        _cut_off(study, trial, Failure.INTERRUPTED, "interrupted")
         raise
-    done = study._storage.get_trial(trial._trial_id)
-    if done.user_attrs.get("role") == "baseline" and done.state == TrialState.FAIL:
+    except EnvironmentBroken as e:
+        _cut_off(study, trial, Failure.SERVER_DOWN, str(e))
+        raise
+    except Exception as e:
+        _cut_off(study, trial, Failure.TUNER_ERROR, f"{type(e).__name__}: {e}")
+        raise
+    done = tr.frozen(trial)
+    if tr.is_baseline(done) and tr.config_failed(done):
         _enqueue_again(study, done)  # a rerun, once the model is fixed, starts from the baseline
-        raise TunerError("the model's own config does not run, so there is nothing to tune from: "
-                         f"{done.user_attrs['fail_reason']}")
+        raise TunerError(f"the model's own config does not run, so there is nothing to tune from: {tr.reason(done)}")
     return done
 
 
 def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, base: ModelConfig,
              space: SearchSpace, worker: str, screening: bool) -> None:
     if worker:
-        trial.set_user_attr("worker", worker)
-    if trial.user_attrs.get("role") == "baseline":  # the user's own config: every gain is against it
+        trial.set_user_attr(Key.WORKER, worker)
+    if tr.role(trial) is Role.BASELINE:  # the user's own config: every gain is against it
         config = base
     else:
         knobs = space.suggest(trial)
         config = apply_knobs(base, knobs)
-        trial.set_user_attr("role", trial.user_attrs.get("role", "search"))
-        trial.set_user_attr("knobs", knobs)
+        trial.set_user_attr(Key.ROLE, (tr.role(trial) or Role.SEARCH).value)
+        trial.set_user_attr(Key.KNOBS, knobs)
         earlier = _same_config(study, fingerprint(config), trial.number)
         if earlier is not None:  # identical config: reuse its result instead of measuring again
-            trial.set_user_attr("duplicate_of", earlier.number)
-            for key in ("config_pbtxt", "fingerprint", "metrics", "fail_reason", "memory_mib", "over_memory",
-                        "output_error", "outputs_differ", *_LIMITS):
-                if key in earlier.user_attrs:
-                    trial.set_user_attr(key, earlier.user_attrs[key])
-            _constrain(trial, earlier.user_attrs)
-            if earlier.state == TrialState.COMPLETE:
-                study.tell(trial, earlier.values)
-            else:
-                study.tell(trial, state=TrialState.FAIL)
+            _repeat(study, trial, earlier)
             return
     # the baseline and the known-good configs are measured fully: screening is for the sampler's guesses
-    screen = _worth_measuring(study) if screening and trial.user_attrs["role"] == "search" else None
+    screen = _worth_measuring(study) if screening and tr.role(trial) is Role.SEARCH else None
     outcome = evaluator.evaluate(config, screen)
+    trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.screened:
-        trial.set_user_attr("screened", True)
+        trial.set_user_attr(Key.SCREENED, True)
     attrs = _attrs(config, outcome, study.user_attrs["settings"])
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     _constrain(trial, attrs)
-    if outcome.ok:
-        study.tell(trial, _values(outcome))
+    if outcome.measurement is not None:
+        study.tell(trial, [outcome.measurement.throughput, outcome.measurement.p95_ms])
     else:
-        trial.set_user_attr("fail_reason", outcome.reason)
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.PRUNED)
+
+
+def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> None:
+    """Answers `trial` with the result of the earlier trial of the same config."""
+    trial.set_user_attr(Key.DUPLICATE_OF, earlier.number)
+    for key in tr.RESULT_KEYS:
+        if key in earlier.user_attrs:
+            trial.set_user_attr(key, earlier.user_attrs[key])
+    _constrain(trial, earlier.user_attrs)
+    if earlier.state == TrialState.COMPLETE:
+        study.tell(trial, earlier.values)
+    else:
+        trial.set_constraint(CONFIG_FAILED, 1.0)
+        study.tell(trial, state=TrialState.PRUNED)
 
 
 SCREEN_MARGIN = 1.15  # a screened config this far behind a front point on both objectives is not measured fully
@@ -271,7 +285,7 @@ def _worth_measuring(study: optuna.Study):
     """The screening rule: measure fully unless a front point beats the short measurement by the
     margin on both objectives at once (15% more throughput and 15% less P95), far beyond the noise
     of a short measurement; the front itself always gets full measurements."""
-    front = [t.values for t in pareto_front(study.get_trials(deepcopy=False)) if not t.user_attrs.get("screened")]
+    front = [t.values for t in pareto_front(study.get_trials(deepcopy=False)) if not t.user_attrs.get(Key.SCREENED)]
 
     def worth(throughput: float, p95_ms: float) -> bool:
         return not any(thr >= throughput * SCREEN_MARGIN and p95 * SCREEN_MARGIN <= p95_ms for thr, p95 in front)
@@ -280,13 +294,10 @@ def _worth_measuring(study: optuna.Study):
 
 
 def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
-    """An earlier trial of the same config whose result stands for this one. Not one cut off, and
-    not one whose server died: a crash may have come from outside (OOM killer, a kill), so the
-    config is measured again, and fails again if it was the cause."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        reason = t.user_attrs.get("fail_reason", "")
-        if t.number != number and t.user_attrs.get("fingerprint") == key \
-                and reason != INTERRUPTED and not reason.startswith(SERVER_DIED):
+    """An earlier trial of the same config whose result stands for this one: measured, or failed
+    for a reason of the config's own (never one the environment cut off)."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number != number and t.user_attrs.get(Key.FINGERPRINT) == key and tr.counts(t):
             return t
     return None
 
@@ -299,7 +310,8 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
             now = study.get_trials(deepcopy=False)
-            done = len(counted(now))
+            _queue_start_with(study, now)
+            done = len(tr.counted(now))
             bar.update(min(done, trials) - bar.n)
             if done >= trials:
                 return
@@ -313,7 +325,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
 def best_text(study: optuna.Study, slo_p95_ms: float | None, last: FrozenTrial | None = None) -> str:
     best = choose(study.get_trials(deepcopy=False), slo_p95_ms=slo_p95_ms)
     text = f"best #{best.number}: {best.values[0]:.1f}/s p95 {best.values[1]:.1f} ms" if best else "no best yet"
-    if last is not None and last.state == TrialState.FAIL:
+    if last is not None and tr.failure(last) is not None:
         text += f" | #{last.number} failed"
     return text
 

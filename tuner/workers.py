@@ -10,22 +10,28 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from tqdm import tqdm
 
 from tuner.errors import TunerError
-from tuner.study import best_text, counted
+from tuner.faults import EnvironmentBroken
+from tuner.study import best_text
+from tuner.trials import counted
 
 
-def _main(work: Callable[[Any, int], Any], args, index: int, cores: list[int] | None) -> None:
+def _main(work: Callable[[Any, int], Any], options, index: int, cores: list[int] | None) -> None:
     """A worker process (spawned, so it starts clean of the parent's threads and connections)."""
     if cores:
         os.sched_setaffinity(0, cores)  # the server it starts inherits the same cores
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        work(args, index)
+        work(options, index)
+    except EnvironmentBroken as e:
+        print(f"error: worker-{index}: {e}", file=sys.stderr)
+        sys.exit(EnvironmentBroken.exit_code)
     except TunerError as e:
         print(f"error: worker-{index}: {e}", file=sys.stderr)
         sys.exit(2)
@@ -42,11 +48,11 @@ def core_shares(workers: int) -> list[list[int] | None]:
     return [cores[i * size:(i + 1) * size] for i in range(workers)]
 
 
-def run_workers(work: Callable[[Any, int], Any], args, study: optuna.Study, workers: int, trials: int,
+def run_workers(work: Callable[[Any, int], Any], options, study: optuna.Study, workers: int, trials: int,
                 slo_p95_ms: float | None = None, progress: bool = True) -> None:
-    """Runs `work(args, i)` for i in 0..workers-1, each in its own process, until all have ended."""
+    """Runs `work(options, i)` for i in 0..workers-1, each in its own process, until all have ended."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_main, args=(work, args, i, cores), name=f"worker-{i}")
+    procs = [ctx.Process(target=_main, args=(work, options, i, cores), name=f"worker-{i}")
              for i, cores in enumerate(core_shares(workers))]
     for proc in procs:
         proc.start()

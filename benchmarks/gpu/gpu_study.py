@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import median, table  # noqa: E402
-from tuner.cli import DEMO_REPOSITORY  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator, Inputs  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
@@ -136,7 +136,7 @@ def search(args) -> dict:
     base = read_config(repo / "detector" / "config.pbtxt")
     storage = f"sqlite:///{args.out / 'gpu_study.db'}"
     cmd = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--search-space",
-           str(ROOT / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
+           str(ROOT / "tuner" / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
            "--storage", storage, "--out", str(args.out / "export"), "--run-dir", "/tmp/gpu_runs",
            "--concurrency", str(args.concurrency), "--no-progress", "--min-samples", str(args.min_samples),
            "--max-measure-s", "10", *(["--shared-memory", "system"] if args.shm else [])]

@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tuner.cli import DEMO_REPOSITORY  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config  # noqa: E402

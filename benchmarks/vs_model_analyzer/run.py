@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 
 from benchmarks.common import table, write_json  # noqa: E402
-from tuner.cli import DEMO_REPOSITORY  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import parse_config, read_config  # noqa: E402

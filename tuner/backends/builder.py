@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, run
 from tuner.backends.sources import source
@@ -93,6 +93,7 @@ def toolchain() -> Toolchain:
                        "Fedora: rapidjson-devel; conda: rapidjson)")
     if missing:
         raise BuildError("cannot build Triton backends here; missing: " + "; ".join(missing))
+    assert cmake and patchelf and rapidjson  # else `missing` said so
     return Toolchain(cmake, patchelf, ninja, rapidjson)
 
 

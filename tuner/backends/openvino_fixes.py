@@ -28,7 +28,8 @@ def prebuilt_openvino(src: Path) -> None:
          '  set(OPENVINO_LIBRARY "${TRITON_OPENVINO_PREBUILT_LIB}")\n'
          "endif()\n")
     edit(cmake, "add_dependencies(triton-openvino-backend openvino-library)\n",
-         "if(NOT TRITON_OPENVINO_PREBUILT_LIB)\n  add_dependencies(triton-openvino-backend openvino-library)\nendif()\n")
+         "if(NOT TRITON_OPENVINO_PREBUILT_LIB)\n"
+         "  add_dependencies(triton-openvino-backend openvino-library)\nendif()\n")
 
 
 def element_dynamic(src: Path) -> None:

@@ -11,9 +11,9 @@ import importlib
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tuner.errors import TunerError
 
@@ -74,7 +74,7 @@ def run(command: list[str], log: Path | None = None) -> str:
 
 def _module_dir(package: str, module: str) -> Path:
     try:
-        return Path(importlib.import_module(module).__file__).parent
+        return Path(importlib.import_module(module).__file__ or "").parent
     except ImportError:
         raise BuildError(f"the {module} backend links the library of the '{package}' wheel, which is not "
                          f"installed: pip install {package}") from None
@@ -125,6 +125,7 @@ def _copy_library(lib: Library, folder: Path) -> None:
     (libonnxruntime.so.1.32.0 as libonnxruntime.so.1 and libonnxruntime.so)."""
     shutil.copy2(lib.path, folder / lib.path.name)
     base = re.match(r"(lib\w+\.so)\.(\d+)", lib.path.name)
+    assert base is not None, lib.path.name  # the libraries recipes name are versioned sonames
     for name in {base.group(1), f"{base.group(1)}.{base.group(2)}"} - {lib.path.name}:
         link = folder / name
         link.unlink(missing_ok=True)

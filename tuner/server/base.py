@@ -2,7 +2,22 @@
 start, `with` stopping the server, and the resident memory of a server's processes."""
 from __future__ import annotations
 
+import os
+from abc import ABC, abstractmethod
 from pathlib import Path
+
+from tuner.errors import ServerError
+from tuner.server.client import TritonControl
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -16,21 +31,50 @@ def tree_rss_mib(pid: int) -> float:
     return rss_kib / 1024 + sum(tree_rss_mib(int(child)) for child in children)
 
 
-class Server:
-    """Launchers define start() (returning self), alive(), `url` and `launcher`, and extend stop()."""
+class Server(ABC):
+    """What the tuner needs of a Triton server, whoever launches it: start and stop it (a restart
+    is both), say whether it is alive and ready, its gRPC `url`, its control channel, its memory.
+    Launchers extend stop() to end what they started."""
 
-    control = None  # a TritonControl while started
+    launcher: str  # "embedded", "docker" or "remote"
+    model_repository: Path | None = None  # where trial configs are written; None: overrides only
+    ready_s = 0.0  # start-to-ready time of the last start
+    _control: TritonControl | None = None
+
+    @property
+    @abstractmethod
+    def url(self) -> str: ...
+
+    @abstractmethod
+    def start(self) -> Server: ...
+
+    @abstractmethod
+    def alive(self) -> bool: ...
+
+    @abstractmethod
+    def memory_mib(self) -> float | None: ...
+
+    @property
+    def control(self) -> TritonControl:
+        if self._control is None:
+            raise ServerError("the server is not started")
+        return self._control
 
     def stop(self) -> None:
-        if self.control is not None:
-            self.control.close()
-            self.control = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    def healthy(self) -> bool:
+        """Running and ready: a server stopped gracefully from outside (SIGTERM, SIGINT) stays alive
+        while it shuts down, but is no longer ready."""
+        return self.alive() and self._control is not None and self._control.is_ready()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def __enter__(self):
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

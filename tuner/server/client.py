@@ -3,8 +3,8 @@ metadata and statistics. Inference traffic goes through `tuner.loadgen`, not thr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
@@ -49,6 +49,12 @@ class TritonControl:
     def is_live(self) -> bool:
         try:
             return bool(self.client.is_server_live(client_timeout=5))
+        except InferenceServerException:
+            return False
+
+    def is_ready(self) -> bool:
+        try:
+            return bool(self.client.is_server_ready(client_timeout=5))
         except InferenceServerException:
             return False
 

@@ -10,9 +10,10 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from tuner.errors import ServerError
-from tuner.server.base import Server, tree_rss_mib
+from tuner.server.base import Server, pid_alive, tree_rss_mib
 from tuner.server.client import TritonControl
 from tuner.server.embedded import free_port
 
@@ -42,20 +43,10 @@ def remove_orphans(client) -> list[str]:
     removed = []
     for container in client.containers.list(all=True, filters={"label": _OWNER}):
         owner_host, _, pid = container.labels[_OWNER].rpartition(":")
-        if owner_host == host and not _pid_alive(int(pid)):
+        if owner_host == host and not pid_alive(int(pid)):
             container.remove(force=True)
             removed.append(container.name)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 class DockerServer(Server):
@@ -69,18 +60,18 @@ class DockerServer(Server):
 
     launcher = "docker"
 
+    model_repository: Path
+
     def __init__(self, model_repository: Path, run_dir: Path, image: str = DEFAULT_IMAGE,
-                 gpus: str | list[str] | None = None, host: str = "127.0.0.1", network: str = "bridge",
+                 gpus: str | tuple[str, ...] | None = None, host: str = "127.0.0.1", network: str = "bridge",
                  shm_size: str = "1g", ipc_host: bool = False, ready_timeout_s: float = 180.0):
         self.model_repository = Path(model_repository)
         self.run_dir = Path(run_dir)
         self.image, self.gpus, self.host, self.network = image, gpus, host, network
         self.shm_size, self.ipc_host, self.ready_timeout_s = shm_size, ipc_host, ready_timeout_s
         self.log_path = self.run_dir / "tritonserver.log"
-        self.container = None
-        self.control: TritonControl | None = None
+        self.container: Any = None  # a docker Container while started
         self.grpc_port = 0
-        self.ready_s = 0.0  # start-to-ready time of the last start
 
     @property
     def url(self) -> str:
@@ -103,7 +94,7 @@ class DockerServer(Server):
             return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return [docker.types.DeviceRequest(device_ids=list(self.gpus), capabilities=[["gpu"]])]
 
-    def start(self) -> "DockerServer":
+    def start(self) -> DockerServer:
         import docker
 
         client = _client()
@@ -133,7 +124,7 @@ class DockerServer(Server):
             raise ServerError(f"--launcher docker: the container did not start ({e})") from None
         threading.Thread(target=self._copy_logs, args=(self.container,), daemon=True).start()
         self.grpc_port = ports["grpc"] if published is None else published["8001/tcp"][1]
-        self.control = TritonControl(self.url)
+        self._control = TritonControl(self.url)
         try:
             self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
         except ServerError:

@@ -21,17 +21,21 @@ from pathlib import Path
 
 from tuner import backends
 from tuner.errors import ServerError
-from tuner.server.base import Server, tree_rss_mib
+from tuner.server.base import Server, pid_alive, tree_rss_mib
 from tuner.server.client import TritonControl
 
 _PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not dlopen after fork
 STOP_GRACE_S = 3.0  # python models unload in about 1 s; the C++ backends at once
+START_ATTEMPTS = 3  # a free port taken by another process before the server bound it: new ports
+SHM_PREFIX = "tuner_"  # every shared-memory region of a tuner's server: tuner_<tuner pid>_...
+_PID_FILE = "tritonserver.pid"  # in the run dir: "<server pid> <tuner pid>", for the next start to clean up
 
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends SIGTERM to tritonserver if the tuner dies,
-    even by SIGKILL, so no server is ever left behind."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    even by SIGKILL (what is left then, the next start removes)."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -44,7 +48,8 @@ def triton_dist() -> tuple[Path, Path]:
     """(tritonserver root, shared-library folder) inside the installed nvidia-pytriton wheel."""
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
-        raise ServerError("the embedded launcher needs the 'nvidia-pytriton' package: pip install nvidia-pytriton==0.7.0")
+        raise ServerError("the embedded launcher needs the 'nvidia-pytriton' package: "
+                          "pip install nvidia-pytriton==0.7.0")
     pkg = Path(next(iter(spec.submodule_search_locations)))
     root, libs = pkg / "tritonserver", pkg.parent / "nvidia_pytriton.libs"
     if not (root / "bin" / "tritonserver").exists():
@@ -85,18 +90,17 @@ class EmbeddedServer(Server):
 
     def __init__(self, model_repository: Path, run_dir: Path, host: str = "127.0.0.1",
                  extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0,
-                 backend_folders: dict[str, Path] | None = None):
+                 backend_folders: dict[str, Path] | None = None, gpus: str | tuple[str, ...] | None = None):
         self.model_repository = Path(model_repository)
         self.run_dir = Path(run_dir)
         self.host = host
         self.extra_args = extra_args
         self.ready_timeout_s = ready_timeout_s
         self.backend_folders = backend_folders  # default: every built backend
+        self.gpus = gpus  # "all", device ids, or None: whatever the tuner sees
         self.log_path = self.run_dir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
-        self.control: TritonControl | None = None
-        self.ready_s = 0.0  # start-to-ready time of the last start
 
     @property
     def url(self) -> str:
@@ -115,6 +119,7 @@ class EmbeddedServer(Server):
                 # the demo's 4.9 MB inputs, a batch of them at once, must fit the stub's shared memory
                 "--backend-config=python,shm-default-byte-size=67108864",
                 "--backend-config=python,shm-growth-byte-size=67108864",
+                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
                 *self.extra_args]
 
     def environment(self) -> dict[str, str]:
@@ -124,19 +129,38 @@ class EmbeddedServer(Server):
         lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or "", env.get("LD_LIBRARY_PATH", "")]
         env["LD_LIBRARY_PATH"] = ":".join(d for d in lib_dirs if d)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        if self.gpus and self.gpus != "all":  # this server's GPUs only, not the tuner's whole process
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
         return env
 
-    def start(self) -> "EmbeddedServer":
+    def start(self) -> EmbeddedServer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.run_dir)
         prepare_backends(self.run_dir / "backends", self.backend_folders)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start()
+            except ServerError:
+                ports = (self.grpc_port, self.http_port, self.metrics_port)
+                self.stop()  # never leave a server that did not become ready
+                if attempt == START_ATTEMPTS or not any(_taken(port) for port in ports):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self) -> EmbeddedServer:
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         started = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             preexec_fn=_die_with_parent, start_new_session=True)
-        self.control = TritonControl(self.url)
-        self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
+        (self.run_dir / _PID_FILE).write_text(f"{self.process.pid} {os.getpid()}\n")
+        self._control = TritonControl(self.url)
+        try:
+            self.control.wait_ready(self.ready_timeout_s, alive=self.alive, log_path=self.log_path)
+        except BaseException:  # Ctrl-C during start-up too
+            self.stop()
+            raise
         self.ready_s = time.perf_counter() - started
         return self
 
@@ -145,7 +169,7 @@ class EmbeddedServer(Server):
 
     def memory_mib(self) -> float | None:
         """Resident memory of tritonserver and its children (the python backend's stubs)."""
-        return tree_rss_mib(self.process.pid) if self.alive() else None
+        return tree_rss_mib(self.process.pid) if self.process is not None and self.alive() else None
 
     def stop(self) -> None:
         """SIGINT lets Triton unload its models; a model whose load failed inside its backend stays
@@ -166,3 +190,55 @@ class EmbeddedServer(Server):
             pass
         self.process.wait()
         self.process = None
+        (self.run_dir / _PID_FILE).unlink(missing_ok=True)
+        for region in Path("/dev/shm").glob(f"{self.shm_prefix}*"):  # a killed stub leaves its regions
+            region.unlink(missing_ok=True)
+
+    @property
+    def shm_prefix(self) -> str:
+        return f"{SHM_PREFIX}{os.getpid()}_{self.grpc_port}_"
+
+
+def _taken(port: int) -> bool:
+    """Bound by another process (the race between free_port and the server binding it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _triton_group(pgid: int) -> list[int]:
+    """The processes of group `pgid` that are tritonserver or its backend stubs (a pid recorded
+    long ago may have been reused by something else)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            group = int((proc / "stat").read_text().rpartition(")")[2].split()[2])
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if group == pgid and b"triton" in command:
+            found.append(int(proc.name))
+    return found
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """What a tuner killed outright (SIGKILL, power loss) left in this run dir: its server's process
+    group (backend stubs outlive their server) and every shared-memory region of a tuner that no
+    longer runs."""
+    found = run_dir / _PID_FILE
+    if found.exists():
+        server_pid, owner = (int(v) for v in found.read_text().split())
+        if not pid_alive(owner):
+            for pid in _triton_group(server_pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            found.unlink(missing_ok=True)
+    for region in Path("/dev/shm").glob(f"{SHM_PREFIX}*"):
+        tag = region.name.removeprefix(SHM_PREFIX).partition("_")[0]
+        if tag.isdigit() and not pid_alive(int(tag)):
+            region.unlink(missing_ok=True)

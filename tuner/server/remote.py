@@ -1,6 +1,8 @@
 """The remote launcher: a Triton server the user already runs, in explicit model-control mode."""
 from __future__ import annotations
 
+import socket
+
 from tuner.errors import ServerError
 from tuner.server.base import Server
 from tuner.server.client import TritonControl
@@ -15,12 +17,23 @@ class RemoteServer(Server):
     model_repository = None  # the server reads its own repository; configs travel as overrides
 
     def __init__(self, url: str, ready_timeout_s: float = 30.0):
-        self.url = url
+        self._url = url
         self.ready_timeout_s = ready_timeout_s
-        self.control: TritonControl | None = None
 
-    def start(self) -> "RemoteServer":
-        self.control = TritonControl(self.url)
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def start(self) -> RemoteServer:
+        host, _, port = self.url.rpartition(":")
+        try:  # said in the first second, rather than "not ready" after the whole timeout
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except ValueError:
+            raise ServerError(f"--url {self.url}: expected HOST:PORT") from None
+        except OSError as e:
+            raise ServerError(f"--url {self.url}: cannot connect ({e.strerror or e}); is tritonserver running "
+                              "there, with its gRPC port?") from None
+        self._control = TritonControl(self.url)
         self.control.wait_ready(self.ready_timeout_s)
         refused = self.control.control_mode_problem()
         if refused:
@@ -31,7 +44,7 @@ class RemoteServer(Server):
         return self
 
     def alive(self) -> bool:
-        return self.control is not None and self.control.is_live()
+        return self._control is not None and self._control.is_live()
 
     def memory_mib(self) -> None:
         """Unknown: the server's memory is not the tuned model's alone."""

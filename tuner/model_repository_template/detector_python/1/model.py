@@ -62,7 +62,8 @@ class TritonPythonModel:
         runtime = params.get("runtime", "auto")
         import onnxruntime as ort
 
-        gpu_providers = _ort_providers(ort, params, device_id, Path(args["model_repository"]) / "trt_cache") if gpu else []
+        cache = Path(args["model_repository"]) / "trt_cache"
+        gpu_providers = _ort_providers(ort, params, device_id, cache) if gpu else []
         if runtime == "torch" or (runtime == "auto" and gpu and not gpu_providers):
             self._init_torch(width, gpu, device_id, params.get("precision_mode", "FP32").upper(),
                              max(1, int(config.get("max_batch_size", 1))))

@@ -1,0 +1,50 @@
+"""The fault model: whose fault a failure is, and what the study does about it.
+
+The config's fault: Triton refuses it or the model's initialize fails (`LOAD`), its requests fail
+or time out (`REQUESTS`), it loads as an in-place update but not from its own file (`COLD_LOAD`), or
+the server dies under it on two attempts in a row (`CRASH`). The trial fails with the reason,
+counts toward --trials, and is told to the sampler as a bad region, so TPE samples away from it.
+
+The environment's fault: the server died or stopped under a config once (killed, OOM killer, a
+SIGTERM from a container runtime or an operator), Ctrl-C, a worker that stopped beating, a bug in
+the tuner. Such a failure never uses up the budget: the server is restarted and the same config
+measured again within the same trial; a trial cut off (Ctrl-C, a dead worker) is queued again.
+When the server cannot be brought back, the study stops with `EnvironmentBroken` (exit code 3)
+rather than failing every remaining trial.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from tuner.errors import TunerError
+
+
+class Side(Enum):
+    CONFIG = "config"  # the trial fails, counts, and teaches the sampler
+    ENVIRONMENT = "environment"  # the trial does not count: measured again
+
+
+class Failure(str, Enum):
+    LOAD = "load"  # Triton refused the config, or the model failed to initialize
+    REQUESTS = "requests"  # requests failed or timed out
+    COLD_LOAD = "cold_load"  # loaded as an in-place update, but fails from its own config.pbtxt
+    CRASH = "crash"  # the server died under this config on two attempts in a row
+    SERVER_DOWN = "server_down"  # the server died or stopped under a config once
+    INTERRUPTED = "interrupted"  # Ctrl-C (or SIGTERM) of the tuner
+    STALE = "stale"  # its worker stopped beating (killed, host lost): Optuna failed it
+    TUNER_ERROR = "tuner_error"  # an exception inside the tuner
+
+    @property
+    def side(self) -> Side:
+        return Side.CONFIG if self in _CONFIG_FAULTS else Side.ENVIRONMENT
+
+
+_CONFIG_FAULTS = frozenset({Failure.LOAD, Failure.REQUESTS, Failure.COLD_LOAD, Failure.CRASH})
+
+ATTEMPTS = 2  # a config is measured this often when the server goes down under it; then it is the cause
+
+
+class EnvironmentBroken(TunerError):
+    """The server cannot be brought back (or reached): the study stops, its trials kept."""
+
+    exit_code = 3

@@ -1,0 +1,323 @@
+"""A tuning run's lifecycle: the model and its checks, the server, the study and the evaluator.
+
+The CLI turns arguments into `Options` and calls `search` or `measure_once`; workers receive the
+same `Options`. Every check that needs only files (the model, the search space against it, input
+shapes, options, the storage) runs before any server starts, so refused input starts nothing and
+leaves nothing on disk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import optuna
+from google.protobuf import json_format
+
+from tuner import backends, knobs, modelconfig
+from tuner.agreement import DEFAULT_MAX_ERROR
+from tuner.confirm import is_current, remeasure
+from tuner.errors import ConfigError
+from tuner.evaluate import Evaluator, Outcome
+from tuner.inputs import Inputs, check_shapes
+from tuner.loadgen import LoadSpec
+from tuner.modelconfig import ModelConfig
+from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
+from tuner.server.base import Server
+from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY, SPACES
+from tuner.space import SearchSpace, load_space
+from tuner.study import StudySettings, open_study, storage_for
+from tuner.study import search as search_study
+from tuner.workers import run_workers
+
+DEFAULT_STORAGE = "sqlite:///tuner_runs/tuner.db"
+_BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino"}
+
+
+class Launcher(str, Enum):
+    EMBEDDED = "embedded"  # the tritonserver of the nvidia-pytriton wheel
+    DOCKER = "docker"  # a tritonserver container
+    REMOTE = "remote"  # a server already running
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which model, and the server that serves it."""
+    launcher: Launcher = Launcher.EMBEDDED
+    model_repository: Path | None = None  # default: the demo (or, remote, the server's own)
+    model: str | None = None
+    url: str | None = None  # remote: host:port (gRPC)
+    host: str = "127.0.0.1"
+    gpus: str | tuple[str, ...] | None = None  # "all" or device ids
+    run_dir: Path = Path("tuner_runs")
+    image: str = DEFAULT_IMAGE
+    docker_network: str = "bridge"
+    shm_size: str = "1g"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a search (or one of its workers) needs; picklable, as workers receive it."""
+    target: Target = Target()
+    load: LoadSpec = LoadSpec()
+    inputs: Inputs = Inputs()
+    search_space: str | None = None  # a YAML file or a shipped name; default by the model's backend
+    trials: int = 50
+    storage: str = DEFAULT_STORAGE
+    study_name: str | None = None
+    slo_p95_ms: float | None = None
+    max_memory_mib: float | None = None
+    max_output_error: float = DEFAULT_MAX_ERROR
+    seed: int | None = None
+    remeasure: int = 2
+    screening: bool = True
+    workers: int = 1
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Model:
+    """The model to tune: its name, its config (None for a remote server until connected) and the
+    repository it is read from (None for a remote server)."""
+    name: str
+    base: ModelConfig | None
+    repository: Path | None
+
+
+# --- checks that need only files -------------------------------------------------------------
+
+def check_options(options: Options) -> None:
+    t = options.target
+    if t.launcher is Launcher.REMOTE and not (t.url and t.model):
+        raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
+    if options.inputs.data_file and not options.inputs.data_file.is_file():
+        raise ConfigError(f"--input-data {options.inputs.data_file}: no such file")
+    if options.max_memory_mib and t.launcher is Launcher.REMOTE:
+        raise ConfigError("--max-memory-mib needs a server of the tuner's own (embedded or docker): a remote "
+                          "server's memory is not the tuned model's alone")
+    if options.workers == 1:
+        return
+    if t.launcher is Launcher.REMOTE:
+        raise ConfigError("--workers > 1 needs a server per worker, and --launcher remote has one; run the "
+                          "same command on each host with a server of its own and the same --storage instead")
+    if t.gpus == "all":
+        raise ConfigError("--workers with --gpus all: name the GPUs (e.g. --gpus 0,1), worker i gets the i-th")
+    if t.gpus and len(t.gpus) < options.workers:
+        raise ConfigError(f"--workers {options.workers} but --gpus names {len(t.gpus)}: one GPU per worker")
+
+
+def find_model(target: Target) -> Model:
+    """The model and its config, checked; for a remote server only its name until connected."""
+    if target.launcher is Launcher.REMOTE:
+        return Model(target.model or "", None, None)
+    repository = target.model_repository or DEMO_REPOSITORY
+    if not repository.is_dir():
+        raise ConfigError(f"--model-repository {repository}: not a directory")
+    name = _pick_model(repository, target.model)
+    config = modelconfig.read_config(repository / name / "config.pbtxt")
+    if config.name != name:
+        raise ConfigError(f"{repository / name / 'config.pbtxt'}: name is '{config.name}' but the folder is '{name}'")
+    if target.launcher is Launcher.EMBEDDED:
+        why = backends.missing_backend(modelconfig.backend_of(config))
+        if why and repository == DEMO_REPOSITORY and target.model is None:
+            return _demo_fallback(repository, config)
+        if why:
+            raise ConfigError(f"{repository / name / 'config.pbtxt'}: {why}")
+    return Model(name, config, repository)
+
+
+def _pick_model(repository: Path, model: str | None) -> str:
+    found = sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
+    if model:
+        if model not in found:
+            raise ConfigError(f"--model {model}: no {repository / model / 'config.pbtxt'}; the repository has "
+                              f"{', '.join(found) or 'no model with a config.pbtxt'}")
+        return model
+    if repository == DEMO_REPOSITORY:
+        return DEMO_MODEL
+    if len(found) != 1:
+        raise ConfigError(f"{repository}: {'no model' if not found else 'several models (' + ', '.join(found) + ')'}"
+                          " with a config.pbtxt; name one with --model")
+    return found[0]
+
+
+def _demo_fallback(repository: Path, config: ModelConfig) -> Model:
+    """The demo on first use: build its backend (a few seconds), or tune its python-backend twin."""
+    backend = modelconfig.backend_of(config)
+    print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
+          file=sys.stderr, flush=True)
+    try:
+        backends.build(backend, say=lambda _: None)
+        return Model(config.name, config, repository)
+    except backends.BuildError as e:
+        twin = f"{config.name}_python"
+        print(f"cannot build it ({e}); tuning the demo's python-backend twin '{twin}' instead", file=sys.stderr)
+        return Model(twin, modelconfig.read_config(repository / twin / "config.pbtxt"), repository)
+
+
+def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
+    """The named search space, or the shipped one for the model's backend, checked against the
+    model: knobs that cannot act on it are refused, and backend parameters that act only under
+    another knob's values are sampled only then."""
+    name = options.search_space or _BACKEND_SPACES.get(modelconfig.backend_of(base), "generic")
+    path = Path(name)
+    space = load_space(path if path.suffix in (".yaml", ".yml") or path.exists() else SPACES / f"{name}.yaml")
+    problems, conditions = knobs.space_problems(base, space, embedded=options.target.launcher is Launcher.EMBEDDED)
+    if problems:
+        raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
+                          f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
+    return dataclasses.replace(space, conditions=conditions)
+
+
+def _checked(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
+    """The checks that need the model's config: the space and the input shapes."""
+    source = (str(model.repository / model.name / "config.pbtxt") if model.repository
+              else f"{options.target.url}/{model.name}")
+    check_shapes(base, options.inputs.shapes, source)
+    return space_for(options, model, base)
+
+
+# --- the server ----------------------------------------------------------------------------
+
+def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple[str, ...] | None = None) -> Server:
+    """The launcher's server, on a working copy of the model's folder: trials write there, never
+    to the user's repository."""
+    t = options.target
+    if t.launcher is Launcher.REMOTE:
+        return RemoteServer(t.url or "")
+    assert model.repository is not None
+    work = run_dir / "repository"
+    shutil.rmtree(work / model.name, ignore_errors=True)
+    shutil.copytree(model.repository / model.name, work / model.name)
+    gpus = gpus if gpus is not None else t.gpus
+    if t.launcher is Launcher.DOCKER:
+        return DockerServer(work, run_dir, image=t.image, gpus=gpus, host=t.host, network=t.docker_network,
+                            shm_size=t.shm_size, ipc_host=options.inputs.shared_memory)
+    return EmbeddedServer(work, run_dir, host=t.host, gpus=gpus)
+
+
+def remote_base(server: Server, name: str) -> ModelConfig:
+    """A remote model's config as the server has it (the only copy the tuner can read)."""
+    if not server.control.is_model_ready(name):
+        server.control.load(name)
+    config = json_format.ParseDict(server.control.model_config_json(name), ModelConfig(),
+                                   ignore_unknown_fields=True)
+    modelconfig.check_tunable(config, f"{server.url}/{name}")
+    return config
+
+
+def restore_remote(server: Server, name: str) -> None:
+    """Leaves a remote server as it was found: the model reloaded from the server's own repository
+    (no override), not from a copy of its config that went through JSON."""
+    server.control.load(name)
+
+
+# --- the study -----------------------------------------------------------------------------
+
+def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpace) -> StudySettings:
+    """What a resume must share with the study: load, inputs, limits, the space and the config."""
+    spec, inputs = options.load, options.inputs
+    load = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
+    data = hashlib.sha256(inputs.data_file.read_bytes()).hexdigest()[:16] if inputs.data_file else None
+    carried = {"shapes": {k: list(v) for k, v in sorted((inputs.shapes or {}).items())}, "input_data": data,
+               "shared_memory": inputs.shared_memory}
+    return StudySettings(model.name, load, modelconfig.fingerprint(base), space.describe(), options.slo_p95_ms,
+                         options.max_memory_mib, options.max_output_error, carried)
+
+
+def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace, index: int = 0) -> optuna.Study:
+    """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
+    propose the same configs)."""
+    seed = None if options.seed is None else options.seed + index
+    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space),
+                      seed, space.start_with)
+
+
+def search(options: Options) -> optuna.Study:
+    """Runs (or resumes) the study with one worker here, or several in processes of their own."""
+    check_options(options)
+    model = find_model(options.target)
+    if model.base is not None:
+        space = _checked(options, model, model.base)
+        storage_for(options.storage)  # reachable and writable before any server starts
+    if options.workers == 1:
+        return work(options, 0)
+    if model.base is None:
+        raise ConfigError("--workers needs a local model repository")
+    study = _study(options, model, model.base, space)
+    run_workers(work, options, study, options.workers, options.trials, options.slo_p95_ms, progress=options.progress)
+    return study
+
+
+def work(options: Options, index: int) -> optuna.Study:
+    """One worker: its own server, measuring trials of the shared study until it has enough; the
+    first worker then re-measures the front, alone."""
+    t = options.target
+    model = find_model(t)
+    space = _checked(options, model, model.base) if model.base is not None else None
+    name = options.study_name or model.name
+    label = f"worker-{index}" if options.workers > 1 else ""
+    gpus = (t.gpus[index],) if options.workers > 1 and t.gpus and t.gpus != "all" else None
+    with make_server(options, model, t.run_dir / name / label, gpus) as server:
+        base = model.base or remote_base(server, model.name)
+        space = space or _checked(options, model, base)
+        study = _study(options, model, base, space, index)
+        version = server.control.version()
+        study.set_user_attr("context", _context(options, server, space, version))
+        ready = f", ready in {server.ready_s:.1f} s" if t.launcher is not Launcher.REMOTE else ""
+        print(f"{label or 'study'} '{name}' in {options.storage}; server {server.url} ({server.launcher}{ready}); "
+              f"Triton {version}", file=sys.stderr)
+        try:
+            with Evaluator(server, model.name, options.load, options.inputs, reference=base) as evaluator:
+                search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
+                             progress=options.progress and options.workers == 1, worker=label,
+                             screening=options.screening)
+                if index == 0 and options.remeasure > 0 and not is_current(study):
+                    remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
+        finally:
+            if t.launcher is Launcher.REMOTE:
+                restore_remote(server, model.name)
+    return study
+
+
+def _context(options: Options, server: Server, space: SearchSpace, version: str) -> dict:
+    """How the study was measured: written to the manifest, and what `export --verify` repeats."""
+    t = options.target
+    return {"launcher": t.launcher.value, "url": t.url, "triton_version": version,
+            "image": t.image if t.launcher is Launcher.DOCKER else None, "workers": options.workers,
+            "model_repository": str((t.model_repository or DEMO_REPOSITORY).resolve())
+            if t.launcher is not Launcher.REMOTE else None,
+            "gpus": list(t.gpus) if isinstance(t.gpus, tuple) else t.gpus,
+            "search_space": str(space.source), "load": dataclasses.asdict(options.load),
+            "inputs": options.inputs.to_json()}
+
+
+def measure_once(options: Options, config: ModelConfig | None = None) -> Outcome:
+    """`tuner measure`: one config (the model's own by default) loaded and measured, no study."""
+    check_options(options)
+    model = find_model(options.target)
+    if model.base is not None:
+        check_shapes(model.base, options.inputs.shapes, f"{model.repository}/{model.name}/config.pbtxt")
+    with make_server(options, model, options.target.run_dir / "measure") as server:
+        try:
+            chosen = config or model.base or remote_base(server, model.name)
+            with Evaluator(server, model.name, options.load, options.inputs) as evaluator:
+                return evaluator.evaluate(chosen)
+        finally:
+            if options.target.launcher is Launcher.REMOTE and config is not None:
+                restore_remote(server, model.name)
+
+
+def verify_server(context: dict):
+    """A factory of servers like the study's, for `export --verify`: the same launcher, image and GPUs."""
+    gpus = context.get("gpus")
+    gpus = tuple(gpus) if isinstance(gpus, list) else gpus
+    if context.get("launcher") == Launcher.DOCKER.value:
+        shm = bool((context.get("inputs") or {}).get("shared_memory"))
+        return lambda repo, run: DockerServer(repo, run, image=context.get("image") or DEFAULT_IMAGE, gpus=gpus,
+                                              ipc_host=shm)
+    return lambda repo, run: EmbeddedServer(repo, run, gpus=gpus)
