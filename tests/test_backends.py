@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from conftest import load_study, run_search, tuner
 from tuner import backends
 from tuner.backends import builder as build_module
+from tuner import trials as tr
 from tuner.shipped import DEMO_REPOSITORY
 from tuner.knobs import GRAPH_LEVELS, PARAMETERS
 from tuner.modelconfig import ModelConfig, apply_knobs, read_config, to_json
@@ -147,7 +148,7 @@ def test_bad_parameter_value_is_a_failed_trial_with_tritons_reason(workdir, real
     done = run_search(workdir, "--search-space", str(space), "--trials", "2", "--concurrency", "2",
                       target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
     assert done.returncode == 0, done.stderr
-    failed = [t for t in load_study(workdir, "detector").get_trials() if t.user_attrs.get("fail_reason")]
+    failed = [t for t in load_study(workdir, "detector").get_trials() if tr.config_failed(t)]
     assert len(failed) == 1 and "execution_mode are 0 or 1 but got 2" in failed[0].user_attrs["fail_reason"]
 
 

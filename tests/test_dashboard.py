@@ -65,7 +65,14 @@ def test_dashboard_shows_study_trials_and_pareto_front(dashboard, tmp_path):
     shutil.copy(tmp_path / "study.png", tmp_path.parent / "dashboard_study.png")  # kept for a look
 
 
-def test_dashboard_binds_to_loopback_by_default():
-    from tuner.cli import parser
+def _listening(port: int) -> list[str]:
+    """The local addresses (hex, as the kernel lists them) of TCP sockets listening on `port`."""
+    rows = [line.split() for name in ("/proc/net/tcp", "/proc/net/tcp6") for line in open(name).readlines()[1:]]
+    return [row[1].rpartition(":")[0] for row in rows if int(row[1].rpartition(":")[2], 16) == port
+            and row[3] == "0A"]
 
-    assert parser().parse_args(["dashboard"]).host == "127.0.0.1"
+
+def test_dashboard_listens_on_loopback_only_by_default(dashboard):
+    """What the kernel says the started dashboard listens on, not what the parser's default is."""
+    port = int(dashboard.rpartition(":")[2])
+    assert _listening(port) == ["0100007F"]  # 127.0.0.1 only

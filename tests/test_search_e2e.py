@@ -12,6 +12,8 @@ import tritonclient.grpc as grpcclient
 import pytest
 from optuna.trial import TrialState
 
+from tuner import trials as tr
+from tuner.faults import Failure
 from conftest import MODELS, SPACES, load_study, run_search, search_command
 from tuner.modelconfig import read_config
 from tuner.select import pareto_front
@@ -68,17 +70,18 @@ def test_config_that_fails_to_load_is_a_failed_trial_and_the_study_goes_on(workd
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
     assert trials[0].state == TrialState.COMPLETE  # the baseline
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 3
-    measured = [t for t in failed if "duplicate_of" not in t.user_attrs]
+    failed = trials[1:]
+    assert len(failed) == 3 and all(tr.failure(t) is Failure.LOAD for t in failed)
+    # told as PRUNED with a violated constraint: the sampler learns to avoid the region (FAIL it ignores)
+    assert all(t.state == TrialState.PRUNED and t.constraints["config_failed"] == 1.0 for t in failed)
+    measured = [t for t in failed if not tr.is_repeat(t)]
     assert measured and all("load failed" in t.user_attrs["fail_reason"] for t in measured)
     assert all("fail_on_load is set" in t.user_attrs["fail_reason"] for t in failed)
     assert "failed #1: load failed" in done.stdout
 
 
 def _counted(study):
-    return [t for t in study.get_trials() if t.state == TrialState.COMPLETE
-            or (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted")]
+    return tr.counted(study.get_trials())
 
 
 def _finished_rows(workdir) -> int:
@@ -86,7 +89,7 @@ def _finished_rows(workdir) -> int:
     race the tuner's own schema creation."""
     try:
         with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'FAIL')").fetchone()[0]
+            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'FAIL', 'PRUNED')").fetchone()[0]
     except sqlite3.Error:  # not created yet
         return 0
 
@@ -98,29 +101,30 @@ def _servers_of(workdir):
 
 def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     space = str(SPACES / "tiny.yaml")
-    proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8"), cwd=workdir,
+    slow = ("--max-measure-s", "3", "--min-samples", "100000", "--no-screening")  # each trial measures 3 s
+    proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8", *slow), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and _finished_rows(workdir) < 3:
-        time.sleep(0.5)
-    time.sleep(0.7)  # land inside a trial's measurement
+        time.sleep(0.2)
+    time.sleep(1.5)  # inside the next trial's 3 s measurement
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "rerun the same command to resume" in err
     assert not _servers_of(workdir), "tritonserver left running after Ctrl-C"
-    interrupted = len(_counted(load_study(workdir)))
-    assert 3 <= interrupted < 8
+    cut = [t for t in load_study(workdir).get_trials() if tr.failure(t) is Failure.INTERRUPTED]
+    assert len(cut) == 1 and cut[0].params, "the signal did not land inside a trial"
+    assert 3 <= len(_counted(load_study(workdir))) < 8  # a repeat is answered at once: maybe one more
 
-    done = run_search(workdir, "--search-space", space, "--trials", "8")
+    done = run_search(workdir, "--search-space", space, "--trials", "8", *slow)
     assert done.returncode == 0, done.stderr
     study = load_study(workdir)
     assert len(_counted(study)) == 8
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
-    # a trial cut off mid-measurement was queued again with the same knobs and then measured
-    for cut in (t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "interrupted"):
-        if cut.params:
-            assert any(t.params == cut.params and t.state == TrialState.COMPLETE for t in study.get_trials())
+    # the trial cut off mid-measurement was queued again with the same knobs, and measured first
+    again = study.get_trials()[cut[0].number + 1]
+    assert again.params == cut[0].params and again.state == TrialState.COMPLETE
 
 
 def test_resuming_with_other_settings_is_refused(workdir):
@@ -145,7 +149,7 @@ def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(w
         assert t.user_attrs["output_violation"] == -1.0
 
 
-def test_server_killed_mid_study_fails_that_trial_and_the_study_goes_on(workdir):
+def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(workdir):
     space = str(SPACES / "tiny.yaml")
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "6",
                                            "--max-measure-s", "3", "--min-samples", "100000"),
@@ -161,10 +165,11 @@ def test_server_killed_mid_study_fails_that_trial_and_the_study_goes_on(workdir)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     study = load_study(workdir)
-    died = [t for t in study.get_trials() if "tritonserver died" in t.user_attrs.get("fail_reason", "")]
-    assert len(died) == 1 and "restarted it" in died[0].user_attrs["fail_reason"]
-    assert len(_counted(study)) == 6  # the study went on to its total; nothing lost
-    assert study.get_trials()[-1].state == TrialState.COMPLETE  # the restarted server measures
+    # the environment's fault, not the config's: the same trial measured it again on a new server
+    again = [t for t in study.get_trials() if t.user_attrs.get("attempts") == 2]
+    assert len(again) == 1 and again[0].state == TrialState.COMPLETE
+    assert all(t.state == TrialState.COMPLETE for t in study.get_trials())
+    assert len(_counted(study)) == 6  # the study went on to its total; nothing lost or spent
     assert not _servers_of(workdir)
 
 
@@ -174,8 +179,8 @@ def test_requests_that_hang_time_out_and_fail_the_trial(workdir):
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
     assert trials[0].state == TrialState.COMPLETE  # the baseline answers in time
-    hung = [t for t in trials[1:] if "duplicate_of" not in t.user_attrs]
-    assert hung and all(t.state == TrialState.FAIL for t in trials[1:])
+    hung = [t for t in trials[1:] if not tr.is_repeat(t)]
+    assert hung and all(tr.failure(t) is Failure.REQUESTS for t in trials[1:])
     assert all("no response within 0.5 s" in t.user_attrs["fail_reason"] for t in hung)
 
 

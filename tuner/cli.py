@@ -278,7 +278,7 @@ def cmd_report(args) -> int:
     scores = report.importances(study)
     if scores:
         report.importance_png(scores, args.out / "importance.png")
-        images.append((args.out / "importance.png", "which knobs mattered (fANOVA importance per objective)"))
+        images.append((args.out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
     table = front_table(final, base, chosen)
     diff = report.config_diff(base, chosen) if base and chosen else ""
     summary = counts_line(trials, out)

@@ -44,7 +44,8 @@ def candidates(trials: list[FrozenTrial], slo_p95_ms: float | None = None, limit
         def distance(t: FrozenTrial) -> float:
             return abs(t.values[0] - knee_thr)
 
-        picks.extend(sorted(pareto_front(trials), key=distance))
+        nearest = sorted(pareto_front(trials), key=distance)
+        picks.extend(nearest)
     front = {t.number: t for t in picks if t is not None and not tr.is_baseline(t)}
     return base + list(front.values())[:limit]
 
@@ -71,8 +72,8 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
                     else:
                         m = outcome.measurement
                         for key, value in (("throughput", m.throughput), ("p95_ms", m.p95_ms),
-                                           ("throughput_ci", list(m.throughput_ci)), ("p95_ci_ms", list(m.p95_ci_ms))):
-                            run[key].append(value)
+                                           ("throughput_ci", m.throughput_ci), ("p95_ci_ms", m.p95_ci_ms)):
+                            run[key].append(tr.jsonable(value))
                 bar.update(1)
     study.set_user_attr(_ATTR, {"after_trials": len(trials), "runs": {str(n): v for n, v in runs.items()}})
 

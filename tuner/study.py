@@ -9,7 +9,6 @@ command, or another worker, measures them and no trial is lost.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 import warnings
@@ -189,7 +188,7 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
             attrs[OUTPUT_VIOLATION] = outcome.output_error / settings["max_output_error"] - 1
             if attrs[OUTPUT_VIOLATION] > 0:
                 attrs[Key.OUTPUTS_DIFFER] = True  # measured, but never a candidate to choose
-    attrs[Key.METRICS] = _jsonable(dataclasses.asdict(outcome.measurement))
+    attrs[Key.METRICS] = tr.jsonable(dataclasses.asdict(outcome.measurement))
     if settings.get("slo_p95_ms") is not None:
         attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
     if settings.get("max_memory_mib") is not None:
@@ -197,16 +196,6 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
         if attrs[MEMORY_VIOLATION] > 0:
             attrs[Key.OVER_MEMORY] = True  # measured, but never a candidate to choose
     return attrs
-
-
-def _jsonable(value):
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,

@@ -13,6 +13,7 @@ How a trial ends in Optuna's terms:
 """
 from __future__ import annotations
 
+import math
 from enum import Enum
 
 import optuna
@@ -125,3 +126,14 @@ def trial_id(trial: optuna.Trial) -> int:
     storage = trial.storage
     study_id = storage.get_study_id_from_name(trial.study.study_name)
     return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+
+
+def jsonable(value):
+    """A measurement as a user attribute: floats rounded, NaN and infinity as null (JSON has neither)."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

@@ -82,6 +82,9 @@ class DockerServer(Server):
         return ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit",
                 *addresses, *(f"--{name}-port={port}" for name, port in ports.items()),
                 "--exit-timeout-secs=10",
+                # ready means "up, not shutting down", even while a trial's config has failed to load
+                # (strict readiness would say "not ready" then, and a stop from outside would look alike)
+                "--strict-readiness=false",
                 "--backend-config=python,shm-default-byte-size=67108864",
                 "--backend-config=python,shm-growth-byte-size=67108864"]
 

@@ -116,6 +116,9 @@ class EmbeddedServer(Server):
                 f"--http-address={self.host}", f"--http-port={self.http_port}",
                 f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                 "--exit-timeout-secs=10",
+                # ready means "up, not shutting down", even while a trial's config has failed to load
+                # (strict readiness would say "not ready" then, and a stop from outside would look alike)
+                "--strict-readiness=false",
                 # the demo's 4.9 MB inputs, a batch of them at once, must fit the stub's shared memory
                 "--backend-config=python,shm-default-byte-size=67108864",
                 "--backend-config=python,shm-growth-byte-size=67108864",

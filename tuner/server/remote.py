@@ -43,6 +43,11 @@ class RemoteServer(Server):
                               "needs tritonserver --model-control-mode=explicit")
         return self
 
+    def healthy(self) -> bool:
+        """Live: a remote server may run with strict readiness, where a model that failed to load
+        makes the whole server "not ready"; its shutdown is seen once it stops answering."""
+        return self.alive()
+
     def alive(self) -> bool:
         return self._control is not None and self._control.is_live()
 

@@ -2,7 +2,8 @@
 
 Parameters: fail_on_load "yes" raises in initialize (a config that cannot load); delay_ms sets
 the per-execution sleep (default 2); gain (default 2) changes the outputs, as a precision or
-graph-optimisation knob could."""
+graph-optimisation knob could; max_instances refuses, in initialize, a config with more instances
+(as a model holding a per-instance resource would); init_delay_ms makes each load that slow."""
 import json
 import time
 
@@ -12,9 +13,14 @@ import triton_python_backend_utils as pb_utils
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         if params.get("fail_on_load") == "yes":
             raise RuntimeError("tiny: fail_on_load is set")
+        instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", []))
+        if "max_instances" in params and instances > int(params["max_instances"]):
+            raise RuntimeError(f"tiny: {instances} instances configured, at most {params['max_instances']}")
+        time.sleep(float(params.get("init_delay_ms", "0")) / 1000)
         self.delay_s = float(params.get("delay_ms", "2")) / 1000
         self.gain = float(params.get("gain", "2"))
 
