@@ -26,6 +26,8 @@ from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
+# measured again when these happen, and the config's fault if they happen on every attempt
+_AGAIN = {Failure.SERVER_DOWN: Failure.CRASH, Failure.BROKE_MIDWAY: Failure.REQUESTS}
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,11 @@ class Evaluator:
         restarted and the config measured again, and a config it goes down under every time is
         the cause (`Failure.CRASH`)."""
         for attempt in range(1, ATTEMPTS + 1):
-            outcome = dataclasses.replace(self._evaluate_once(config, screen, cold), attempts=attempt)
-            if outcome.failure is not Failure.SERVER_DOWN:
+            # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
+            outcome = dataclasses.replace(self._evaluate_once(config, screen, cold or attempt > 1), attempts=attempt)
+            if outcome.failure is None or outcome.failure not in _AGAIN:
                 return outcome
-        return dataclasses.replace(outcome, failure=Failure.CRASH)
+        return dataclasses.replace(outcome, failure=_AGAIN[outcome.failure])
 
     def _evaluate_once(self, config: ModelConfig, screen: Callable[[float, float], bool] | None,
                        cold: bool) -> Outcome:
@@ -139,7 +142,9 @@ class Evaluator:
             return self._failed(Failure.REQUESTS, f"inference failed: {e.details()}", load_s)
         problem = self._problem(m)
         if problem:
-            return self._failed(Failure.REQUESTS, problem, load_s)
+            # requests that served first and then failed: something broke midway (a backend process
+            # killed, say), which a config that cannot serve does not show
+            return self._failed(Failure.BROKE_MIDWAY if m.samples else Failure.REQUESTS, problem, load_s)
         return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
 
     def _output_error(self, config: ModelConfig) -> float | None:

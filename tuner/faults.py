@@ -1,13 +1,15 @@
 """The fault model: whose fault a failure is, and what the study does about it.
 
 The config's fault: Triton refuses it or the model's initialize fails (`LOAD`), its requests fail
-or time out (`REQUESTS`), it loads as an in-place update but not from its own file (`COLD_LOAD`), or
-the server dies under it on two attempts in a row (`CRASH`). The trial fails with the reason,
-counts toward --trials, and is told to the sampler as a bad region, so TPE samples away from it.
+or time out (`REQUESTS`, also when they broke midway on two attempts in a row), it loads as an
+in-place update but not from its own file (`COLD_LOAD`), or the server dies under it on two attempts
+in a row (`CRASH`). The trial fails with the reason, counts toward --trials, and is told to the
+sampler as a bad region, so TPE samples away from it.
 
 The environment's fault: the server died or stopped under a config once (killed, OOM killer, a
 SIGTERM from a container runtime or an operator), Ctrl-C, a worker that stopped beating, a bug in
-the tuner. Such a failure never uses up the budget: the server is restarted and the same config
+the tuner; requests that served and then began to fail (a backend stub killed). Such a failure
+never uses up the budget: the server is restarted (or the model loaded afresh) and the same config
 measured again within the same trial; a trial cut off (Ctrl-C, a dead worker) is queued again.
 When the server cannot be brought back, the study stops with `EnvironmentBroken` (exit code 3)
 rather than failing every remaining trial.
@@ -30,6 +32,7 @@ class Failure(str, Enum):
     COLD_LOAD = "cold_load"  # loaded as an in-place update, but fails from its own config.pbtxt
     CRASH = "crash"  # the server died under this config on two attempts in a row
     SERVER_DOWN = "server_down"  # the server died or stopped under a config once
+    BROKE_MIDWAY = "broke_midway"  # requests served, then failed (a backend stub killed, say) once
     INTERRUPTED = "interrupted"  # Ctrl-C (or SIGTERM) of the tuner
     STALE = "stale"  # its worker stopped beating (killed, host lost): Optuna failed it
     TUNER_ERROR = "tuner_error"  # an exception inside the tuner

@@ -9,6 +9,7 @@ command, or another worker, measures them and no trial is lost.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import warnings
@@ -81,6 +82,17 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
                           "for PostgreSQL: pip install 'tuner[postgres]'") from None
     except Exception as e:  # SQLAlchemy's errors: bad URL, server down, wrong password
         raise ConfigError(f"--storage {url}: {e}") from None
+
+
+def check_writable(url: str) -> None:
+    """Before any server starts: a SQLite file (or the folder it will be made in) that cannot be
+    written would otherwise fail the first trial's bookkeeping, after Triton started."""
+    if not url.startswith("sqlite:///"):
+        return  # a database server: reached (and its credentials checked) when the study opens
+    path = Path(url.removeprefix("sqlite:///"))
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"--storage {url}: {target} is not writable")
 
 
 def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,

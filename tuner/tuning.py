@@ -30,7 +30,7 @@ from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServ
 from tuner.server.base import Server
 from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY, SPACES
 from tuner.space import SearchSpace, load_space
-from tuner.study import StudySettings, open_study, storage_for
+from tuner.study import StudySettings, check_writable, open_study
 from tuner.study import search as search_study
 from tuner.workers import run_workers
 
@@ -240,15 +240,12 @@ def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace
 def search(options: Options) -> optuna.Study:
     """Runs (or resumes) the study with one worker here, or several in processes of their own."""
     check_options(options)
-    model = find_model(options.target)
-    if model.base is not None:
-        space = _checked(options, model, model.base)
-        storage_for(options.storage)  # reachable and writable before any server starts
+    check_writable(options.storage)
     if options.workers == 1:
         return work(options, 0)
-    if model.base is None:
-        raise ConfigError("--workers needs a local model repository")
-    study = _study(options, model, model.base, space)
+    model = find_model(options.target)
+    assert model.base is not None  # check_options refuses --workers with a remote server
+    study = _study(options, model, model.base, _checked(options, model, model.base))
     run_workers(work, options, study, options.workers, options.trials, options.slo_p95_ms, progress=options.progress)
     return study
 
@@ -258,14 +255,17 @@ def work(options: Options, index: int) -> optuna.Study:
     first worker then re-measures the front, alone."""
     t = options.target
     model = find_model(t)
-    space = _checked(options, model, model.base) if model.base is not None else None
+    if model.base is not None:  # the space checked and the storage opened before any server starts
+        space = _checked(options, model, model.base)
+        study = _study(options, model, model.base, space, index)
     name = options.study_name or model.name
     label = f"worker-{index}" if options.workers > 1 else ""
     gpus = (t.gpus[index],) if options.workers > 1 and t.gpus and t.gpus != "all" else None
     with make_server(options, model, t.run_dir / name / label, gpus) as server:
         base = model.base or remote_base(server, model.name)
-        space = space or _checked(options, model, base)
-        study = _study(options, model, base, space, index)
+        if model.base is None:
+            space = _checked(options, model, base)
+            study = _study(options, model, base, space, index)
         version = server.control.version()
         study.set_user_attr("context", _context(options, server, space, version))
         ready = f", ready in {server.ready_s:.1f} s" if t.launcher is not Launcher.REMOTE else ""
