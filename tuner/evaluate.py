@@ -102,13 +102,14 @@ class Evaluator:
                  cold: bool = False) -> Outcome:
         """Loads `config` and measures it; when the server goes down under it, the server is
         restarted and the config measured again, and a config it goes down under every time is
-        the cause (`Failure.CRASH`)."""
+        the cause (`Failure.CRASH`); likewise requests that break midway (tuner.faults)."""
         for attempt in range(1, ATTEMPTS + 1):
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
             outcome = dataclasses.replace(self._evaluate_once(config, screen, cold or attempt > 1), attempts=attempt)
-            if outcome.failure is None or outcome.failure not in _AGAIN:
+            verdict = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
+            if verdict is None:
                 return outcome
-        return dataclasses.replace(outcome, failure=_AGAIN[outcome.failure])
+        return dataclasses.replace(outcome, failure=verdict)
 
     def _evaluate_once(self, config: ModelConfig, screen: Callable[[float, float], bool] | None,
                        cold: bool) -> Outcome:
