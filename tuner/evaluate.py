@@ -132,8 +132,8 @@ class Evaluator:
             return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"load failed: {e}",
                                 time.perf_counter() - start)
         load_s = time.perf_counter() - start
-        requests = self.requests(config.max_batch_size > 0)
         try:
+            requests = self.requests(config.max_batch_size > 0)
             error = self._output_error(config)
             m = measure(self.server.control, self.model, requests, self.spec,
                         screen=screening(self.spec, screen) if screen is not None else None)

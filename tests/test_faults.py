@@ -1,0 +1,240 @@
+"""The fault matrix: faults from every side, injected at every phase of a real study (the real
+embedded Triton, a python-backend model whose loads take 1.5 s so a phase can be hit, a real SQLite
+storage). Each cell asserts trials counted against those asked for, none lost or run twice,
+failures on the right side (tuner.faults), no process or shared-memory region left, and the exit code.
+
+Not in the matrix, and why: a backend stub killed while the model *loads* cannot be told apart from
+a model whose initialize crashes (Triton reports the same failed load), so that trial fails as the
+config's (the conservative side: it is never exported); a read-only storage cannot be simulated for
+root (CI's user), and is refused before any server starts when the file is not writable.
+"""
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from conftest import MODELS, load_study, search_command
+from tuner import trials as tr
+from tuner.faults import Failure
+
+pytestmark = pytest.mark.faults
+
+SPACE = "knobs:\n  instance_count: [1, 2]\nstart_with:\n  - {instance_count: 2}\n"
+LOAD_S = 1.5  # each model instance takes this long to initialize: a load is a phase that can be hit
+SLOW = ("--trials", "2", "--max-measure-s", "4", "--min-samples", "100000", "--no-screening", "--remeasure", "1")
+SERVER_FAULTS = {"server SIGTERM": signal.SIGTERM, "server SIGINT": signal.SIGINT, "server SIGKILL": signal.SIGKILL}
+
+
+def _repo(workdir: Path) -> Path:
+    repo = workdir / "repo"
+    shutil.copytree(MODELS / "tiny", repo / "tiny")
+    config = repo / "tiny" / "config.pbtxt"
+    config.write_text(config.read_text() + f'parameters [ {{ key: "init_delay_ms" value {{ string_value: '
+                                           f'"{LOAD_S * 1000:.0f}" }} }} ]\n')
+    (workdir / "space.yaml").write_text(SPACE)
+    return repo
+
+
+def _command(workdir: Path) -> list[str]:
+    return search_command(workdir, "--search-space", str(workdir / "space.yaml"), *SLOW,
+                          target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
+
+
+def _rows(workdir: Path) -> list[tuple[int, str]]:
+    """(number, state) of each trial, read-only (opening it through Optuna could race the tuner)."""
+    try:
+        with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def _wait(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _running(number: int):
+    return lambda workdir: (number, "RUNNING") in _rows(workdir)
+
+
+def _finished(workdir: Path) -> bool:
+    return sum(state == "COMPLETE" for _, state in _rows(workdir)) >= 2
+
+
+# phase -> (when it has begun, seconds after that to land inside it). A load takes about 3 s (the
+# stub starts, then initializes for LOAD_S); adding an instance in place about 2 s; a measurement 4.3 s.
+PHASES = {
+    "baseline": (_running(0), LOAD_S + 3.0),  # measuring the user's config
+    "load": (_running(1), 0.5),  # the next config loading (its new instance initializing)
+    "measurement": (_running(1), LOAD_S + 2.5),  # the next config measured
+    "final re-measurement": (_finished, LOAD_S + 3.0),  # a candidate loaded cold, then measured
+}
+
+
+def _server_pid(run_dir: Path) -> int:
+    return int((run_dir / "tritonserver.pid").read_text().split()[0])
+
+
+def _stub_pids(server_pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _inject(fault: str, run_dir: Path) -> None:
+    server = _server_pid(run_dir)
+    if fault == "stub SIGKILL":  # every instance's stub: the model cannot serve until loaded afresh
+        for stub in _stub_pids(server):
+            os.kill(stub, signal.SIGKILL)
+    else:
+        os.kill(server, SERVER_FAULTS[fault])
+
+
+def _left_behind(workdir: Path, tuner_pid: int) -> list[str]:
+    processes = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True).stdout.split()
+    regions = [p.name for p in Path("/dev/shm").glob(f"tuner_{tuner_pid}_*")]
+    return processes + regions
+
+
+def _start(workdir: Path) -> subprocess.Popen:
+    return subprocess.Popen(_command(workdir), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("fault", [*SERVER_FAULTS, "stub SIGKILL"])
+def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
+    if fault == "stub SIGKILL" and phase == "load":
+        pytest.skip("a stub killed during its model's load is that config's failed load (module docstring)")
+    _repo(workdir)
+    proc = _start(workdir)
+    began, after = PHASES[phase]
+    _wait(lambda: began(workdir), phase)
+    time.sleep(after)
+    _inject(fault, workdir / "runs" / "tiny")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    study = load_study(workdir)
+    trials = study.get_trials()
+    # the environment's fault: the same trial measured its config again, nothing failed or counted twice
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and len(tr.counted(trials)) == 2
+    assert tr.is_baseline(trials[0]) and trials[1].params == {"instance_count": 2}
+    runs = study.user_attrs["remeasured"]["runs"]
+    assert not any(run["failures"] for run in runs.values())
+    if phase == "final re-measurement":
+        assert all(len(run["throughput"]) == 2 for run in runs.values())  # the cut measurement was taken again
+    else:
+        assert [t.user_attrs["attempts"] for t in trials].count(2) == 1
+    assert not _left_behind(workdir, proc.pid)
+
+
+@pytest.mark.parametrize("phase", ["baseline", "measurement", "final re-measurement"])
+def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
+    _repo(workdir)
+    proc = _start(workdir)
+    began, after = PHASES[phase]
+    _wait(lambda: began(workdir), phase)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not _left_behind(workdir, proc.pid)
+    rerun = subprocess.run(_command(workdir), cwd=workdir, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = load_study(workdir).get_trials()
+    assert len(tr.counted(trials)) == 2 and not [t for t in trials if t.state in (TrialState.RUNNING,
+                                                                                 TrialState.WAITING)]
+    cut = [t for t in trials if tr.failure(t) is Failure.INTERRUPTED]
+    assert len(cut) == (0 if phase == "final re-measurement" else 1)
+    measured = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert tr.is_baseline(measured[0])  # the baseline first, also when it was the trial cut off
+    assert len({t.user_attrs["fingerprint"] for t in measured}) == 2  # each config measured once
+
+
+def test_sigkill_of_the_tuner_leaves_nothing_after_the_rerun(workdir):
+    _repo(workdir)
+    proc = _start(workdir)
+    began, after = PHASES["measurement"]
+    _wait(lambda: began(workdir), "measurement")
+    time.sleep(after)
+    proc.kill()
+    proc.wait(timeout=10)
+    server = workdir / "runs" / "tiny"
+    # the server got SIGTERM from the kernel (it dies with its parent) and shuts down
+    _wait(lambda: not subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"]).returncode == 0,
+          "tritonserver to exit", timeout=30)
+    rerun = subprocess.run(_command(workdir), cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = load_study(workdir).get_trials()
+    stale = [t for t in trials if tr.failure(t) is Failure.STALE]
+    assert len(stale) == 1 and stale[0].params == {"instance_count": 2}  # found, failed, queued again ...
+    assert len(tr.counted(trials)) == 2 and trials[-1].params == stale[0].params  # ... and measured
+    assert "stopped (killed, or its host lost)" in rerun.stdout  # the summary lists it, with why
+    assert not _left_behind(workdir, proc.pid) and not (server / "tritonserver.pid").exists()
+
+
+def test_a_storage_locked_for_a_while_only_delays_the_study(workdir):
+    _repo(workdir)
+    proc = _start(workdir)
+    _wait(lambda: PHASES["measurement"][0](workdir), "measurement")
+
+    def hold() -> None:
+        with sqlite3.connect(workdir / "study.db", timeout=30) as db:
+            db.execute("BEGIN EXCLUSIVE")
+            time.sleep(5)  # the tuner's heartbeat and tell wait on it (SQLite's busy timeout is 60 s)
+
+    locker = threading.Thread(target=hold)
+    locker.start()
+    locker.join()
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert len(tr.counted(load_study(workdir).get_trials())) == 2
+    assert not _left_behind(workdir, proc.pid)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One finished study of the slow model, for export --verify."""
+    workdir = tmp_path_factory.mktemp("finished")
+    _repo(workdir)
+    done = subprocess.run(_command(workdir), cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return workdir
+
+
+@pytest.mark.parametrize("fault", [*SERVER_FAULTS, "stub SIGKILL"])
+def test_a_fault_of_the_server_during_export_verify(finished, tmp_path, fault):
+    db = tmp_path / "study.db"
+    shutil.copy(finished / "study.db", db)
+    with sqlite3.connect(db) as conn:  # wide stored intervals: the verdict is certain, only the fault is tested
+        conn.execute("UPDATE study_user_attributes SET value_json = ? WHERE key = 'remeasured'", ("null",))
+        for (trial_id,) in conn.execute("SELECT trial_id FROM trials").fetchall():
+            conn.execute("UPDATE trial_user_attributes SET value_json = json_set(value_json, "
+                         "'$.throughput_ci', json('[0, 1e12]'), '$.p95_ci_ms', json('[0, 1e12]')) "
+                         "WHERE trial_id = ? AND key = 'metrics'", (trial_id,))
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "export", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "o"),
+                             "--verify", "--run-dir", str(tmp_path / "vr")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "vr" / "verify"
+    loaded = lambda: "successfully loaded 'tiny'" in _text(run_dir / "tritonserver.log")  # noqa: E731
+    _wait(loaded, "the verify server to load the export")
+    time.sleep(1.0)  # measuring
+    _inject(fault, run_dir)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out + err
+    assert "re-measured" in out and "verdict      within" in out
+    assert not _left_behind(tmp_path, proc.pid)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
