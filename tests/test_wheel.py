@@ -1,0 +1,38 @@
+"""The wheel, installed (not editable) into a fresh virtual environment, runs a search from another
+directory: the search spaces and the demo repository travel in it as package data."""
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FAST
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_installed_wheel_finds_its_data_and_runs_a_search(tmp_path, real_backends):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                            str(ROOT)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("tuner-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    # the dependencies from this environment (a path entry: its .pth files, and so the editable
+    # install of the source tree, are not read), the tuner from the wheel alone
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = subprocess.run([str(python), "-c", "import tuner; print(tuner.__file__)"], cwd=elsewhere,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(purelib), where
+    done = subprocess.run([str(python), "-m", "tuner", "search", "--trials", "3", *FAST,
+                           "--storage", f"sqlite:///{elsewhere / 'study.db'}"], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "tuner_out" / "detector" / "config.pbtxt").is_file()  # the demo, with its default space
