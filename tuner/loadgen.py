@@ -26,6 +26,7 @@ import grpc
 import numpy as np
 
 from tuner.server.client import TritonControl
+from tuner.stats import mean_ci, quantile_ci
 
 _INFER = "/inference.GRPCInferenceService/ModelInfer"
 _STREAM_INFER = "/inference.GRPCInferenceService/ModelStreamInfer"
@@ -66,7 +67,7 @@ class Measurement:
     p90_ms: float
     p95_ms: float
     p99_ms: float
-    p95_ci_ms: tuple[float, float]  # 95% bootstrap confidence interval of P95
+    p95_ci_ms: tuple[float, float]  # 95% confidence interval of P95 (tuner.stats.quantile_ci)
     throughput_ci: tuple[float, float]  # 95% interval of the mean over the measurement windows
     samples: int
     errors: int
@@ -86,20 +87,6 @@ class Screen:
     decides whether to go on; if not, the measurement stops there and keeps what it has."""
     min_samples: int
     worth: Callable[[float, float], bool]
-
-
-def _p95_ci(latencies: np.ndarray, rng: np.random.Generator, rounds: int = 400) -> tuple[float, float]:
-    picks = rng.integers(0, len(latencies), size=(rounds, len(latencies)))
-    estimates = np.percentile(latencies[picks], 95, axis=1)
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def _throughput_ci(rates: list[float]) -> tuple[float, float]:
-    if len(rates) < 2:
-        return (float("nan"), float("nan"))
-    half = 2.0 * float(np.std(rates, ddof=1)) / np.sqrt(len(rates))  # ~t(0.975) for a few windows
-    return float(np.mean(rates) - half), float(np.mean(rates) + half)
 
 
 def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -> bool:
@@ -275,8 +262,8 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                            errors[0] if errors else "no response", server, mode)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) / raw["duration"], p50_ms=p50, p90_ms=p90,
-                       p95_ms=p95, p99_ms=p99, p95_ci_ms=_p95_ci(lat, np.random.default_rng(seed)),
-                       throughput_ci=_throughput_ci(raw["rates"]),
+                       p95_ms=p95, p99_ms=p99, p95_ci_ms=quantile_ci(lat, 0.95),
+                       throughput_ci=mean_ci(raw["rates"]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
                        first_error=errors[0] if errors else "", server=server, mode=mode,
