@@ -1,7 +1,7 @@
 """What the user reads at the end: the Pareto front as a table, with gain over the baseline."""
 from __future__ import annotations
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from tuner import trials as tr
 from tuner.faults import Side
@@ -42,14 +42,14 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
 
 def counts_line(trials: list[FrozenTrial], rejected: dict[int, str] | None = None) -> str:
     """How the study's trials ended, in one line."""
-    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    done = sum(tr.measured(t) for t in trials)
     failed = sum(tr.config_failed(t) for t in trials)
     cut = sum(getattr(tr.failure(t), "side", None) is Side.ENVIRONMENT for t in trials)
     dups = sum(tr.is_repeat(t) for t in trials)
     screened = sum(bool(t.user_attrs.get(Key.SCREENED)) and not tr.is_repeat(t) for t in trials)
     differ = sum(bool(t.user_attrs.get(Key.OUTPUTS_DIFFER)) and not tr.is_repeat(t) for t in trials)
-    return (f"{done} trials measured ({dups} answered from an identical earlier config, {screened} stopped after "
-            f"the screening measurement), {failed} failed"
+    return (f"{done} trials measured ({screened} stopped after the screening measurement), {failed} failed; "
+            f"{dups} proposals repeated a config already measured (answered from it, not counted)"
             + (f", {cut} cut off by the environment and measured again (not counted)" if cut else "")
             + (f"; {differ} computed different outputs (beyond --max-output-error: never chosen)" if differ else "")
             + (f"; {len(rejected)} failed the final re-measurement (never chosen)" if rejected else ""))

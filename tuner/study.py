@@ -211,11 +211,16 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
 
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
-              worker: str = "", screening: bool = True) -> FrozenTrial:
+              worker: str = "", screening: bool = True, explore: bool = False) -> FrozenTrial:
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
-    exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again."""
-    trial = study.ask()
+    exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
+    `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
+    would propose the same config again)."""
+    guided = study.sampler
+    if explore:
+        study.sampler = optuna.samplers.RandomSampler()
     try:
+        trial = study.ask()
         with _heartbeat(study, trial):
             _measure(study, trial, evaluator, base, space, worker, screening)
     except KeyboardInterrupt:
@@ -227,6 +232,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     except Exception as e:
         _cut_off(study, trial, Failure.TUNER_ERROR, f"{type(e).__name__}: {e}")
         raise
+    finally:
+        study.sampler = guided
     done = tr.frozen(trial)
     if tr.is_baseline(done) and tr.config_failed(done):
         _enqueue_again(study, done)  # a rerun, once the model is fixed, starts from the baseline
@@ -266,17 +273,14 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
 
 
 def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> None:
-    """Answers `trial` with the result of the earlier trial of the same config."""
+    """Answers a proposal of a config already measured: its result is shown on the trial, which is
+    told as FAIL, so it neither counts toward --trials nor tells the sampler the same values again
+    (which would pull it back to a known point); the study asks for another config."""
     trial.set_user_attr(Key.DUPLICATE_OF, earlier.number)
     for key in tr.RESULT_KEYS:
         if key in earlier.user_attrs:
             trial.set_user_attr(key, earlier.user_attrs[key])
-    _constrain(trial, earlier.user_attrs)
-    if earlier.state == TrialState.COMPLETE:
-        study.tell(trial, earlier.values)
-    else:
-        trial.set_constraint(CONFIG_FAILED, 1.0)
-        study.tell(trial, state=TrialState.PRUNED)
+    study.tell(trial, state=TrialState.FAIL)
 
 
 SCREEN_MARGIN = 1.15  # a screened config this far behind a front point on both objectives is not measured fully
@@ -303,10 +307,15 @@ def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | No
     return None
 
 
+MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is measured out
+
+
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
            slo_p95_ms: float | None = None, progress: bool = True, worker: str = "", screening: bool = True) -> None:
-    """Runs trials until the study holds `trials` counted ones (the baseline is the first). Any
+    """Runs trials until the study holds `trials` counted ones (the baseline is the first), or the
+    sampler proposes only configs already measured (a space with fewer distinct configs). Any
     number of workers, on this host or others, may run this on the same study at once."""
+    repeats = 0
     with tqdm(total=trials, disable=not progress, unit="trial", dynamic_ncols=True) as bar:
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
@@ -319,7 +328,12 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
             if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
-            last = run_trial(study, evaluator, base, space, worker, screening)
+            last = run_trial(study, evaluator, base, space, worker, screening, explore=repeats > 0)
+            repeats = repeats + 1 if tr.is_repeat(last) else 0
+            if repeats >= MAX_REPEATS:
+                bar.write(f"the sampler proposed {repeats} configs in a row that were already measured: the space "
+                          f"has no more than about {done} distinct configs, all measured (of --trials {trials})")
+                return
             bar.set_postfix_str(best_text(study, slo_p95_ms, last))
 
 

@@ -4,12 +4,13 @@ Every module asks this one instead of reading attribute strings itself, so there
 which trials count toward --trials, which can be chosen, and which failed for a reason of their own.
 
 How a trial ends in Optuna's terms:
-  COMPLETE  measured (or answered from an identical earlier config: `duplicate_of`)
+  COMPLETE  measured
   PRUNED    the config failed (its fault: see tuner.faults); Optuna's samplers learn from PRUNED
             trials and not from FAIL, and a `config_failed` constraint ranks it below every
             feasible config, so TPE samples away from configs that do not work
   FAIL      cut off by the environment (Ctrl-C, a dead worker, the server lost): it does not count,
-            and its knobs are queued again
+            and its knobs are queued again; or a proposal of a config already measured
+            (`duplicate_of`): answered from that trial, not counted, not told to the sampler
 """
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def failure(trial: FrozenTrial) -> Failure | None:
     """How the trial failed; None for a measured or running one. A FAIL without a recorded
     failure was failed by Optuna: its worker stopped beating."""
     if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
+        return None
+    if is_repeat(trial):  # shows the earlier trial's result; failed or not, it is not a failure of its own
         return None
     value = trial.user_attrs.get(Key.FAILURE)
     return Failure(value) if value else Failure.STALE

@@ -5,7 +5,10 @@ every point of space.yaml on the demo detector, from record_grid.py) as a determ
 
 For each sampler and seed, a study of `--trials` trials over space.yaml; each trial's values are
 the grid's measurement of the config it picked (a config that failed in the grid fails the trial).
-Trials are counted as the tuner counts them: a repeated config is a trial. Quality is the
+Trials are counted as a repeated config was counted before (a repeat is a trial, told its values
+again; a failure is FAIL), except in the last row, which does what the tuner does now: `--trials`
+distinct configs, a repeat told as FAIL and not counted, a failed config told as PRUNED with a
+violated constraint (tuner.trials). Quality is the
 hypervolume of the trials' front as a fraction of the whole grid's, both objectives scaled to the
 grid's range, the reference point the grid's worst throughput and worst P95. Prints the median (and
 the 25th-75th percentiles) after 10/20/30/50 trials and writes benchmarks/results/replay.json.
@@ -30,6 +33,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 from benchmarks.common import table, write_json  # noqa: E402
 from benchmarks.replay.record_grid import GRID, SPACE, key  # noqa: E402
 from tuner.space import load_space  # noqa: E402
+from tuner.study import MAX_REPEATS  # noqa: E402
+from tuner.trials import CONFIG_FAILED  # noqa: E402
 
 CHECKPOINTS = (10, 20, 30, 50)
 
@@ -47,7 +52,8 @@ def samplers(seed: int) -> dict[str, tuple[optuna.samplers.BaseSampler, bool]]:
         "NSGA-II (population 10)": (optuna.samplers.NSGAIISampler(population_size=10, seed=seed), False),
         "GP": (optuna.samplers.GPSampler(seed=seed, n_startup_trials=8), False),
         "random": (optuna.samplers.RandomSampler(seed=seed), False),
-        "tuner as shipped (TPE + start_with)": (_tuner_default(seed), True),
+        "tuner before (TPE + start_with, repeats counted)": (_tuner_default(seed), True),
+        "tuner as shipped (+ distinct configs, failures learned)": (_tuner_default(seed), True),
     }
 
 
@@ -79,25 +85,39 @@ class Grid:
         return hypervolume(self.scaled(values), np.array([1.0, 1.0])) if len(values) else 0.0
 
 
-def run(grid: Grid, space, sampler: optuna.samplers.BaseSampler, trials: int, start_with: bool) -> list[float]:
-    """Hypervolume fraction after each trial."""
+def run(grid: Grid, space, sampler: optuna.samplers.BaseSampler, trials: int, start_with: bool,
+        distinct: bool = False) -> list[float]:
+    """Hypervolume fraction after each trial (with `distinct`, after each distinct config)."""
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     for params in space.start_with if start_with else ():  # as the tuner does: known-good configs first
         study.enqueue_trial(params)
-    found, curve = [], []
-    for _ in range(trials):
+    found, curve, seen, repeats = [], [], set(), 0
+    while len(curve) < trials and repeats < MAX_REPEATS:
+        guided = study.sampler
+        if repeats:  # after a repeat, as the tuner does: one proposal at random
+            study.sampler = optuna.samplers.RandomSampler(seed=len(study.trials))
         trial = study.ask()
         knobs = space.suggest(trial)
+        study.sampler = guided
         params = {k: v for k, v in knobs.items() if k != "parameters"}
         params.update({f"param.{k}": v for k, v in knobs.get("parameters", {}).items()})
         point = grid.points[key(params)]
+        if distinct and key(params) in seen:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)  # answered, not counted, not told again
+            repeats += 1
+            continue
+        seen.add(key(params))
+        repeats = 0
         if "throughput" in point:
             study.tell(trial, [point["throughput"], point["p95_ms"]])
             found.append([point["throughput"], point["p95_ms"]])
+        elif distinct:
+            trial.set_constraint(CONFIG_FAILED, 1.0)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         curve.append(grid.volume(np.array(found)) / grid.full)
-    return curve
+    return curve + [curve[-1]] * (trials - len(curve))  # a space measured out keeps its last value
 
 
 def main() -> None:
@@ -115,7 +135,8 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             start = time.perf_counter()
-            curves.setdefault(name, []).append(run(grid, space, sampler, args.trials, start_with))
+            curves.setdefault(name, []).append(run(grid, space, sampler, args.trials, start_with,
+                                                   distinct="as shipped" in name))
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
     rows, summary = [], {}
     marks = [n for n in CHECKPOINTS if n <= args.trials]
