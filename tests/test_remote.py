@@ -1,7 +1,10 @@
 """--launcher remote against a Triton the user already runs (here: one we start, explicit mode)."""
 import shutil
+import time
 
 from conftest import FAST, MODELS, SPACES, load_study, tuner
+from tuner import trials as tr
+from tuner.server.embedded import free_port
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
 
@@ -28,7 +31,7 @@ def test_remote_search_tunes_only_its_model_and_restores_its_config(tmp_path):
         assert server.control.model_config_json("tiny")["max_batch_size"] == exported.max_batch_size
         assert "config loaded on" in again.stdout
     trials = load_study(tmp_path).get_trials()
-    assert len(trials) == 3 and all(t.values for t in trials)
+    assert len(tr.counted(trials)) == 3 and all(t.values for t in trials if not tr.is_repeat(t))
 
 
 def test_remote_server_not_in_explicit_mode_is_refused(tmp_path):
@@ -39,6 +42,14 @@ def test_remote_server_not_in_explicit_mode_is_refused(tmp_path):
                      "--storage", f"sqlite:///{tmp_path / 'study.db'}", *FAST)
     assert done.returncode == 2
     assert "not in explicit model-control mode" in done.stderr and "--model-control-mode=explicit" in done.stderr
+
+
+def test_a_remote_url_where_nothing_listens_is_said_at_once(tmp_path):
+    started = time.monotonic()
+    done = tuner(tmp_path, "search", "--launcher", "remote", "--url", f"127.0.0.1:{free_port()}", "--model", "tiny",
+                 "--storage", f"sqlite:///{tmp_path / 'study.db'}", *FAST)
+    assert done.returncode == 2 and "cannot connect (Connection refused)" in done.stderr, done.stderr
+    assert time.monotonic() - started < 15  # not the 30 s readiness wait (the rest is Python starting)
 
 
 def test_remote_needs_url_and_model(tmp_path):
