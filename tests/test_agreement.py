@@ -24,7 +24,7 @@ def test_configs_that_change_the_outputs_are_infeasible_and_never_exported(workd
                      'start_with:\n  - {parameters: {gain: "2.002"}}\n  - {parameters: {gain: "2"}}\n')
     done = run_search(workdir, "--search-space", str(space), "--trials", "6", "--policy", "max-throughput")
     assert done.returncode == 0, done.stderr
-    trials = [t for t in load_study(workdir).get_trials() if t.values]
+    trials = [t for t in load_study(workdir).get_trials() if t.values]  # measured (repeats carry no values)
     base = trials[0]
     assert base.user_attrs["output_error"] == 0.0
     for t in trials[1:]:
