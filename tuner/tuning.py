@@ -211,8 +211,10 @@ def remote_base(server: Server, name: str) -> ModelConfig:
 
 
 def restore_remote(server: Server, name: str) -> None:
-    """Leaves a remote server as it was found: the model reloaded from the server's own repository
-    (no override), not from a copy of its config that went through JSON."""
+    """Leaves a remote server as it was found: the model reloaded from the server's own repository,
+    not from a copy of its config that went through JSON. Unloaded first: Triton keeps the last
+    override when the repository has not changed (the model is unavailable for that moment)."""
+    server.control.unload(name)
     server.control.load(name)
 
 
