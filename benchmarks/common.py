@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import time
@@ -29,3 +30,17 @@ def write_json(name: str, payload: dict, out: Path | None = None) -> Path:
                "cpus": __import__("os").cpu_count(), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def correlated_latencies(rng, n: int, phi: float):
+    """Lognormal latencies exp(0.5 z), z an AR(1) with neighbour correlation `phi` (a closed loop's
+    slow moments last several requests), each marginally exp(0.5 * N(0, 1)): the true P95 is
+    exp(0.5 * 1.645). For the interval coverage benchmark and its test."""
+    import numpy as np
+
+    noise = rng.standard_normal(n)
+    z = np.empty(n)
+    z[0] = noise[0]
+    for i in range(1, n):
+        z[i] = phi * z[i - 1] + math.sqrt(1 - phi * phi) * noise[i]
+    return np.exp(0.5 * z)

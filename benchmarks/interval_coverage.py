@@ -20,19 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import table, write_json  # noqa: E402
+from benchmarks.common import correlated_latencies, table, write_json  # noqa: E402
 from tuner.stats import mean_ci, quantile_ci  # noqa: E402
 
 TRUE_P95 = math.exp(0.5 * 1.6448536)
-
-
-def latencies(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
-    noise = rng.standard_normal(n)
-    z = np.empty(n)
-    z[0] = noise[0]
-    for i in range(1, n):
-        z[i] = phi * z[i - 1] + math.sqrt(1 - phi * phi) * noise[i]
-    return np.exp(0.5 * z)
 
 
 def bootstrap(samples: np.ndarray, rng: np.random.Generator, rounds: int = 400) -> tuple[float, float]:
@@ -50,7 +41,7 @@ def main() -> None:
         rng, resample = np.random.default_rng(1), np.random.default_rng(2)
         hits = {"tuner": 0, "bootstrap (before)": 0}
         for _ in range(args.draws):
-            x = latencies(rng, 2000, phi)
+            x = correlated_latencies(rng, 2000, phi)
             for name, (lo, hi) in (("tuner", quantile_ci(x)), ("bootstrap (before)", bootstrap(x, resample))):
                 hits[name] += lo <= TRUE_P95 <= hi
         for name, n in hits.items():

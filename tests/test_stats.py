@@ -4,32 +4,23 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.common import correlated_latencies
 from tuner.stats import autocorrelation_time, mean_ci, quantile_ci, t975
 
 TRUE_P95 = math.exp(0.5 * 1.6448536)  # of exp(0.5 * N(0, 1)), a lognormal latency
 
 
-def _latencies(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
-    """Lognormal latencies whose log follows an AR(1) with correlation `phi` between neighbours (a
-    closed loop's slow moments last several requests), each marginally exp(0.5 * N(0, 1))."""
-    noise = rng.standard_normal(n)
-    z = np.empty(n)
-    z[0] = noise[0]
-    for i in range(1, n):
-        z[i] = phi * z[i - 1] + math.sqrt(1 - phi * phi) * noise[i]
-    return np.exp(0.5 * z)
-
-
 @pytest.mark.parametrize("phi", [0.0, 0.5])
 def test_the_p95_interval_covers_the_true_p95_about_95_percent_of_the_time(phi):
     rng = np.random.default_rng(7)
-    covered = sum(lo <= TRUE_P95 <= hi for lo, hi in (quantile_ci(_latencies(rng, 2000, phi)) for _ in range(200)))
+    intervals = [quantile_ci(correlated_latencies(rng, 2000, phi)) for _ in range(200)]
+    covered = sum(lo <= TRUE_P95 <= hi for lo, hi in intervals)
     assert 0.91 <= covered / 200 <= 0.99, covered
 
 
 def test_correlated_samples_widen_the_interval():
     rng = np.random.default_rng(3)
-    iid, correlated = _latencies(rng, 4000, 0.0), _latencies(rng, 4000, 0.8)
+    iid, correlated = correlated_latencies(rng, 4000, 0.0), correlated_latencies(rng, 4000, 0.8)
     assert autocorrelation_time((iid <= np.quantile(iid, 0.95)).astype(float)) < 1.3
     width = [hi - lo for lo, hi in (quantile_ci(iid), quantile_ci(correlated))]
     assert width[1] > 1.5 * width[0]
