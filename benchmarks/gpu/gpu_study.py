@@ -7,7 +7,7 @@ Runs on the lent GPU machine (see run.sh for the wheels it installs). Two steps:
       network width, with GPU utilisation: shows where time goes and which width makes the GPU,
       not the data path, the bottleneck.
   python benchmarks/gpu/gpu_study.py search --width 16 --trials 30
-      `python -m tuner search` with search_spaces/onnxruntime_tensorrt.yaml, then the baseline and
+      `python -m tuner search` with tuner/search_spaces/onnxruntime_tensorrt.yaml, then the baseline and
       the exported config re-measured alternately with GPU utilisation and memory sampled.
 
 Results go to $OUT (or --out): gpu_study.json, the study's SQLite file, the exported config, and
