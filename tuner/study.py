@@ -89,8 +89,9 @@ def check_writable(url: str) -> None:
     written would otherwise fail the first trial's bookkeeping, after Triton started."""
     if not url.startswith("sqlite:///"):
         return  # a database server: reached (and its credentials checked) when the study opens
-    path = Path(url.removeprefix("sqlite:///"))
-    target = path if path.exists() else path.parent
+    target = Path(url.removeprefix("sqlite:///"))
+    while not target.exists() and target != target.parent:  # the folders are made when the study opens
+        target = target.parent
     if not os.access(target, os.W_OK):
         raise ConfigError(f"--storage {url}: {target} is not writable")
 
