@@ -62,6 +62,12 @@ def tiny_study(tmp_path_factory) -> Path:
     return workdir
 
 
+def servers_of(path) -> list[str]:
+    """pids of the tritonserver processes whose command line names `path` (a test's folder)."""
+    found = subprocess.run(["pgrep", "-f", f"tritonserver.*{path}"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
 def tuner(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=workdir, capture_output=True, text=True,
                           timeout=timeout)

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from tuner import trials as tr
 from tuner.faults import Failure
-from conftest import MODELS, SPACES, load_study, run_search, search_command
+from conftest import MODELS, SPACES, load_study, run_search, search_command, servers_of
 from tuner.modelconfig import read_config
 from tuner.select import pareto_front
 from tuner.server import EmbeddedServer
@@ -96,11 +96,6 @@ def _finished_rows(workdir) -> int:
         return 0
 
 
-def _servers_of(workdir):
-    found = subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"], capture_output=True, text=True)
-    return found.stdout.split()
-
-
 def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     space = str(SPACES / "tiny.yaml")
     slow = ("--max-measure-s", "3", "--min-samples", "100000", "--no-screening")  # each trial measures 3 s
@@ -114,7 +109,7 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "rerun the same command to resume" in err
-    assert not _servers_of(workdir), "tritonserver left running after Ctrl-C"
+    assert not servers_of(workdir), "tritonserver left running after Ctrl-C"
     cut = [t for t in load_study(workdir).get_trials() if tr.failure(t) is Failure.INTERRUPTED]
     assert len(cut) == 1 and cut[0].params, "the signal did not land inside a trial"
     assert 3 <= len(_counted(load_study(workdir))) < 8  # a repeat is answered at once: maybe one more
@@ -160,7 +155,7 @@ def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(work
     while time.monotonic() < deadline and _finished_rows(workdir) < 2:
         time.sleep(0.3)
     time.sleep(2.5)  # inside the next trial's measurement (each runs 3 s)
-    victims = _servers_of(workdir)
+    victims = servers_of(workdir)
     assert victims
     for pid in victims:
         os.kill(int(pid), signal.SIGKILL)
@@ -172,7 +167,7 @@ def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(work
     assert len(again) == 1 and again[0].state == TrialState.COMPLETE
     assert all(t.state == TrialState.COMPLETE for t in study.get_trials() if not tr.is_repeat(t))
     assert len(_counted(study)) == 6  # the study went on to its total; nothing lost or spent
-    assert not _servers_of(workdir)
+    assert not servers_of(workdir)
 
 
 def test_requests_that_hang_time_out_and_fail_the_trial(workdir):

@@ -4,7 +4,6 @@ Triton applies in place is confirmed cold before export, servers that do not sta
 import json
 import shutil
 import socket
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import MODELS, SPACES, load_study, run_search, tuner
+from conftest import MODELS, SPACES, load_study, run_search, servers_of, tuner
 from tuner import trials as tr
 from tuner.errors import ServerError
 from tuner.faults import Failure
@@ -22,11 +21,6 @@ from tuner.server import EmbeddedServer
 from tuner.server import embedded
 
 ALLTYPES = ("--model-repository", str(MODELS), "--model", "alltypes")
-
-
-def _servers_of(path) -> list[str]:
-    found = subprocess.run(["pgrep", "-f", f"tritonserver.*{path}"], capture_output=True, text=True)
-    return found.stdout.split()
 
 
 def test_a_missing_shape_is_refused_before_any_server_starts(workdir):
@@ -142,7 +136,7 @@ def test_a_server_that_does_not_become_ready_is_not_left_running(workdir):
     server = EmbeddedServer(workdir / "repo", workdir / "run", ready_timeout_s=0)
     with pytest.raises(ServerError, match="not ready"):
         server.start()
-    assert not _servers_of(workdir / "run")
+    assert not servers_of(workdir / "run")
 
 
 def test_no_exception_leaves_a_trial_running(tmp_path):
