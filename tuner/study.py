@@ -96,8 +96,7 @@ def check_writable(url: str) -> None:
         raise ConfigError(f"--storage {url}: {target} is not writable")
 
 
-def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,
-               start_with: tuple[dict, ...] = ()) -> optuna.Study:
+def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None) -> optuna.Study:
     """Creates the study, or joins it (a resume, or another worker). Whoever creates it queues the
     baseline (the user's own config); the known-good configs are queued once it is measured, so
     the baseline is always measured first, also when a rerun measures it again."""
@@ -118,22 +117,17 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(METRIC_NAMES)
     study.set_user_attr("settings", wanted)
-    study.set_user_attr(_START_WITH, [dict(p) for p in start_with])
     study.enqueue_trial({}, user_attrs={Key.ROLE: Role.BASELINE.value})
     return study
 
 
-_START_WITH = "start_with"  # study attr: the known-good configs still to queue after the baseline
-
-
-def _queue_start_with(study: optuna.Study, trials: list[FrozenTrial]) -> None:
-    """Once the baseline is measured: the known-good configs next, before the sampler guesses."""
-    pending = study.user_attrs.get(_START_WITH)
-    if not pending or not any(tr.is_baseline(t) and t.state == TrialState.COMPLETE for t in trials):
-        return
-    study.set_user_attr(_START_WITH, [])
-    for params in pending:
-        study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value}, skip_if_exists=True)
+def _queue_start_with(study: optuna.Study, trials: list[FrozenTrial], start_with: tuple[dict, ...]) -> None:
+    """Once the baseline is measured: the known-good configs next, before the sampler guesses
+    (queued once: a trial in that role exists from then on)."""
+    if start_with and any(tr.is_baseline(t) and t.state == TrialState.COMPLETE for t in trials) \
+            and not any(tr.role(t) is Role.START_WITH for t in trials):
+        for params in start_with:
+            study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value}, skip_if_exists=True)
 
 
 def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
@@ -321,7 +315,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
             now = study.get_trials(deepcopy=False)
-            _queue_start_with(study, now)
+            _queue_start_with(study, now, space.start_with)
             done = len(tr.counted(now))
             bar.update(min(done, trials) - bar.n)
             if done >= trials:

@@ -235,8 +235,7 @@ def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace
     """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
     propose the same configs)."""
     seed = None if options.seed is None else options.seed + index
-    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space),
-                      seed, space.start_with)
+    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space), seed)
 
 
 def search(options: Options) -> optuna.Study:
