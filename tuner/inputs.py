@@ -14,6 +14,7 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import serialize_byte_tensor, triton_to_np_dtype
 
 from tuner.errors import ConfigError
+from tuner.server.base import SHM_PREFIX
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class SharedInputs:
                 offset += size
 
     def _region(self, kind: str, size: int) -> shared_memory.SharedMemory:
-        region = shared_memory.SharedMemory(name=f"tuner_{self.tag}_{kind}", create=True, size=max(size, 1))
+        region = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{self.tag}_{kind}", create=True, size=max(size, 1))
         self.regions.append(region)
         self.control.client.register_system_shared_memory(region.name, f"/{region.name}", region.size)
         return region

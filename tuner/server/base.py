@@ -9,6 +9,10 @@ from pathlib import Path
 from tuner.errors import ServerError
 from tuner.server.client import TritonControl
 
+# every shared-memory region of a tuner, its own or its server's: tuner_<tuner pid>_..., so the next
+# start can remove what a tuner killed outright left (tuner.server.embedded.remove_leftovers)
+SHM_PREFIX = "tuner_"
+
 
 def pid_alive(pid: int) -> bool:
     try:

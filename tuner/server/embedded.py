@@ -21,14 +21,13 @@ from pathlib import Path
 
 from tuner import backends
 from tuner.errors import ServerError
-from tuner.server.base import Server, pid_alive, tree_rss_mib
+from tuner.server.base import SHM_PREFIX, Server, pid_alive, tree_rss_mib
 from tuner.server.client import TritonControl
 
 _PR_SET_PDEATHSIG = 1
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child must not dlopen after fork
 STOP_GRACE_S = 3.0  # python models unload in about 1 s; the C++ backends at once
 START_ATTEMPTS = 3  # a free port taken by another process before the server bound it: new ports
-SHM_PREFIX = "tuner_"  # every shared-memory region of a tuner's server: tuner_<tuner pid>_...
 _PID_FILE = "tritonserver.pid"  # in the run dir: "<server pid> <tuner pid>", for the next start to clean up
 
 
