@@ -87,11 +87,12 @@ def _counted(study):
 
 
 def _finished_rows(workdir) -> int:
-    """Read-only peek: opening the storage through Optuna while the tuner creates its schema would
+    """Trials that count so far (measured, or failed by their config; a repeat is a FAIL row and does
+    not). Read-only peek: opening the storage through Optuna while the tuner creates its schema would
     race the tuner's own schema creation."""
     try:
         with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'FAIL', 'PRUNED')").fetchone()[0]
+            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
     except sqlite3.Error:  # not created yet
         return 0
 
