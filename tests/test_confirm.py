@@ -42,11 +42,15 @@ def test_choice_after_remeasuring_uses_the_medians():
     assert study.trials[2].values == [190, 90]  # the stored trial is untouched
 
 
-def test_screening_stops_only_configs_far_behind_the_front():
-    from tuner.study import _worth_measuring
+def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points():
+    from tuner.study import _race
 
-    worth = _worth_measuring(_study_with(POINTS))  # front: (190, 90), (180, 45), (175, 42), (120, 40)
-    assert not worth(100, 80)  # 180/s at 45 ms beats it by far more than 15% on both
-    assert worth(170, 50)  # within the noise of a short measurement: measure it fully
-    assert worth(200, 100)  # faster than anything: maybe a new front point
-    assert worth(60, 20)  # lower P95 than anything
+    # the front: (180, 45) with its intervals stored, (120, 40) with none (its values stand for them)
+    behind = _race(_study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
+                                (120, 40, {}), (100, 60, {})]), 0.05).behind
+    assert behind((130, 165), (50, 60))  # below 170/s for certain and above 47 ms for certain
+    assert not behind((130, 172), (50, 60))  # might be as fast as (180, 45)
+    assert not behind((130, 165), (46, 60))  # might be as quick as (180, 45)
+    assert behind((100, 119), (41, 60))  # beyond (120, 40)
+    assert not behind((195, 210), (100, 120))  # faster than anything: maybe a new front point
+    assert not behind((10, 20), (30, 35))  # quicker than anything

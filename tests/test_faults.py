@@ -29,7 +29,7 @@ pytestmark = pytest.mark.faults
 
 SPACE = "knobs:\n  instance_count: [1, 2]\nstart_with:\n  - {instance_count: 2}\n"
 LOAD_S = 1.5  # each model instance takes this long to initialize: a load is a phase that can be hit
-SLOW = ("--trials", "2", "--max-measure-s", "4", "--min-samples", "100000", "--no-screening", "--remeasure", "1")
+SLOW = ("--trials", "2", "--max-measure-s", "4", "--min-samples", "100000", "--no-racing", "--remeasure", "1")
 SERVER_FAULTS = {"server SIGTERM": signal.SIGTERM, "server SIGINT": signal.SIGINT, "server SIGKILL": signal.SIGKILL}
 
 

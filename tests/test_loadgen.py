@@ -11,7 +11,7 @@ from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator
 from tuner.inputs import Inputs
 from tuner.inputs import TensorSpec, load_input_data, tensor_specs
-from tuner.loadgen import LoadSpec
+from tuner.loadgen import LoadSpec, Race
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
 
@@ -27,9 +27,9 @@ def server(tmp_path_factory):
         yield s
 
 
-def _measure(server, model, spec=QUICK, inputs=Inputs(), config=None):
+def _measure(server, model, spec=QUICK, inputs=Inputs(), config=None, race=None):
     with Evaluator(server, model, spec, inputs) as evaluator:
-        return evaluator.evaluate(config or read_config(MODELS / model / "config.pbtxt"))
+        return evaluator.evaluate(config or read_config(MODELS / model / "config.pbtxt"), race)
 
 
 def test_every_datatype_is_synthesized_in_the_right_shape(server):
@@ -86,6 +86,32 @@ def test_server_breakdown_is_recorded(server):
     s = m.server
     assert s is not None and s.compute_infer_ms >= 1.5  # tiny sleeps 2 ms per execution
     assert s.avg_batch_size == 1.0  # no dynamic batching in tiny's config
+
+
+# the full rule would measure until the time limit: 100000 samples
+UNSETTLED = LoadSpec(concurrency=4, warmup_s=0.3, window_s=0.3, min_samples=100_000, max_duration_s=6)
+
+
+def test_a_raced_measurement_stops_once_clearly_behind(server):
+    asked = []
+
+    def behind(throughput, p95_ms):
+        asked.append((throughput, p95_ms))
+        return True
+
+    m = _measure(server, "tiny", spec=UNSETTLED, race=Race(behind)).measurement
+    assert m.screened and not m.stable and 100 <= m.samples < 1000 and m.duration_s < 2
+    (low, high), _ = asked[0]  # the intervals it was judged by
+    assert len(asked) == 1 and low < m.samples / m.duration_s < high
+
+
+def test_a_raced_measurement_stops_once_as_precise_as_asked(server):
+    loose = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=0.2)).measurement
+    assert loose.stable and not loose.screened and loose.duration_s < 3
+    for value, (low, high) in ((loose.throughput, loose.throughput_ci), (loose.p95_ms, loose.p95_ci_ms)):
+        assert (high - low) / 2 <= 0.2 * value
+    tight = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=1e-6)).measurement
+    assert not tight.stable and tight.duration_s >= 5.5  # never that precise: the time limit ends it
 
 
 def test_specs_of_metadata():

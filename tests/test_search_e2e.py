@@ -99,7 +99,7 @@ def _finished_rows(workdir) -> int:
 
 def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     space = str(SPACES / "tiny.yaml")
-    slow = ("--max-measure-s", "3", "--min-samples", "100000", "--no-screening")  # each trial measures 3 s
+    slow = ("--max-measure-s", "3", "--min-samples", "100000", "--no-racing")  # each trial measures 3 s
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8", *slow), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180

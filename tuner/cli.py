@@ -21,6 +21,7 @@ from tuner.loadgen import LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import DEFAULT_IMAGE, RemoteServer
+from tuner.study import PRECISION
 from tuner.trials import Key
 from tuner.tuning import DEFAULT_STORAGE, Launcher, Options, Target, measure_once, search, verify_server
 
@@ -123,8 +124,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
                    "and the Pareto candidates this many more times, alternately, and choose on the medians "
                    "(0: choose on the single measurements)")
-    s.add_argument("--no-screening", action="store_true", help="measure every config fully; by default a short "
-                   "screening measurement comes first, and a config far behind the front stops there")
+    s.add_argument("--precision", type=_positive(float), default=PRECISION, help="racing: a proposed config is "
+                   "measured until it is clearly behind the front, or until its throughput and P95 intervals are "
+                   "within this fraction of their values")
+    s.add_argument("--no-racing", action="store_true", help="measure every proposed config fully (--min-samples "
+                   "and stable windows), like the baseline")
     s.add_argument("--keep-chosen", action="store_true", help="with --launcher remote: leave the exported config "
                    "loaded on the server instead of restoring the model's original config")
     s.add_argument("--workers", type=_positive(int), default=1, help="servers measuring trials of the study "
@@ -186,7 +190,7 @@ def options(args) -> Options:
     spec, inputs = _load(args)
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
                    args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
-                   not args.no_screening, args.workers, not args.no_progress)
+                   None if args.no_racing else args.precision, args.workers, not args.no_progress)
 
 
 def cmd_search(args) -> int:

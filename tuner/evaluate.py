@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tuner.agreement import Outputs, infer_outputs, relative_error
 from tuner.errors import ServerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
-from tuner.loadgen import LoadSpec, Measurement, Screen, measure
+from tuner.loadgen import LoadSpec, Measurement, Race, measure
 from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
@@ -42,14 +41,8 @@ class Outcome:
 
     @property
     def screened(self) -> bool:
-        """Only the screening stage was measured: the config was clearly behind the front."""
+        """A raced measurement that stopped early: the config was clearly behind the front."""
         return self.measurement is not None and self.measurement.screened
-
-
-def screening(spec: LoadSpec, worth: Callable[[float, float], bool]) -> Screen:
-    """The screening point: a fifth of the samples (at least 100), enough to see a config is clearly
-    worse; the samples stay part of the measurement if it goes on."""
-    return Screen(max(100, spec.min_samples // 5), worth)
 
 
 class Evaluator:
@@ -98,23 +91,20 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def evaluate(self, config: ModelConfig, screen: Callable[[float, float], bool] | None = None,
-                 cold: bool = False) -> Outcome:
+    def evaluate(self, config: ModelConfig, race: Race | None = None, cold: bool = False) -> Outcome:
         """Loads `config` and measures it; when the server goes down under it, the server is
         restarted and the config measured again, and a config it goes down under every time is
         the cause (`Failure.CRASH`); likewise requests that break midway (tuner.faults)."""
         for attempt in range(1, ATTEMPTS + 1):
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
-            outcome = dataclasses.replace(self._evaluate_once(config, screen, cold or attempt > 1), attempts=attempt)
+            outcome = dataclasses.replace(self._evaluate_once(config, race, cold or attempt > 1), attempts=attempt)
             verdict = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
             if verdict is None:
                 return outcome
         return dataclasses.replace(outcome, failure=verdict)
 
-    def _evaluate_once(self, config: ModelConfig, screen: Callable[[float, float], bool] | None,
-                       cold: bool) -> Outcome:
-        """Loads `config` and measures it once. With `screen(throughput, p95_ms)`, the measurement stops
-        at its screening point unless the config might be worth it (multi-fidelity). `cold` loads
+    def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool) -> Outcome:
+        """Loads `config` and measures it once; with `race`, until its question is settled. `cold` loads
         it as a deployment would: unloaded first, then read from its written config.pbtxt, because
         Triton applies a change of instance count alone in place, initialising the new instances
         with the previous config."""
@@ -135,8 +125,7 @@ class Evaluator:
         try:
             requests = self.requests(config.max_batch_size > 0)
             error = self._output_error(config)
-            m = measure(self.server.control, self.model, requests, self.spec,
-                        screen=screening(self.spec, screen) if screen is not None else None)
+            m = measure(self.server.control, self.model, requests, self.spec, race=race)
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
         except grpc.RpcError as e:  # the fixed-input inference failed: so would the measurement

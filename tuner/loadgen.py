@@ -13,7 +13,8 @@ Method (in the spirit of perf_analyzer's): a warm-up, then fixed-length windows 
 at least `min_samples` latencies and the last three windows agree on throughput and P95 within
 `stability`, or `max_duration_s` passes. All samples after the warm-up make the result. In open
 loop, latency counts from the moment a request was *due*, so a server that falls behind cannot
-hide its queue (no coordinated omission).
+hide its queue (no coordinated omission). A raced measurement (`Race`) stops instead as soon as
+its question is settled: clearly behind, or as precise as asked.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import grpc
 import numpy as np
 
 from tuner.server.client import TritonControl
-from tuner.stats import mean_ci, quantile_ci
+from tuner.stats import quantile_ci, rate_ci, relative_half_width
 
 _INFER = "/inference.GRPCInferenceService/ModelInfer"
 _STREAM_INFER = "/inference.GRPCInferenceService/ModelStreamInfer"
@@ -78,15 +79,21 @@ class Measurement:
     first_error: str = ""
     server: ServerBreakdown | None = None
     mode: str = "concurrency 8"
-    screened: bool = False  # stopped at the screening point: clearly behind, not worth measuring on
+    screened: bool = False  # a raced measurement that stopped early: clearly behind the front
+
+
+Interval = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class Screen:
-    """The first stage of a measurement: once `min_samples` are in, `worth(throughput, p95_ms)`
-    decides whether to go on; if not, the measurement stops there and keeps what it has."""
-    min_samples: int
-    worth: Callable[[float, float], bool]
+class Race:
+    """A measurement that stops as soon as the question it answers is settled, asked after each
+    window once `min_samples` are in: `behind(throughput_ci, p95_ci_ms)` says the config is clearly
+    dominated (it stops, `screened`); otherwise it stops once both intervals' half-widths are
+    within `precision` of their estimates (`stable`). The full measurement's rule does not apply."""
+    behind: Callable[[Interval, Interval], bool]
+    precision: float = 0.05
+    min_samples: int = 100
 
 
 def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -> bool:
@@ -125,10 +132,13 @@ def _breakdown(before: dict, after: dict) -> ServerBreakdown | None:
 class _Recorder:
     def __init__(self):
         self.latency: list[float] = []
+        self.done: list[float] = []  # when each request completed, for the throughput interval
         self.errors: list[str] = []
 
     def record(self, since: float) -> None:
-        self.latency.append(time.perf_counter() - since)
+        now = time.perf_counter()
+        self.latency.append(now - since)
+        self.done.append(now)
 
     async def send(self, infer, request: bytes, due: float, timeout: float) -> None:
         try:
@@ -201,7 +211,7 @@ async def _open_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Recor
     await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, screen: Screen | None) -> dict:
+async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, race: Race | None) -> dict:
     rec, stop = _Recorder(), asyncio.Event()
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
         source = (_open_loop(channel, requests, spec, rec, stop, seed) if spec.request_rate
@@ -212,47 +222,54 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, scr
             start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
             windows: list[tuple[int, float]] = []
             window_s, stable, screened = spec.window_s, False, False
-            rates: list[float] = []
             while True:
                 mark = len(rec.latency)
                 await asyncio.sleep(window_s)
-                elapsed = time.perf_counter() - start
-                if elapsed >= spec.max_duration_s:
+                now = time.perf_counter()
+                if now - start >= spec.max_duration_s:
                     break
-                if rec.errors and len(rec.latency) == first and elapsed >= 2 * spec.window_s:
+                if rec.errors and len(rec.latency) == first and now - start >= 2 * spec.window_s:
                     break  # nothing succeeds: no point waiting for the time limit
                 window = rec.latency[mark:]
                 if len(window) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
                     window_s *= 2  # too few samples to judge a P95 by: longer windows, start over
                     windows.clear()
-                    rates.clear()
                     continue
                 windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
-                rates.append(len(window) / window_s)
-                stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
-                if stable and len(rec.latency) - first >= spec.min_samples:
-                    break
-                so_far = rec.latency[first:]
-                if screen is not None and len(so_far) >= screen.min_samples:
-                    if not screen.worth(len(so_far) / elapsed, float(np.percentile(so_far, 95)) * 1e3):
-                        screened = True
+                if race is None:
+                    stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
+                    if stable and len(rec.latency) - first >= spec.min_samples:
                         break
-                    screen = None  # decided: measure on
+                elif len(rec.latency) - first >= race.min_samples:
+                    screened, stable = _settled(race, rec.latency[first:], rec.done[first:], start, now)
+                    if screened or stable:
+                        break
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
         finally:
             stop.set()
             await traffic
-    return {"latency": np.array(rec.latency[first:last]) * 1e3, "duration": end - start,
-            "windows": len(windows), "stable": stable, "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start),
-            "rates": rates, "screened": screened}
+    return {"latency": np.array(rec.latency[first:last]) * 1e3, "done": np.array(rec.done[first:last]),
+            "start": start, "duration": end - start, "windows": len(windows), "stable": stable,
+            "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start), "screened": screened}
+
+
+def _settled(race: Race, latency: list[float], done: list[float], start: float, now: float) -> tuple[bool, bool]:
+    """(clearly behind, precise enough): the two ways a raced measurement's question is settled."""
+    seconds = np.array(latency)
+    throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
+    if race.behind(throughput_ci, p95_ci):
+        return True, False
+    precise = (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
+               and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3) <= race.precision)
+    return False, precise
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            seed: int = 0, screen: Screen | None = None) -> Measurement:
+            seed: int = 0, race: Race | None = None) -> Measurement:
     """Drives `model` with `requests` (sent in turn, one inference each) and returns what was
-    measured; with `screen`, possibly only its first stage."""
+    measured; with `race`, until its question is settled rather than by the full rule."""
     before = control.statistics(model)
-    raw = asyncio.run(_drive(control.url, requests, spec, seed, screen))
+    raw = asyncio.run(_drive(control.url, requests, spec, seed, race))
     server = _breakdown(before, control.statistics(model))
     lat, errors = raw["latency"], raw["errors"]
     mode = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
@@ -263,7 +280,7 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) / raw["duration"], p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=quantile_ci(lat, 0.95),
-                       throughput_ci=mean_ci(raw["rates"]),
+                       throughput_ci=rate_ci(raw["done"], raw["start"], raw["start"] + raw["duration"]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
                        first_error=errors[0] if errors else "", server=server, mode=mode,

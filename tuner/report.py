@@ -48,7 +48,7 @@ def counts_line(trials: list[FrozenTrial], rejected: dict[int, str] | None = Non
     dups = sum(tr.is_repeat(t) for t in trials)
     screened = sum(bool(t.user_attrs.get(Key.SCREENED)) and not tr.is_repeat(t) for t in trials)
     differ = sum(bool(t.user_attrs.get(Key.OUTPUTS_DIFFER)) and not tr.is_repeat(t) for t in trials)
-    return (f"{done} trials measured ({screened} stopped after the screening measurement), {failed} failed; "
+    return (f"{done} trials measured ({screened} stopped early, clearly behind the front), {failed} failed; "
             f"{dups} proposals repeated a config already measured (answered from it, not counted)"
             + (f", {cut} cut off by the environment and measured again (not counted)" if cut else "")
             + (f"; {differ} computed different outputs (beyond --max-output-error: never chosen)" if differ else "")

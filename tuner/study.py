@@ -25,6 +25,7 @@ from tuner import trials as tr
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.faults import EnvironmentBroken, Failure
+from tuner.loadgen import Interval, Race
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
@@ -32,6 +33,7 @@ from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATI
 
 METRIC_NAMES = ["throughput_infer_per_s", "p95_latency_ms"]
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+PRECISION = 0.05  # a raced proposal is measured until its intervals are within 5 % of its estimates
 
 
 @dataclass(frozen=True)
@@ -206,18 +208,19 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
 
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
-              worker: str = "", screening: bool = True, explore: bool = False) -> FrozenTrial:
+              worker: str = "", precision: float | None = PRECISION, explore: bool = False) -> FrozenTrial:
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
     exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
     `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
-    would propose the same config again)."""
+    would propose the same config again). The sampler's proposals are raced to `precision` (None:
+    measured fully, like the baseline)."""
     guided = study.sampler
     if explore:
         study.sampler = optuna.samplers.RandomSampler()
     try:
         trial = study.ask()
         with _heartbeat(study, trial):
-            _measure(study, trial, evaluator, base, space, worker, screening)
+            _measure(study, trial, evaluator, base, space, worker, precision)
     except KeyboardInterrupt:
         _cut_off(study, trial, Failure.INTERRUPTED, "interrupted")
         raise
@@ -237,7 +240,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
 
 
 def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, base: ModelConfig,
-             space: SearchSpace, worker: str, screening: bool) -> None:
+             space: SearchSpace, worker: str, precision: float | None) -> None:
     if worker:
         trial.set_user_attr(Key.WORKER, worker)
     if tr.role(trial) is Role.BASELINE:  # the user's own config: every gain is against it
@@ -251,9 +254,9 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             _repeat(study, trial, earlier)
             return
-    # the baseline and the known-good configs are measured fully: screening is for the sampler's guesses
-    screen = _worth_measuring(study) if screening and tr.role(trial) is Role.SEARCH else None
-    outcome = evaluator.evaluate(config, screen)
+    # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
+    race = _race(study, precision) if precision is not None and tr.role(trial) is Role.SEARCH else None
+    outcome = evaluator.evaluate(config, race)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.screened:
         trial.set_user_attr(Key.SCREENED, True)
@@ -278,19 +281,28 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> N
     study.tell(trial, state=TrialState.FAIL)
 
 
-SCREEN_MARGIN = 1.15  # a screened config this far behind a front point on both objectives is not measured fully
+def _race(study: optuna.Study, precision: float) -> Race:
+    """Racing against the front: a config stops as soon as its intervals lie beyond some front
+    point's on both objectives at once (less throughput for certain, more P95 for certain), or
+    once it is as precise as asked; the front itself is made of fully measured or settled trials."""
+    front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
+             if not t.user_attrs.get(Key.SCREENED)]
+
+    def behind(throughput: Interval, p95_ms: Interval) -> bool:
+        return any(thr[0] > throughput[1] and p95[1] < p95_ms[0] for thr, p95 in front)
+
+    return Race(behind, precision)
 
 
-def _worth_measuring(study: optuna.Study):
-    """The screening rule: measure fully unless a front point beats the short measurement by the
-    margin on both objectives at once (15% more throughput and 15% less P95), far beyond the noise
-    of a short measurement; the front itself always gets full measurements."""
-    front = [t.values for t in pareto_front(study.get_trials(deepcopy=False)) if not t.user_attrs.get(Key.SCREENED)]
+def _intervals(t: FrozenTrial) -> tuple[Interval, Interval]:
+    """A measured trial's throughput and P95 intervals (its values where none were stored)."""
+    metrics = t.user_attrs.get(Key.METRICS, {})
 
-    def worth(throughput: float, p95_ms: float) -> bool:
-        return not any(thr >= throughput * SCREEN_MARGIN and p95 * SCREEN_MARGIN <= p95_ms for thr, p95 in front)
+    def interval(key: str, value: float) -> Interval:
+        stored = metrics.get(key)
+        return (stored[0], stored[1]) if stored and None not in stored else (value, value)
 
-    return worth
+    return interval("throughput_ci", t.values[0]), interval("p95_ci_ms", t.values[1])
 
 
 def _same_config(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
@@ -306,7 +318,8 @@ MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is
 
 
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
-           slo_p95_ms: float | None = None, progress: bool = True, worker: str = "", screening: bool = True) -> None:
+           slo_p95_ms: float | None = None, progress: bool = True, worker: str = "",
+           precision: float | None = PRECISION) -> None:
     """Runs trials until the study holds `trials` counted ones (the baseline is the first), or the
     sampler proposes only configs already measured (a space with fewer distinct configs). Any
     number of workers, on this host or others, may run this on the same study at once."""
@@ -323,7 +336,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
             if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
-            last = run_trial(study, evaluator, base, space, worker, screening, explore=repeats > 0)
+            last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0)
             repeats = repeats + 1 if tr.is_repeat(last) else 0
             if repeats >= MAX_REPEATS:
                 bar.write(f"the sampler proposed {repeats} configs in a row that were already measured: the space "

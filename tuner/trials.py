@@ -44,7 +44,7 @@ class Key:
     FAIL_REASON = "fail_reason"  # Triton's (or the tuner's) words
     ATTEMPTS = "attempts"  # measurements the trial needed (the server went down under an earlier one)
     DUPLICATE_OF = "duplicate_of"  # answered from this earlier trial's result
-    SCREENED = "screened"  # stopped at the screening point: clearly behind the front
+    SCREENED = "screened"  # a raced measurement stopped early: clearly behind the front
     OVER_MEMORY = "over_memory"  # measured, over --max-memory-mib: never chosen
     OUTPUTS_DIFFER = "outputs_differ"  # measured, outputs beyond --max-output-error: never chosen
     REMEASURED = "remeasured"  # on a confirmed view: every measurement of the final re-measurement

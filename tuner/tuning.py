@@ -30,7 +30,7 @@ from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServ
 from tuner.server.base import Server
 from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY, SPACES
 from tuner.space import SearchSpace, load_space
-from tuner.study import StudySettings, check_writable, open_study
+from tuner.study import PRECISION, StudySettings, check_writable, open_study
 from tuner.study import search as search_study
 from tuner.workers import run_workers
 
@@ -74,7 +74,7 @@ class Options:
     max_output_error: float = DEFAULT_MAX_ERROR
     seed: int | None = None
     remeasure: int = 2
-    screening: bool = True
+    precision: float | None = PRECISION  # racing the sampler's proposals; None measures them fully
     workers: int = 1
     progress: bool = True
 
@@ -276,7 +276,7 @@ def work(options: Options, index: int) -> optuna.Study:
             with Evaluator(server, model.name, options.load, options.inputs, reference=base) as evaluator:
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
-                             screening=options.screening)
+                             precision=options.precision)
                 if index == 0 and options.remeasure > 0 and not is_current(study):
                     remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
         finally:
