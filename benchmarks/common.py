@@ -44,3 +44,14 @@ def correlated_latencies(rng, n: int, phi: float):
     for i in range(1, n):
         z[i] = phi * z[i - 1] + math.sqrt(1 - phi * phi) * noise[i]
     return np.exp(0.5 * z)
+
+
+def event_times(rng, rate: float, seconds: float, regularity: int = 1):
+    """Completion times over [0, seconds] of a stream with a known mean `rate`: gaps gamma-distributed
+    with shape `regularity` (1: Poisson; larger: as regular as a closed loop's completions). For the
+    throughput interval's benchmark and test."""
+    import numpy as np
+
+    gaps = rng.gamma(regularity, 1.0 / (rate * regularity), int(rate * seconds * 1.5) + 50)
+    times = np.cumsum(gaps) - rng.uniform(0, gaps[0])  # start anywhere in a gap: a stationary stream
+    return times[(times >= 0) & (times <= seconds)]

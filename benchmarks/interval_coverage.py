@@ -6,7 +6,9 @@ P95: lognormal latencies exp(0.5 z), z an AR(1) with neighbour correlation phi (
 moments last several requests), n = 2000 per measurement; the true P95 is exp(0.5 * 1.645).
 Compared: the tuner's interval (tuner.stats.quantile_ci) and the bootstrap it replaced (400
 resamples, which treats the samples as independent). Throughput: the mean of 3 windows drawn
-normal(100, 5), the t interval (tuner.stats.mean_ci) against the old "2 standard errors".
+normal(100, 5), the t interval (tuner.stats.mean_ci) against the old "2 standard errors"; and the
+batch-means interval a measurement reports now (tuner.stats.rate_ci) on completions at a known rate
+(150/s over 1, 3 and 10 s; Poisson, and gamma gaps of shape 8, as regular as a closed loop).
 Prints a table and writes benchmarks/results/interval_coverage.json.
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import correlated_latencies, table, write_json  # noqa: E402
-from tuner.stats import mean_ci, quantile_ci  # noqa: E402
+from benchmarks.common import correlated_latencies, event_times, table, write_json  # noqa: E402
+from tuner.stats import mean_ci, quantile_ci, rate_ci  # noqa: E402
 
 TRUE_P95 = math.exp(0.5 * 1.6448536)
 
@@ -54,6 +56,12 @@ def main() -> None:
     rows += [["throughput, 3 windows", "tuner (t, 4.30 SE)", f"{t:.3f}"],
              ["throughput, 3 windows", "2 SE (before)", f"{two:.3f}"]]
     found.update({"throughput_t": t, "throughput_2se": two})
+    for seconds, shape in ((1, 1), (3, 1), (10, 1), (3, 8)):
+        draws = [event_times(rng, 150, seconds, shape) for _ in range(args.draws * 2)]
+        hit = sum(lo <= 150 <= hi for lo, hi in (rate_ci(d, 0, seconds) for d in draws)) / len(draws)
+        rows.append([f"throughput, {seconds} s of {'Poisson' if shape == 1 else 'regular'} completions",
+                     "tuner (batch means)", f"{hit:.3f}"])
+        found[f"throughput_batch_means_{seconds}s_shape{shape}"] = hit
     print(f"coverage of the 95 % intervals over {args.draws} draws (the goal: 0.95)")
     print(table(["quantity", "interval", "coverage"], rows))
     print(f"wrote {write_json('interval_coverage', {'draws': args.draws, 'coverage': found})}")

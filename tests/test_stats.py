@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.common import correlated_latencies
-from tuner.stats import autocorrelation_time, mean_ci, quantile_ci, t975
+from benchmarks.common import correlated_latencies, event_times
+from tuner.stats import autocorrelation_time, mean_ci, quantile_ci, rate_ci, relative_half_width, t975
 
 TRUE_P95 = math.exp(0.5 * 1.6448536)  # of exp(0.5 * N(0, 1)), a lognormal latency
 
@@ -32,3 +32,13 @@ def test_the_throughput_interval_is_a_t_interval_and_covers_95_percent():
     covered = sum(lo <= 100 <= hi for lo, hi in (mean_ci(list(rng.normal(100, 5, 3))) for _ in range(2000)))
     assert 0.93 <= covered / 2000 <= 0.97, covered
     assert all(math.isnan(v) for v in mean_ci([100.0]))
+
+
+@pytest.mark.parametrize("seconds", [1, 5])
+def test_the_batch_means_rate_interval_covers_the_true_rate_about_95_percent_of_the_time(seconds):
+    rng = np.random.default_rng(5)
+    intervals = [rate_ci(event_times(rng, 150, seconds), 0, seconds) for _ in range(400)]
+    covered = sum(lo <= 150 <= hi for lo, hi in intervals)
+    assert 0.92 <= covered / 400 <= 0.98, covered
+    assert relative_half_width(intervals[0], 150) < (0.25 if seconds == 1 else 0.1)
+    assert relative_half_width((math.nan, math.nan), 150) == math.inf

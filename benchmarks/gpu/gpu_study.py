@@ -85,7 +85,7 @@ def gpu_repository(dest: Path, width: int) -> Path:
 def measured(evaluator: Evaluator, config, sampler: GpuSampler) -> dict:
     outcome = evaluator.evaluate(config)
     end = time.monotonic()
-    if not outcome.ok:
+    if outcome.measurement is None:
         return {"error": outcome.reason}
     m = outcome.measurement
     return {"throughput": m.throughput, "p50_ms": m.p50_ms, "p95_ms": m.p95_ms, "p99_ms": m.p99_ms,

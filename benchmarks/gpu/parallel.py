@@ -78,7 +78,7 @@ def per_gpu(args, repo: Path, config_path: Path, gpus: int) -> dict:
             with EmbeddedServer(repo, Path(f"/tmp/parallel_gpu{gpu}")) as server, \
                     Evaluator(server, "detector", spec, Inputs(shared_memory=True)) as ev:
                 outcome = ev.evaluate(config)
-            runs[gpu].append(outcome.measurement.throughput if outcome.ok else float("nan"))
+            runs[gpu].append(outcome.measurement.throughput if outcome.measurement is not None else float("nan"))
             print(f"GPU {gpu} repeat {r}: {runs[gpu][-1]:.1f} infer/s", flush=True)
     return {str(gpu): {"median": statistics.median(v), "min": min(v), "max": max(v),
                        "cv_pct": 100 * statistics.stdev(v) / statistics.mean(v) if len(v) > 1 else 0.0, "runs": v}

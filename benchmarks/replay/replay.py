@@ -1,7 +1,10 @@
 """Which sampler finds the throughput / P95 front fastest? Replays grid.json (real measurements of
 every point of space.yaml on the demo detector, from record_grid.py) as a deterministic objective.
 
-    python benchmarks/replay/replay.py [--seeds 20] [--trials 50]
+    python benchmarks/replay/replay.py [--seeds 20] [--trials 50] [--grid grid.json]
+
+grid.json is the real ONNX Runtime demo (2 cores); grid_python_demo.json the python model that stood
+in for it before.
 
 For each sampler and seed, a study of `--trials` trials over space.yaml; each trial's values are
 the grid's measurement of the config it picked (a config that failed in the grid fails the trial).
@@ -74,6 +77,8 @@ class Grid:
         ok = np.array([[v["throughput"], v["p95_ms"]] for v in self.points.values() if "throughput" in v])
         self.low, self.high = ok.min(axis=0), ok.max(axis=0)
         self.full = self.volume(ok)
+        front = [v for v in ok if not any((o[0] >= v[0]) & (o[1] <= v[1]) & ((o != v).any()) for o in ok)]
+        self.front = sorted((round(float(t), 1), round(float(p), 1)) for t, p in front)  # (infer/s, P95 ms)
 
     def scaled(self, values: np.ndarray) -> np.ndarray:
         """Both to minimize, in [0, 1]: 0 = the grid's best, 1 = its worst."""
@@ -125,9 +130,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--only", help="run only the samplers whose name contains this")
+    ap.add_argument("--grid", type=Path, default=GRID, help="a recorded grid (record_grid.py)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    grid, space = Grid(GRID), load_space(SPACE)
+    grid, space = Grid(args.grid), load_space(SPACE)
     curves: dict[str, list[list[float]]] = {}
     seconds: dict[str, float] = {}
     for seed in range(args.seeds):
@@ -151,11 +157,11 @@ def main() -> None:
         summary[name] = {"median": dict(zip(marks, med.round(4).tolist())),
                          "q25": dict(zip(marks, q1.round(4).tolist())), "q75": dict(zip(marks, q3.round(4).tolist())),
                          "median_trials_to_95pct": median_reach, "seconds_per_study": seconds[name] / len(runs)}
-    print(f"grid: {len(grid.points)} configs of {SPACE.name}, hypervolume fraction of the grid's front, "
+    print(f"grid: {args.grid.name}, {len(grid.points)} configs of {SPACE.name}, front {grid.front}; hypervolume fraction of the grid's front, "
           f"median (25th-75th percentile) over {args.seeds} seeds")
     print(table(["sampler", *(f"after {n}" for n in marks), "trials to 95% (median)", "s/study"], rows))
-    path = write_json("replay", {"seeds": args.seeds, "trials": args.trials, "grid_points": len(grid.points),
-                                 "samplers": summary})
+    path = write_json(f"replay_{args.grid.stem}", {"seeds": args.seeds, "trials": args.trials, "grid": args.grid.name,
+                                                   "grid_points": len(grid.points), "samplers": summary})
     print(f"wrote {path}")
 
 

@@ -125,7 +125,7 @@ def remeasure(work: Path, configs: dict, rounds: int) -> dict:
         for r in range(rounds):
             for name in (list(configs) if r % 2 == 0 else list(configs)[::-1]):
                 outcome = evaluator.evaluate(configs[name])
-                if outcome.ok:
+                if outcome.measurement is not None:
                     runs[name].append((outcome.measurement.throughput, outcome.measurement.p95_ms))
     return {name: {"throughput": statistics.median(v[0] for v in got), "p95_ms": statistics.median(v[1] for v in got),
                    "runs": got} for name, got in runs.items() if got}
