@@ -31,12 +31,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import median, table, write_json  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 from tuner.server.embedded import triton_dist  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 
 def perf_analyzer_env(tmp: Path) -> dict:
@@ -102,12 +102,12 @@ def main() -> int:
         ("identity c=8", "identity", read_config(repo / "identity" / "config.pbtxt"), 8),
         ("identity c=32", "identity", read_config(repo / "identity" / "config.pbtxt"), 32),
     ]
-    results = []
+    results: list[dict] = []
     with EmbeddedServer(repo, tmp / "run") as server:
         for label, model, config, conc in configs:
             spec = LoadSpec(concurrency=conc, min_samples=1000, max_duration_s=20)
             with Evaluator(server, model, spec) as evaluator:
-                runs = {"perf_analyzer": [], "tuner": []}
+                runs: dict[str, list[dict]] = {"perf_analyzer": [], "tuner": []}
                 for r in range(args.rounds):
                     order = ("perf_analyzer", "tuner") if r % 2 == 0 else ("tuner", "perf_analyzer")
                     for tool in order:

@@ -27,7 +27,7 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if "duplicate_of" in t.user_attrs or "metrics" not in t.user_attrs:
+        if "duplicate_of" in t.user_attrs or "metrics" not in t.user_attrs or not (t.datetime_start and t.datetime_complete):
             continue  # answered from an earlier trial: nothing was measured
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
         window = t.user_attrs["metrics"]["duration_s"]

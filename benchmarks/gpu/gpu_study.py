@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import median, table  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator, Inputs  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 
 class GpuSampler:
@@ -85,9 +85,9 @@ def gpu_repository(dest: Path, width: int) -> Path:
 def measured(evaluator: Evaluator, config, sampler: GpuSampler) -> dict:
     outcome = evaluator.evaluate(config)
     end = time.monotonic()
-    if outcome.measurement is None:
-        return {"error": outcome.reason}
     m = outcome.measurement
+    if m is None or m.server is None:
+        return {"error": outcome.reason or "no statistics from the server"}
     return {"throughput": m.throughput, "p50_ms": m.p50_ms, "p95_ms": m.p95_ms, "p99_ms": m.p99_ms,
             "load_s": outcome.load_s, "queue_ms": m.server.queue_ms, "infer_ms": m.server.compute_infer_ms,
             "input_ms": m.server.compute_input_ms, "output_ms": m.server.compute_output_ms,
@@ -154,7 +154,7 @@ def search(args) -> dict:
         exported = read_config(args.out / "export" / "detector" / "config.pbtxt")
         chosen = json.loads((args.out / "export" / "detector" / "tuner_manifest.json").read_text())
         spec = LoadSpec(concurrency=args.concurrency, min_samples=args.min_samples, max_duration_s=15)
-        runs = {"baseline": [], "best": []}
+        runs: dict[str, list[dict]] = {"baseline": [], "best": []}
         with EmbeddedServer(repo, Path("/tmp/gpu_final")) as server, \
                 Evaluator(server, "detector", spec, Inputs(shared_memory=args.shm)) as ev:
             for r in range(args.rounds):
@@ -163,7 +163,7 @@ def search(args) -> dict:
                     print(label, json.dumps(runs[label][-1]), flush=True)
     overheads = [((t.datetime_complete - t.datetime_start).total_seconds() - t.user_attrs["metrics"]["duration_s"])
                  for t in trials if "metrics" in t.user_attrs and "duplicate_of" not in t.user_attrs
-                 and t.user_attrs.get("role") == "search" and t.datetime_start]
+                 and t.user_attrs.get("role") == "search" and t.datetime_start and t.datetime_complete]
     summary = {label: {k: median([x[k] for x in rs if k in x]) for k in rs[0] if k != "error"} for label, rs in runs.items()
                if rs and "error" not in rs[0]}
     states = [t.state.name for t in trials]

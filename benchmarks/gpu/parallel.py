@@ -71,7 +71,7 @@ def per_gpu(args, repo: Path, config_path: Path, gpus: int) -> dict:
     """The same config measured `repeats` times on each GPU, the GPUs taking turns."""
     config = read_config(config_path)
     spec = LoadSpec(min_samples=1000, max_duration_s=15)
-    runs = {gpu: [] for gpu in range(gpus)}
+    runs: dict[int, list[float]] = {gpu: [] for gpu in range(gpus)}
     for r in range(args.repeats):
         for gpu in range(gpus):
             os.environ.update({**NO_MULTICAST, "CUDA_VISIBLE_DEVICES": str(gpu)})

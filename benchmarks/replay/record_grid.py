@@ -19,11 +19,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.space import Choice, SearchSpace, load_space  # noqa: E402
 
 GRID = HERE / "grid.json"
@@ -33,11 +33,12 @@ SPACE = HERE / "space.yaml"
 def points(space: SearchSpace) -> list[dict]:
     """Every Optuna params dict the space can produce (batcher knobs only when batching is on)."""
     specs = {**space.knobs, **{f"param.{k}": s for k, s in space.parameters.items()}}
-    if any(not isinstance(s, Choice) for s in specs.values()):
+    choices = [s for s in specs.values() if isinstance(s, Choice)]
+    if len(choices) < len(specs):
         raise SystemExit(f"{SPACE}: a grid needs lists of values only")
     found = []
-    for values in itertools.product(*(s.values for s in specs.values())):
-        params = dict(zip(specs, values))
+    for values in itertools.product(*(s.values for s in choices)):
+        params = dict(zip(specs, values, strict=False))
         if params.get("dynamic_batching") is False:
             params = {k: v for k, v in params.items() if k not in ("max_queue_delay_us", "preferred_batch_sizes")}
         if params not in found:
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--min-samples", type=int, default=400)
     ap.add_argument("--run-dir", type=Path, default=Path("/tmp/tuner_grid"))
     args = ap.parse_args()
-    grid = json.loads(GRID.read_text()) if GRID.exists() else {"space": str(SPACE.name), "points": {}}
+    grid: dict = json.loads(GRID.read_text()) if GRID.exists() else {"space": str(SPACE.name), "points": {}}
     todo = [p for p in points(load_space(SPACE)) if key(p) not in grid["points"]]
     base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     work = args.run_dir / "repository"

@@ -96,7 +96,10 @@ def run(grid: Grid, space, sampler: optuna.samplers.BaseSampler, trials: int, st
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     for params in space.start_with if start_with else ():  # as the tuner does: known-good configs first
         study.enqueue_trial(params)
-    found, curve, seen, repeats = [], [], set(), 0
+    found: list[list[float]] = []
+    curve: list[float] = []
+    seen: set[str] = set()
+    repeats = 0
     while len(curve) < trials and repeats < MAX_REPEATS:
         guided = study.sampler
         if repeats:  # after a repeat, as the tuner does: one proposal at random
@@ -152,10 +155,10 @@ def main() -> None:
         reach = [next((i + 1 for i, v in enumerate(r) if v >= 0.95), None) for r in runs]
         reached = sorted(n for n in reach if n is not None)
         median_reach = reached[len(runs) // 2] if len(reached) > len(runs) // 2 else None
-        rows.append([name, *(f"{m:.3f} ({a:.2f}-{b:.2f})" for m, a, b in zip(med, q1, q3)),
+        rows.append([name, *(f"{m:.3f} ({a:.2f}-{b:.2f})" for m, a, b in zip(med, q1, q3, strict=False)),
                      median_reach or f">{args.trials}", f"{seconds[name] / len(runs):.2f}"])
-        summary[name] = {"median": dict(zip(marks, med.round(4).tolist())),
-                         "q25": dict(zip(marks, q1.round(4).tolist())), "q75": dict(zip(marks, q3.round(4).tolist())),
+        summary[name] = {"median": dict(zip(marks, med.round(4).tolist(), strict=False)),
+                         "q25": dict(zip(marks, q1.round(4).tolist(), strict=False)), "q75": dict(zip(marks, q3.round(4).tolist(), strict=False)),
                          "median_trials_to_95pct": median_reach, "seconds_per_study": seconds[name] / len(runs)}
     print(f"grid: {args.grid.name}, {len(grid.points)} configs of {SPACE.name}, front {grid.front}; hypervolume fraction of the grid's front, "
           f"median (25th-75th percentile) over {args.seeds} seeds")

@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 
 from benchmarks.common import table, write_json  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import parse_config, read_config  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 MODEL = "detector"
 
@@ -118,7 +118,7 @@ def run_tuner(work: Path, trials: int) -> dict:
 def remeasure(work: Path, configs: dict, rounds: int) -> dict:
     """Each config `rounds` times, alternately, in one embedded server, by the tuner's instrument."""
     shutil.copytree(DEMO_REPOSITORY / MODEL, work / "remeasure" / "repository" / MODEL)
-    runs = {name: [] for name in configs}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
     spec = LoadSpec(min_samples=1000)
     with EmbeddedServer(work / "remeasure" / "repository", work / "remeasure") as server, \
             Evaluator(server, MODEL, spec) as evaluator:
@@ -133,10 +133,11 @@ def remeasure(work: Path, configs: dict, rounds: int) -> dict:
 
 def first_match(study: optuna.Study, started: float, throughput: float, p95_ms: float):
     """The first trial (by completion time) at least as fast as `throughput` at a P95 no worse."""
-    done = sorted((t for t in study.get_trials() if t.values is not None), key=lambda t: t.datetime_complete)
-    for t in done:
+    done = sorted(((t, t.datetime_complete.timestamp()) for t in study.get_trials()
+                   if t.values is not None and t.datetime_complete), key=lambda pair: pair[1])
+    for t, completed in done:
         if t.values[0] >= throughput and t.values[1] <= p95_ms:
-            return t, t.datetime_complete.timestamp() - started
+            return t, completed - started
     return None, None
 
 
