@@ -72,12 +72,14 @@ def _finished(workdir: Path) -> bool:
     return sum(state == "COMPLETE" for _, state in _rows(workdir)) >= 2
 
 
-# phase -> (when it has begun, seconds after that to land inside it). A load takes about 3 s (the
-# stub starts, then initializes for LOAD_S); adding an instance in place about 2 s; a measurement 4.3 s.
+# phase -> (when it has begun, seconds after that to land inside it). Before trial 0, the user's
+# config (1 instance) is loaded for its reference outputs. Trial 0 is the start_with config: adding
+# its second instance in place takes about 2 s (it initializes for LOAD_S); a measurement 4.3 s.
+# Trial 1 is the baseline: removing the instance again is quick.
 PHASES = {
-    "baseline": (_running(0), LOAD_S + 3.0),  # measuring the user's config
-    "load": (_running(1), 0.5),  # the next config loading (its new instance initializing)
-    "measurement": (_running(1), LOAD_S + 2.5),  # the next config measured
+    "load": (_running(0), 0.5),  # a config loading (its new instance initializing)
+    "measurement": (_running(0), LOAD_S + 2.5),  # that config measured
+    "baseline": (_running(1), 2.0),  # measuring the user's config
     "final re-measurement": (_finished, LOAD_S + 3.0),  # a candidate loaded cold, then measured
 }
 
@@ -128,7 +130,7 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
     trials = study.get_trials()
     # the environment's fault: the same trial measured its config again, nothing failed or counted twice
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and len(tr.counted(trials)) == 2
-    assert tr.is_baseline(trials[0]) and trials[1].params == {"instance_count": 2}
+    assert trials[0].params == {"instance_count": 2} and tr.is_baseline(trials[1])
     runs = study.user_attrs["remeasured"]["runs"]
     assert not any(run["failures"] for run in runs.values())
     if phase == "final re-measurement":
@@ -157,7 +159,7 @@ def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
     cut = [t for t in trials if tr.failure(t) is Failure.INTERRUPTED]
     assert len(cut) == (0 if phase == "final re-measurement" else 1)
     measured = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert tr.is_baseline(measured[0])  # the baseline first, also when it was the trial cut off
+    assert sorted(tr.role(t).value for t in measured) == ["baseline", "start_with"]  # also the one cut off
     assert len({t.user_attrs["fingerprint"] for t in measured}) == 2  # each config measured once
 
 

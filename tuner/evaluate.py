@@ -17,11 +17,11 @@ import grpc
 from tritonclient.utils import InferenceServerException
 
 from tuner.agreement import Outputs, infer_outputs, relative_error
-from tuner.errors import ServerError
+from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import LoadSpec, Measurement, Race, measure
-from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
+from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
@@ -49,13 +49,11 @@ class Evaluator:
     """Loads configs of one model into one server and measures them. Close it (or use `with`)
     to release the shared-memory regions it registered."""
 
-    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs(),
-                 reference: ModelConfig | None = None):
+    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs()):
         self.server = server
         self.model = model
         self.spec = spec
         self.inputs = inputs
-        self.reference = reference  # the config whose outputs every other config's are compared with
         self._requests: list[bytes] | None = None
         self._sets: list[dict] = []
         self._reference_outputs: Outputs | None = None
@@ -124,7 +122,7 @@ class Evaluator:
         load_s = time.perf_counter() - start
         try:
             requests = self.requests(config.max_batch_size > 0)
-            error = self._output_error(config)
+            error = self._output_error()
             m = measure(self.server.control, self.model, requests, self.spec, race=race)
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
@@ -137,20 +135,24 @@ class Evaluator:
             return self._failed(Failure.BROKE_MIDWAY if m.samples else Failure.REQUESTS, problem, load_s)
         return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
 
-    def _output_error(self, config: ModelConfig) -> float | None:
-        """The loaded config's outputs on the fixed inputs against the reference config's. The
-        reference's are taken once, in this server, by loading it briefly before the first trial."""
-        if self.reference is None:
-            return None
-        outputs = infer_outputs(self.server.url, self.model, self._sets)
+    def take_reference(self, config: ModelConfig) -> None:
+        """Loads `config` (the user's own) and keeps its outputs on the fixed inputs, which every
+        config's are compared with from then on. Called before the first trial, because a model
+        whose own config does not load or serve has nothing to tune from and should spend no trial."""
+        try:
+            self.server.control.load(self.model, to_json(config))
+            self.requests(config.max_batch_size > 0)
+            self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
+        except LoadError as e:
+            raise TunerError(f"the model's own config does not load, so there is nothing to tune from: {e}") from None
+        except (grpc.RpcError, InferenceServerException) as e:
+            raise TunerError(f"the model's own config does not serve, so there is nothing to tune from: {e}") from None
+
+    def _output_error(self) -> float | None:
+        """The loaded config's outputs on the fixed inputs against the reference's, when one was taken."""
         if self._reference_outputs is None:
-            if fingerprint(config) != fingerprint(self.reference):
-                self.server.control.load(self.model, to_json(self.reference))
-                self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
-                self.server.control.load(self.model, to_json(config))
-            else:
-                self._reference_outputs = outputs
-        return relative_error(self._reference_outputs, outputs)
+            return None
+        return relative_error(self._reference_outputs, infer_outputs(self.server.url, self.model, self._sets))
 
     def _problem(self, m: Measurement) -> str | None:
         """Why a measurement cannot stand for the config (None when it can)."""

@@ -98,10 +98,13 @@ def check_writable(url: str) -> None:
         raise ConfigError(f"--storage {url}: {target} is not writable")
 
 
-def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None) -> optuna.Study:
+def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,
+               start_with: tuple[dict, ...] = ()) -> optuna.Study:
     """Creates the study, or joins it (a resume, or another worker). Whoever creates it queues the
-    baseline (the user's own config); the known-good configs are queued once it is measured, so
-    the baseline is always measured first, also when a rerun measures it again."""
+    search space's known-good configs first, so that a good config is in hand within seconds,
+    then the user's own config (the baseline) that every gain is measured against. Both are
+    measured before the sampler guesses; whether the model's own config runs at all is checked
+    before any trial (`Evaluator.take_reference`), so a broken model spends none."""
     # With an SLO, TPE models the infeasible region from each trial's violation and samples away
     # from it, rather than the SLO merely filtering the results at the end.
     # constant_liar: trials running on other workers count as bad for now, so parallel workers do
@@ -119,17 +122,10 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(METRIC_NAMES)
     study.set_user_attr("settings", wanted)
+    for params in start_with:
+        study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value})
     study.enqueue_trial({}, user_attrs={Key.ROLE: Role.BASELINE.value})
     return study
-
-
-def _queue_start_with(study: optuna.Study, trials: list[FrozenTrial], start_with: tuple[dict, ...]) -> None:
-    """Once the baseline is measured: the known-good configs next, before the sampler guesses
-    (queued once: a trial in that role exists from then on)."""
-    if start_with and any(tr.is_baseline(t) and t.state == TrialState.COMPLETE for t in trials) \
-            and not any(tr.role(t) is Role.START_WITH for t in trials):
-        for params in start_with:
-            study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value}, skip_if_exists=True)
 
 
 def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
@@ -328,7 +324,6 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial goes back to the queue
             now = study.get_trials(deepcopy=False)
-            _queue_start_with(study, now, space.start_with)
             done = len(tr.counted(now))
             bar.update(min(done, trials) - bar.n)
             if done >= trials:

@@ -235,7 +235,8 @@ def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace
     """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
     propose the same configs)."""
     seed = None if options.seed is None else options.seed + index
-    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space), seed)
+    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space), seed,
+                      space.start_with)
 
 
 def search(options: Options) -> optuna.Study:
@@ -273,7 +274,8 @@ def work(options: Options, index: int) -> optuna.Study:
         print(f"{label or 'study'} '{name}' in {options.storage}; server {server.url} ({server.launcher}{ready}); "
               f"Triton {version}", file=sys.stderr)
         try:
-            with Evaluator(server, model.name, options.load, options.inputs, reference=base) as evaluator:
+            with Evaluator(server, model.name, options.load, options.inputs) as evaluator:
+                evaluator.take_reference(base)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
                              precision=options.precision)
