@@ -65,6 +65,20 @@ def test_short_search_exports_a_config_that_loads(workdir):
         client.close()
 
 
+def test_a_model_whose_own_config_does_not_load_spends_no_trial(workdir):
+    model = workdir / "repo" / "tiny"
+    shutil.copytree(MODELS / "tiny", model)
+    config = model / "config.pbtxt"
+    config.write_text(config.read_text() + 'parameters [ { key: "fail_on_load" value { string_value: "yes" } } ]\n')
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
+                      target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
+    assert done.returncode == 2
+    assert "the model's own config does not load, so there is nothing to tune from" in done.stderr
+    assert "fail_on_load is set" in done.stderr  # Triton's reason
+    trials = load_study(workdir).get_trials()  # the start_with config and the baseline, still queued
+    assert [t.state for t in trials] == [TrialState.WAITING] * 2 and not servers_of(workdir)
+
+
 def test_config_that_fails_to_load_is_a_failed_trial_and_the_study_goes_on(workdir):
     done = run_search(workdir, "--search-space", str(SPACES / "tiny_failing.yaml"), "--trials", "4")
     assert done.returncode == 0, done.stderr
