@@ -316,7 +316,7 @@ MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
            slo_p95_ms: float | None = None, progress: bool = True, worker: str = "",
            precision: float | None = PRECISION) -> None:
-    """Runs trials until the study holds `trials` counted ones (the baseline is the first), or the
+    """Runs trials until the study holds `trials` counted ones (the known-good configs and the baseline first), or the
     sampler proposes only configs already measured (a space with fewer distinct configs). Any
     number of workers, on this host or others, may run this on the same study at once."""
     repeats = 0
