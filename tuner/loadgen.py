@@ -241,7 +241,10 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                     if stable and len(rec.latency) - first >= spec.min_samples:
                         break
                 elif len(rec.latency) - first >= race.min_samples:
-                    screened, stable = _settled(race, rec.latency[first:], rec.done[first:], start, now)
+                    # in a thread: the intervals of a long measurement take milliseconds (numpy releases
+                    # the GIL), which would otherwise stall the requests in flight on this event loop
+                    screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:],
+                                                               rec.done[first:], start, now)
                     if screened or stable:
                         break
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
