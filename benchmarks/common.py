@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def table(headers: list[str], rows: list[list]) -> str:
     text = [[str(h) for h in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in text) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=False)) for r in text]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in text]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 

@@ -38,7 +38,7 @@ def points(space: SearchSpace) -> list[dict]:
         raise SystemExit(f"{SPACE}: a grid needs lists of values only")
     found = []
     for values in itertools.product(*(s.values for s in choices)):
-        params = dict(zip(specs, values, strict=False))
+        params = dict(zip(specs, values, strict=True))
         if params.get("dynamic_batching") is False:
             params = {k: v for k, v in params.items() if k not in ("max_queue_delay_us", "preferred_batch_sizes")}
         if params not in found:

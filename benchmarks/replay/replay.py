@@ -155,10 +155,10 @@ def main() -> None:
         reach = [next((i + 1 for i, v in enumerate(r) if v >= 0.95), None) for r in runs]
         reached = sorted(n for n in reach if n is not None)
         median_reach = reached[len(runs) // 2] if len(reached) > len(runs) // 2 else None
-        rows.append([name, *(f"{m:.3f} ({a:.2f}-{b:.2f})" for m, a, b in zip(med, q1, q3, strict=False)),
+        rows.append([name, *(f"{m:.3f} ({a:.2f}-{b:.2f})" for m, a, b in zip(med, q1, q3, strict=True)),
                      median_reach or f">{args.trials}", f"{seconds[name] / len(runs):.2f}"])
-        summary[name] = {"median": dict(zip(marks, med.round(4).tolist(), strict=False)),
-                         "q25": dict(zip(marks, q1.round(4).tolist(), strict=False)), "q75": dict(zip(marks, q3.round(4).tolist(), strict=False)),
+        summary[name] = {"median": dict(zip(marks, med.round(4).tolist(), strict=True)),
+                         "q25": dict(zip(marks, q1.round(4).tolist(), strict=True)), "q75": dict(zip(marks, q3.round(4).tolist(), strict=True)),
                          "median_trials_to_95pct": median_reach, "seconds_per_study": seconds[name] / len(runs)}
     print(f"grid: {args.grid.name}, {len(grid.points)} configs of {SPACE.name}, front {grid.front}; hypervolume fraction of the grid's front, "
           f"median (25th-75th percentile) over {args.seeds} seeds")
