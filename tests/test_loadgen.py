@@ -101,8 +101,9 @@ def test_a_raced_measurement_stops_once_clearly_behind(server):
 
     m = _measure(server, "tiny", spec=UNSETTLED, race=Race(behind)).measurement
     assert m.screened and not m.stable and 100 <= m.samples < 1000 and m.duration_s < 2
-    (low, high), _ = asked[0]  # the intervals it was judged by
-    assert len(asked) == 1 and low < m.samples / m.duration_s < high
+    assert asked == [(m.throughput_ci, m.p95_ci_ms)]  # the result is what it was judged by
+    low, high = m.throughput_ci
+    assert low < m.throughput < high
 
 
 def test_a_raced_measurement_stops_once_as_precise_as_asked(server):

@@ -34,6 +34,16 @@ def test_the_throughput_interval_is_a_t_interval_and_covers_95_percent():
     assert all(math.isnan(v) for v in mean_ci([100.0]))
 
 
+def test_a_regular_stream_gets_an_interval_as_wide_as_whole_counts_allow():
+    # 126 completions 2.4 ms apart: every slice holds the same count, yet the span's ends may cut
+    # off part of a gap, so the rate is known to whole events, not exactly
+    times = 0.0012 + 0.0024 * np.arange(126)
+    low, high = rate_ci(times, 0, 0.3024)
+    assert low < 126 / 0.3024 < high and low < 125 / 0.3024 and 127 / 0.3024 < high
+    assert relative_half_width((low, high), 126 / 0.3024) < 0.05
+    assert mean_ci([3.0, 3.0, 3.0], step=1.0)[0] < 3 < mean_ci([3.0, 3.0, 3.0], step=1.0)[1]
+
+
 @pytest.mark.parametrize("seconds", [1, 5])
 def test_the_batch_means_rate_interval_covers_the_true_rate_about_95_percent_of_the_time(seconds):
     rng = np.random.default_rng(5)

@@ -221,7 +221,7 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
             await asyncio.sleep(spec.warmup_s)
             start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
             windows: list[tuple[int, float]] = []
-            window_s, stable, screened = spec.window_s, False, False
+            window_s, stable, screened, judged = spec.window_s, False, False, first
             while True:
                 mark = len(rec.latency)
                 await asyncio.sleep(window_s)
@@ -243,16 +243,19 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                 elif len(rec.latency) - first >= race.min_samples:
                     # in a thread: the intervals of a long measurement take milliseconds (numpy releases
                     # the GIL), which would otherwise stall the requests in flight on this event loop
-                    screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:],
-                                                               rec.done[first:], start, now)
+                    judged = len(rec.latency)
+                    screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:judged],
+                                                               rec.done[first:judged], start, now)
                     if screened or stable:
                         break
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
+            if race is not None and (screened or stable):
+                end, last = now, judged  # the result is exactly what the race judged
         finally:
             stop.set()
             await traffic
     return {"latency": np.array(rec.latency[first:last]) * 1e3, "done": np.array(rec.done[first:last]),
-            "start": start, "duration": end - start, "windows": len(windows), "stable": stable,
+            "start": start, "end": end, "duration": end - start, "windows": len(windows), "stable": stable,
             "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start), "screened": screened}
 
 
@@ -283,7 +286,7 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) / raw["duration"], p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=quantile_ci(lat, 0.95),
-                       throughput_ci=rate_ci(raw["done"], raw["start"], raw["start"] + raw["duration"]),
+                       throughput_ci=rate_ci(raw["done"], raw["start"], raw["end"]),
                        samples=len(lat), errors=len(errors), duration_s=raw["duration"],
                        windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
                        first_error=errors[0] if errors else "", server=server, mode=mode,

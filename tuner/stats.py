@@ -36,22 +36,27 @@ def t975(df: int) -> float:
     return _Z + (_T975[30] - _Z) * 30 / df
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """95 % interval of the mean of independent values (NaN for fewer than two)."""
+def mean_ci(values: list[float], step: float = 0.0) -> tuple[float, float]:
+    """95 % interval of the mean of independent values (NaN for fewer than two). Values that are
+    whole multiples of `step` carry its rounding variance, step^2 / 12 (Sheppard): identical counts
+    must not claim an exact mean."""
     if len(values) < 2:
         return (math.nan, math.nan)
-    half = t975(len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    spread = math.sqrt(float(np.var(values, ddof=1)) + step**2 / 12)
+    half = t975(len(values) - 1) * spread / math.sqrt(len(values))
     mean = float(np.mean(values))
     return mean - half, mean + half
 
 
 def rate_ci(times: np.ndarray, start: float, end: float) -> tuple[float, float]:
     """95 % interval of the rate of events (completed requests) at `times` within [start, end]:
-    the span cut into up to 10 equal slices of 20 or more events each, a t interval of their rates."""
+    the span cut into up to 10 equal slices of 20 or more events each, a t interval of their rates
+    (whole events per slice: a regular stream can put the same count in every slice)."""
     t = np.asarray(times, dtype=float)
     slices = max(2, min(_SLICES, len(t) // _EVENTS_PER_SLICE))
+    width = (end - start) / slices
     counts = np.histogram(t, np.linspace(start, end, slices + 1))[0]
-    return mean_ci(list(counts / ((end - start) / slices)))
+    return mean_ci(list(counts / width), step=1 / width)
 
 
 def relative_half_width(interval: tuple[float, float], estimate: float) -> float:
