@@ -44,3 +44,23 @@ def test_an_unknown_model_lists_the_models_there(workdir):
     done = run_search(workdir, target=("--model-repository", str(MODELS), "--model", "nosuchmodel"))
     assert done.returncode == 2
     assert "--model nosuchmodel: no " in done.stderr and "the repository has alltypes, checker, tiny" in done.stderr
+
+
+def test_goals_and_traffic_shapes_that_cannot_be_measured_are_refused(workdir):
+    recorded = workdir / "arrivals.csv"
+    recorded.write_text("offset_s,input\n0.0,0\n0.5,1\n")  # input 1: there is one (synthetic) input
+    space = ("--search-space", str(SPACES / "tiny.yaml"))
+    for args, message in [
+        (("--objective", "capacity"), "--objective capacity needs --slo-p95-ms"),
+        (("--objective", "goodput"), "--objective goodput needs --slo-p95-ms"),
+        (("--cost", "instances"), "--cost instances needs --objective capacity or goodput"),
+        (("--objective", "capacity", "--slo-p95-ms", "50", "--request-rate", "100"),
+         "--objective capacity finds the request rate itself"),
+        (("--arrivals", "bursts:0.5/1.5"), "--arrivals bursts 0.5s on/1.5s off: arrivals shape open-loop traffic"),
+        (("--arrivals", "ramp:x", "--request-rate", "10"), "--arrivals ramp:x: expected poisson, bursts:ON/OFF"),
+        (("--arrivals", str(recorded), "--request-rate", "10"),
+         f"{recorded}: input 1 named, but the synthetic input (no --input-data) has 1 entry"),
+    ]:
+        done = run_search(workdir, *space, *args)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and not (workdir / "runs").exists()

@@ -12,10 +12,12 @@ from optuna.trial import FrozenTrial
 
 from tuner import backends, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
+from tuner.arrivals import Arrivals, parse_arrivals
 from tuner.confirm import confirmed, is_current, rejected
 from tuner.errors import ConfigError, TunerError
 from tuner.export import export
 from tuner.faults import EnvironmentBroken
+from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs
 from tuner.loadgen import LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
@@ -80,6 +82,9 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--concurrency", type=_positive(int), default=8, help="requests in flight (closed loop)")
     g.add_argument("--request-rate", type=_positive(float), help="requests/s with Poisson arrivals (open loop) "
                    "instead of a fixed concurrency")
+    g.add_argument("--arrivals", default="poisson", help="how open-loop requests arrive, at the mean rate: "
+                   "poisson, bursts:ON/OFF (seconds), ramp:PERIOD (seconds), or a recorded CSV/JSON file of "
+                   "offset_s (and input) replayed with its gaps scaled to the rate")
     g.add_argument("--min-samples", type=_positive(int), default=1000, help="latency samples per measurement")
     g.add_argument("--warmup-s", type=float, default=1.0, help="warm-up before measuring")
     g.add_argument("--window-s", type=_positive(float), default=1.0, help="measurement window length")
@@ -120,6 +125,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-output-error", type=_positive(float), default=DEFAULT_MAX_ERROR,
                    help="a config whose outputs on fixed inputs differ from your config's by more than this "
                    "(largest difference / largest output magnitude) is infeasible: a constraint, never exported")
+    s.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.THROUGHPUT.value,
+                   help="throughput: infer/s at the load given, against P95; goodput: requests/s within "
+                   "--slo-p95-ms at the load given; capacity: the highest request rate held with P95 within "
+                   "--slo-p95-ms (found per config in a few open-loop measurements)")
+    s.add_argument("--cost", choices=[c.value for c in Cost], default=Cost.P95.value, help="what goodput or "
+                   "capacity is weighed against: P95 (at capacity), the instances the config runs, or the "
+                   "server's memory")
     s.add_argument("--seed", type=int, help="sampler seed")
     s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
                    "and the Pareto candidates this many more times, alternately, and choose on the medians "
@@ -179,7 +191,9 @@ def _target(args) -> Target:
 
 
 def _load(args) -> tuple[LoadSpec, Inputs]:
-    spec = LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, warmup_s=args.warmup_s,
+    arrivals = Arrivals() if args.arrivals == "poisson" else parse_arrivals(args.arrivals)
+    spec = LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, arrivals=arrivals,
+                    warmup_s=args.warmup_s,
                     window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s,
                     request_timeout_s=args.request_timeout_s)
     return spec, Inputs(dict(args.shape) or None, args.input_data, args.shared_memory == "system")
@@ -190,7 +204,8 @@ def options(args) -> Options:
     spec, inputs = _load(args)
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
                    args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
-                   None if args.no_racing else args.precision, args.workers, not args.no_progress)
+                   None if args.no_racing else args.precision, Goal(Objective(args.objective), Cost(args.cost)),
+                   args.workers, not args.no_progress)
 
 
 def cmd_search(args) -> int:
@@ -213,10 +228,11 @@ def cmd_measure(args) -> int:
 
 def _finish(study: optuna.Study, model: str, args) -> int:
     trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
-    chosen = choose(final, args.policy, args.slo_p95_ms)
+    goal = goal_of(study.user_attrs["settings"])
+    chosen = choose(final, args.policy, goal.chooses_within(args.slo_p95_ms))
     how = " (re-measured: medians)" if is_current(study) else ""
     print(f"\n{counts_line(trials, out)}\nPareto front{how} (* = exported):")
-    print(front_table(final, baseline_of(final), chosen))
+    print(front_table(final, baseline_of(final), chosen, goal))
     for line in failures(trials, out):
         print(f"failed {line}")
     status = _export(study, model, chosen, args)
@@ -240,8 +256,11 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
                **study.user_attrs.get("context", {})}
     path = export(chosen, args.out, model, context)
     base = baseline_of(confirmed(study))
-    gain = f" ({chosen.values[0] / base.values[0]:.2f}x the baseline's throughput)" if base else ""
-    print(f"\nexported trial #{chosen.number}{gain} to {path}")
+    goal = goal_of(study.user_attrs["settings"])
+    gain = (f", {chosen.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
+            if base and base.values[0] > 0 else "")
+    slo = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
+    print(f"\nexported trial #{chosen.number} ({goal.text(chosen.values, slo)}{gain}) to {path}")
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
     return 0
 
@@ -275,15 +294,22 @@ def cmd_report(args) -> int:
     _storage_exists(args.storage)
     study = _open_existing(args)
     trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
-    base, chosen = baseline_of(final), choose(final, args.policy, args.slo_p95_ms)
+    goal = goal_of(study.user_attrs["settings"])
+    base, chosen = baseline_of(final), choose(final, args.policy, goal.chooses_within(args.slo_p95_ms))
     args.out.mkdir(parents=True, exist_ok=True)
-    images = [(args.out / "pareto.png", "throughput against P95 latency; the front, the baseline and the choice")]
-    report.pareto_png(trials, base, chosen, images[0][0], title=f"study {study.study_name}:")
+    images = [(args.out / "pareto.png", f"{goal.objective.value} against {goal.cost.value}; the front, the "
+               "baseline and the choice")]
+    report.pareto_png(trials, base, chosen, images[0][0], title=f"study {study.study_name}:", goal=goal)
+    curves = [t for t in (base, chosen) if t is not None and t.user_attrs.get(Key.CURVE)]
+    if curves:
+        report.curves_png(curves, args.out / "curves.png", (study.user_attrs.get("settings") or {}).get("slo_p95_ms"))
+        images.append((args.out / "curves.png", "P95 against offered request rate, from the capacity search's "
+                       "measurements: the baseline and the choice"))
     scores = report.importances(study)
     if scores:
         report.importance_png(scores, args.out / "importance.png")
         images.append((args.out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
-    table = front_table(final, base, chosen)
+    table = front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
     summary = counts_line(trials, out)
     (args.out / "report.html").write_text(report.html_page(f"tuner report: {study.study_name}", table, diff,
@@ -307,7 +333,11 @@ def cmd_export(args) -> int:
             raise ConfigError(f"--trial {args.trial}: no measured trial with that number in '{study.study_name}'")
         chosen = found[0]
     else:
-        chosen = choose(confirmed(study), args.policy, args.slo_p95_ms)
+        chosen = choose(confirmed(study), args.policy, goal_of(study.user_attrs["settings"]).chooses_within(
+            args.slo_p95_ms))
+    if args.verify and not goal_of(study.user_attrs["settings"]).is_default:
+        raise ConfigError("--verify repeats a throughput study's measurement; for a goodput or capacity study, "
+                          "measure the export with `tuner measure --config ... --request-rate RATE`")
     status = _export(study, model, chosen, args)
     if status or not args.verify or chosen is None:
         return status
@@ -316,8 +346,8 @@ def cmd_export(args) -> int:
         raise ConfigError("--verify needs the model's files: this study was made with a remote server, which reads "
                           "its own repository; copy the export there and run `tuner measure` against it")
     verdict = verify(args.out / model / "config.pbtxt", Path(context["model_repository"]) / model,
-                     verify_server(context), LoadSpec(**context["load"]), Inputs.from_json(context.get("inputs")),
-                     chosen, args.run_dir / "verify")
+                     verify_server(context), LoadSpec.from_json(context["load"]),
+                     Inputs.from_json(context.get("inputs")), chosen, args.run_dir / "verify")
     print(verdict.text(chosen))
     return 0 if verdict.within_ci else 1  # not measured, or not what the study measured
 

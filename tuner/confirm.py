@@ -22,12 +22,13 @@ from tqdm import tqdm
 
 from tuner import trials as tr
 from tuner.evaluate import Evaluator
+from tuner.goal import Objective, goal_of
 from tuner.modelconfig import parse_config
 from tuner.select import POLICIES, choose, pareto_front
 from tuner.trials import Key
 
-# study attr: {after_trials, runs: {trial number: {throughput: [..], p95_ms: [..], throughput_ci: [[lo, hi]..],
-#              p95_ci_ms: [[lo, hi]..], failures: [reason..]}}}
+# study attr: {after_trials, runs: {trial number: {values: [[objective, cost]..], throughput: [..], p95_ms: [..],
+#              throughput_ci: [[lo, hi]..], p95_ci_ms: [[lo, hi]..], failures: [reason..]}}}
 _ATTR = Key.REMEASURED
 
 
@@ -56,7 +57,8 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
     other round so slow drift of the machine does not favour one of them; stores every measurement,
     and every failure, on the study."""
     trials = study.get_trials(deepcopy=False)
-    chosen = candidates(trials, slo_p95_ms)
+    goal = goal_of(study.user_attrs["settings"])
+    chosen = candidates(trials, goal.chooses_within(slo_p95_ms))
     runs = {t.number: _first_run(t) for t in chosen}
     with tqdm(total=rounds * len(chosen), disable=not progress, unit="config", desc="re-measuring the front",
               dynamic_ncols=True) as bar:
@@ -65,14 +67,17 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
                 run = runs[trial.number]
                 if not run["failures"]:  # a config that failed once is out: no need to measure it more
                     config = parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
-                    outcome = evaluator.evaluate(config, cold=r == 0)
+                    # a capacity search starts where this config's own search ended
+                    start = (trial.values[0] or None) if goal.objective is Objective.CAPACITY else None
+                    outcome = evaluator.evaluate(config, cold=r == 0, first_rate=start)
                     if outcome.measurement is None:
                         cold = " loaded cold from its config.pbtxt" if r == 0 else ""
                         run["failures"].append(f"{outcome.failure and outcome.failure.value}{cold}: {outcome.reason}")
                     else:
                         m = outcome.measurement
-                        for key, value in (("throughput", m.throughput), ("p95_ms", m.p95_ms),
-                                           ("throughput_ci", m.throughput_ci), ("p95_ci_ms", m.p95_ci_ms)):
+                        for key, value in (("values", goal.values(outcome, config)), ("throughput", m.throughput),
+                                           ("p95_ms", m.p95_ms), ("throughput_ci", m.throughput_ci),
+                                           ("p95_ci_ms", m.p95_ci_ms)):
                             run[key].append(tr.jsonable(value))
                 bar.update(1)
     study.set_user_attr(_ATTR, {"after_trials": len(trials), "runs": {str(n): v for n, v in runs.items()}})
@@ -80,8 +85,9 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
 
 def _first_run(trial: FrozenTrial) -> dict:
     metrics = trial.user_attrs.get(Key.METRICS) or {}
-    return {"throughput": [trial.values[0]], "p95_ms": [trial.values[1]],
-            "throughput_ci": [metrics.get("throughput_ci")], "p95_ci_ms": [metrics.get("p95_ci_ms")], "failures": []}
+    return {"values": [list(trial.values)], "throughput": [metrics.get("throughput")],
+            "p95_ms": [metrics.get("p95_ms")], "throughput_ci": [metrics.get("throughput_ci")],
+            "p95_ci_ms": [metrics.get("p95_ci_ms")], "failures": []}
 
 
 def rejected(study: optuna.Study) -> dict[int, str]:
@@ -109,7 +115,8 @@ def confirmed(study: optuna.Study) -> list[FrozenTrial]:
         runs = found["runs"].get(str(t.number))
         if runs is not None and t.state == TrialState.COMPLETE and not runs.get("failures"):
             view = copy.deepcopy(t)
-            view.values = [statistics.median(runs["throughput"]), statistics.median(runs["p95_ms"])]
+            values = runs.get("values") or list(zip(runs["throughput"], runs["p95_ms"], strict=True))  # older studies
+            view.values = [statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)]
             view.user_attrs[_ATTR] = runs
             result.append(view)
     return result

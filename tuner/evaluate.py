@@ -17,10 +17,11 @@ import grpc
 from tritonclient.utils import InferenceServerException
 
 from tuner.agreement import Outputs, infer_outputs, relative_error
+from tuner.capacity import Capacity, CapacitySpec, find_capacity, verdict
 from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
-from tuner.loadgen import LoadSpec, Measurement, Race, measure
+from tuner.loadgen import Interval, LoadSpec, Measurement, Race, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
@@ -38,22 +39,27 @@ class Outcome:
     attempts: int = 1  # measurements it took: the server went down under the earlier ones
     memory_mib: float | None = None  # the server's memory with this config loaded and under load
     output_error: float | None = None  # outputs on fixed inputs vs the base config's (relative)
+    capacity: Capacity | None = None  # with a capacity goal: every rate measured (`measurement` is at capacity)
 
     @property
     def screened(self) -> bool:
         """A raced measurement that stopped early: the config was clearly behind the front."""
-        return self.measurement is not None and self.measurement.screened
+        return self.measurement is not None and self.measurement.screened and self.capacity is None
 
 
 class Evaluator:
-    """Loads configs of one model into one server and measures them. Close it (or use `with`)
-    to release the shared-memory regions it registered."""
+    """Loads configs of one model into one server and measures them: at the load `spec` says, or,
+    with `capacity`, its capacity under the SLO. Close it (or use `with`) to release the
+    shared-memory regions it registered."""
 
-    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs()):
+    def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs(),
+                 slo_p95_ms: float | None = None, capacity: CapacitySpec | None = None):
         self.server = server
         self.model = model
         self.spec = spec
         self.inputs = inputs
+        self.slo_p95_ms = capacity.slo_p95_ms if capacity else slo_p95_ms  # goodput is counted against it
+        self.capacity = capacity
         self._requests: list[bytes] | None = None
         self._sets: list[dict] = []
         self._reference_outputs: Outputs | None = None
@@ -89,19 +95,22 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def evaluate(self, config: ModelConfig, race: Race | None = None, cold: bool = False) -> Outcome:
+    def evaluate(self, config: ModelConfig, race: Race | None = None, cold: bool = False,
+                 first_rate: float | None = None) -> Outcome:
         """Loads `config` and measures it; when the server goes down under it, the server is
         restarted and the config measured again, and a config it goes down under every time is
-        the cause (`Failure.CRASH`); likewise requests that break midway (tuner.faults)."""
+        the cause (`Failure.CRASH`); likewise requests that break midway (tuner.faults). A
+        capacity search starts at `first_rate` (default: 0.9 of what the load `spec` gets through)."""
         for attempt in range(1, ATTEMPTS + 1):
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
-            outcome = dataclasses.replace(self._evaluate_once(config, race, cold or attempt > 1), attempts=attempt)
+            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate)
+            outcome = dataclasses.replace(once, attempts=attempt)
             verdict = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
             if verdict is None:
                 return outcome
         return dataclasses.replace(outcome, failure=verdict)
 
-    def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool) -> Outcome:
+    def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool, first_rate: float | None) -> Outcome:
         """Loads `config` and measures it once; with `race`, until its question is settled. `cold` loads
         it as a deployment would: unloaded first, then read from its written config.pbtxt, because
         Triton applies a change of instance count alone in place, initialising the new instances
@@ -123,17 +132,41 @@ class Evaluator:
         try:
             requests = self.requests(config.max_batch_size > 0)
             error = self._output_error()
-            m = measure(self.server.control, self.model, requests, self.spec, race=race)
+            found = None
+            if self.capacity is None:
+                m = measure(self.server.control, self.model, requests, self.spec, race=race, slo_ms=self.slo_p95_ms)
+            else:
+                found = self._capacity(requests, self.capacity, race, first_rate)
+                m = found.at
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
         except grpc.RpcError as e:  # the fixed-input inference failed: so would the measurement
             return self._failed(Failure.REQUESTS, f"inference failed: {e.details()}", load_s)
-        problem = self._problem(m)
+        # a capacity step over the limit may fail requests: that is its answer, not a failure, unless
+        # even the lowest rate's did (or the server went down)
+        problem = self._problem(m) if found is None or found.rate == 0 else self._problem(m, errors_allowed=True)
         if problem:
             # requests that served first and then failed: something broke midway (a backend process
             # killed, say), which a config that cannot serve does not show
             return self._failed(Failure.BROKE_MIDWAY if m.samples else Failure.REQUESTS, problem, load_s)
-        return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error)
+        return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error, capacity=found)
+
+    def _capacity(self, requests: list[bytes], spec: CapacitySpec, race: Race | None,
+                  first_rate: float | None) -> Capacity:
+        """The loaded config's capacity under the SLO, each step raced to whether it meets the SLO."""
+        def measure_at(rate: float) -> Measurement:
+            def decided(throughput: Interval, p95: Interval) -> bool:
+                return verdict(throughput, p95, rate, spec) is not None
+
+            step_race = Race(decided, race.precision if race else Race.precision, spec.min_samples)
+            at = dataclasses.replace(self.spec, request_rate=rate)
+            return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms)
+
+        if first_rate is None:  # what the closed loop gets through is about the most it can take
+            closed = dataclasses.replace(self.spec, request_rate=None)
+            probe = measure(self.server.control, self.model, requests, closed, race=Race(lambda *_: False))
+            first_rate = 0.9 * probe.throughput if probe.samples else 1.0
+        return find_capacity(measure_at, spec, first_rate)
 
     def take_reference(self, config: ModelConfig) -> None:
         """Loads `config` (the user's own) and keeps its outputs on the fixed inputs, which every
@@ -154,11 +187,12 @@ class Evaluator:
             return None
         return relative_error(self._reference_outputs, infer_outputs(self.server.url, self.model, self._sets))
 
-    def _problem(self, m: Measurement) -> str | None:
+    def _problem(self, m: Measurement, errors_allowed: bool = False) -> str | None:
         """Why a measurement cannot stand for the config (None when it can)."""
         if m.samples == 0:
             return f"no request succeeded: {m.first_error}"
-        if m.errors > _TOLERATED_ERRORS * (m.samples + m.errors) or not self.server.healthy():
+        too_many = not errors_allowed and m.errors > _TOLERATED_ERRORS * (m.samples + m.errors)
+        if too_many or not self.server.healthy():
             return f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
         return None
 

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial
 from tuner import __version__
 from tuner import trials as tr
 from tuner.evaluate import Evaluator
+from tuner.goal import goal_of
 from tuner.inputs import Inputs
 from tuner.loadgen import LoadSpec, Measurement
 from tuner.modelconfig import parse_config, read_config
@@ -46,8 +47,9 @@ def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None =
     path = dest / "config.pbtxt"
     path.write_text(text)
     role = tr.role(trial)
+    goal = goal_of((context or {}).get("search_settings") or {})
     manifest = {"trial": trial.number, "role": role.value if role else None,
-                "throughput_infer_per_s": trial.values[0], "p95_latency_ms": trial.values[1],
+                **dict(zip(goal.metric_names, trial.values, strict=True)), "curve": trial.user_attrs.get(Key.CURVE),
                 "metrics": trial.user_attrs.get(Key.METRICS), "knobs": trial.user_attrs.get(Key.KNOBS),
                 "remeasured": trial.user_attrs.get(Key.REMEASURED),  # every measurement behind the medians
                 "tuner_version": __version__, "hardware": hardware(), **(context or {})}

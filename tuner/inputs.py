@@ -133,6 +133,18 @@ def _encode(value, spec: TensorSpec, where: str) -> bytes:
     return data.tobytes()
 
 
+def input_entries(path: Path | None) -> int:
+    """How many request inputs there are to choose from: --input-data's entries, or the one synthetic set."""
+    if path is None:
+        return 1
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read input data: {e}") from None
+    entries = doc.get("data") if isinstance(doc, dict) else None
+    return len(entries) if isinstance(entries, list) else 0
+
+
 def load_input_data(path: Path, specs: list[TensorSpec], batching: bool) -> list[dict[str, tuple[TensorSpec, bytes]]]:
     """Reads perf_analyzer's --input-data JSON: {"data": [{"INPUT0": [..] | {"content": [..],
     "shape": [..]} | {"b64": ".."}}, ...]}. Shapes exclude the batch dimension, as there.

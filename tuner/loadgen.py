@@ -19,6 +19,7 @@ its question is settled: clearly behind, or as precise as asked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from tuner.arrivals import Arrivals, Shape, schedule
 from tuner.server.client import TritonControl
 from tuner.stats import quantile_ci, rate_ci, relative_half_width
 
@@ -43,12 +45,28 @@ _MIN_WINDOW_SAMPLES = 50  # as perf_analyzer's count windows
 class LoadSpec:
     concurrency: int = 8
     request_rate: float | None = None  # requests/s, open loop; None = closed loop at `concurrency`
+    arrivals: Arrivals = Arrivals()  # open loop: when requests are due (tuner.arrivals)
     warmup_s: float = 1.0
     window_s: float = 1.0
     min_samples: int = 500
     max_duration_s: float = 20.0
     stability: float = 0.10  # last 3 windows within 10% (throughput and P95)
     request_timeout_s: float = 30.0
+
+    @property
+    def mode(self) -> str:
+        """The load in words, as measurements and study settings name it."""
+        if not self.request_rate:
+            return f"concurrency {self.concurrency}"
+        shape = "" if self.arrivals.shape is Shape.POISSON else f", {self.arrivals.describe()}"
+        return f"request rate {self.request_rate:g}/s{shape}"
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "arrivals": self.arrivals.to_json()}
+
+    @staticmethod
+    def from_json(found: dict) -> LoadSpec:
+        return LoadSpec(**{**found, "arrivals": Arrivals.from_json(found.get("arrivals"))})
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,7 @@ class Measurement:
     p95_ms: float
     p99_ms: float
     p95_ci_ms: tuple[float, float]  # 95% confidence interval of P95 (tuner.stats.quantile_ci)
-    throughput_ci: tuple[float, float]  # 95% interval of the mean over the measurement windows
+    throughput_ci: tuple[float, float]  # 95% interval of the rate (tuner.stats.rate_ci)
     samples: int
     errors: int
     duration_s: float
@@ -79,7 +97,8 @@ class Measurement:
     first_error: str = ""
     server: ServerBreakdown | None = None
     mode: str = "concurrency 8"
-    screened: bool = False  # a raced measurement that stopped early: clearly behind the front
+    screened: bool = False  # a raced measurement that stopped early: its question was decided
+    goodput: float | None = None  # requests/s that met the SLO, when one was given
 
 
 Interval = tuple[float, float]
@@ -88,10 +107,11 @@ Interval = tuple[float, float]
 @dataclass(frozen=True)
 class Race:
     """A measurement that stops as soon as the question it answers is settled, asked after each
-    window once `min_samples` are in: `behind(throughput_ci, p95_ci_ms)` says the config is clearly
-    dominated (it stops, `screened`); otherwise it stops once both intervals' half-widths are
+    window once `min_samples` are in: `decided(throughput_ci, p95_ci_ms)` says the answer is
+    known (a search's proposal clearly behind the front; a capacity step's P95 clearly on one side
+    of the SLO), and it stops (`screened`); otherwise it stops once both intervals' half-widths are
     within `precision` of their estimates (`stable`). The full measurement's rule does not apply."""
-    behind: Callable[[Interval, Interval], bool]
+    decided: Callable[[Interval, Interval], bool]
     precision: float = 0.05
     min_samples: int = 100
 
@@ -133,6 +153,7 @@ class _Recorder:
     def __init__(self):
         self.latency: list[float] = []
         self.done: list[float] = []  # when each request completed, for the throughput interval
+        self.sent: list[float] = []  # open loop: when each request was sent
         self.errors: list[str] = []
 
     def record(self, since: float) -> None:
@@ -141,6 +162,7 @@ class _Recorder:
         self.done.append(now)
 
     async def send(self, infer, request: bytes, due: float, timeout: float) -> None:
+        self.sent.append(time.perf_counter())
         try:
             await infer(request, timeout=timeout)
         except grpc.aio.AioRpcError as e:
@@ -192,26 +214,51 @@ def _stream_error(response) -> str:
 async def _open_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Recorder, stop: asyncio.Event,
                      seed: int) -> None:
     infer = channel.unary_unary(_INFER)  # bytes in, bytes out: nothing serialized per call
-    rng, k = np.random.default_rng(seed), 0
     in_flight: set[asyncio.Task] = set()
-    rate = spec.request_rate or 1.0  # only an open-loop spec gets here
-    due = time.perf_counter()
-    while not stop.is_set():
-        due += rng.exponential(1.0 / rate)
+    origin = time.perf_counter()
+    due_times = schedule(spec.arrivals, spec.request_rate or 1.0, seed)  # only an open-loop spec gets here
+    for k, (offset, entry) in enumerate(due_times):
+        if stop.is_set():
+            break
+        due = origin + offset
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         if len(in_flight) >= _MAX_OPEN_LOOP_IN_FLIGHT:
             rec.errors.append(f"client: more than {_MAX_OPEN_LOOP_IN_FLIGHT} requests in flight")
             continue
-        task = asyncio.create_task(rec.send(infer, requests[k % len(requests)], due, spec.request_timeout_s))
+        request = requests[(k if entry is None else entry) % len(requests)]
+        task = asyncio.create_task(rec.send(infer, request, due, spec.request_timeout_s))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
-        k += 1
     await asyncio.gather(*in_flight, return_exceptions=True)
 
 
-async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, race: Race | None) -> dict:
+@dataclass(frozen=True)
+class Recording:
+    """Every request of a measurement, after the warm-up (times from time.perf_counter, seconds)."""
+    latency_ms: np.ndarray
+    done: np.ndarray  # when each completed
+    sent: np.ndarray  # open loop: when each was sent (warm-up included, failed ones too)
+    start: float
+    end: float
+    windows: int
+    stable: bool
+    screened: bool
+    errors: list[str]
+    client_cpu: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int = 0, race: Race | None = None) -> Recording:
+    """Sends `requests` (in turn, or as recorded arrivals name them) as `spec` says, and records them."""
+    return asyncio.run(_drive(url, requests, spec, seed, race))
+
+
+async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, race: Race | None) -> Recording:
     rec, stop = _Recorder(), asyncio.Event()
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
         source = (_open_loop(channel, requests, spec, rec, stop, seed) if spec.request_rate
@@ -254,16 +301,15 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
         finally:
             stop.set()
             await traffic
-    return {"latency": np.array(rec.latency[first:last]) * 1e3, "done": np.array(rec.done[first:last]),
-            "start": start, "end": end, "duration": end - start, "windows": len(windows), "stable": stable,
-            "errors": rec.errors, "cpu": (cpu1 - cpu0) / (end - start), "screened": screened}
+    return Recording(np.array(rec.latency[first:last]) * 1e3, np.array(rec.done[first:last]), np.array(rec.sent),
+                     start, end, len(windows), stable, screened, rec.errors, (cpu1 - cpu0) / (end - start))
 
 
 def _settled(race: Race, latency: list[float], done: list[float], start: float, now: float) -> tuple[bool, bool]:
-    """(clearly behind, precise enough): the two ways a raced measurement's question is settled."""
+    """(decided, precise enough): the two ways a raced measurement's question is settled."""
     seconds = np.array(latency)
     throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
-    if race.behind(throughput_ci, p95_ci):
+    if race.decided(throughput_ci, p95_ci):
         return True, False
     precise = (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
                and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3) <= race.precision)
@@ -271,23 +317,23 @@ def _settled(race: Race, latency: list[float], done: list[float], start: float, 
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            seed: int = 0, race: Race | None = None) -> Measurement:
-    """Drives `model` with `requests` (sent in turn, one inference each) and returns what was
-    measured; with `race`, until its question is settled rather than by the full rule."""
+            seed: int = 0, race: Race | None = None, slo_ms: float | None = None) -> Measurement:
+    """Drives `model` with `requests` and returns what was measured; with `race`, until its
+    question is settled rather than by the full rule; with `slo_ms`, the goodput too."""
     before = control.statistics(model)
-    raw = asyncio.run(_drive(control.url, requests, spec, seed, race))
+    rec = drive(control.url, requests, spec, seed, race)
     server = _breakdown(before, control.statistics(model))
-    lat, errors = raw["latency"], raw["errors"]
-    mode = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
+    lat, errors = rec.latency_ms, rec.errors
     if len(lat) == 0:
         return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, (float("nan"),) * 2, 0, len(errors),
-                           raw["duration"], raw["windows"], False, raw["cpu"],
-                           errors[0] if errors else "no response", server, mode)
+                           rec.duration, rec.windows, False, rec.client_cpu,
+                           errors[0] if errors else "no response", server, spec.mode, goodput=0.0)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
-    return Measurement(throughput=len(lat) / raw["duration"], p50_ms=p50, p90_ms=p90,
+    return Measurement(throughput=len(lat) / rec.duration, p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=quantile_ci(lat, 0.95),
-                       throughput_ci=rate_ci(raw["done"], raw["start"], raw["end"]),
-                       samples=len(lat), errors=len(errors), duration_s=raw["duration"],
-                       windows=raw["windows"], stable=raw["stable"], client_cpu=raw["cpu"],
-                       first_error=errors[0] if errors else "", server=server, mode=mode,
-                       screened=raw["screened"])
+                       throughput_ci=rate_ci(rec.done, rec.start, rec.end),
+                       samples=len(lat), errors=len(errors), duration_s=rec.duration,
+                       windows=rec.windows, stable=rec.stable, client_cpu=rec.client_cpu,
+                       first_error=errors[0] if errors else "", server=server, mode=spec.mode,
+                       screened=rec.screened,
+                       goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration)

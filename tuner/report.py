@@ -5,6 +5,7 @@ from optuna.trial import FrozenTrial
 
 from tuner import trials as tr
 from tuner.faults import Side
+from tuner.goal import Cost, Goal, Objective
 from tuner.select import pareto_front
 from tuner.trials import Key
 
@@ -17,19 +18,24 @@ def _knob_text(trial: FrozenTrial) -> str:
     return " ".join([f"{k}={v}" for k, v in knobs.items()] + [f"{k}={v}" for k, v in params.items()])
 
 
-def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None) -> str:
+_LABELS = {Objective.THROUGHPUT: "infer/s", Objective.GOODPUT: "goodput/s", Objective.CAPACITY: "holds req/s",
+           Cost.P95: "p95 ms", Cost.INSTANCES: "instances", Cost.MEMORY: "MiB"}
+
+
+def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None,
+                goal: Goal = Goal()) -> str:
     front = pareto_front(trials)
     # after a re-measurement: the lowest and highest P95 measured; before: one measurement's 95% CI
     remeasured = any(Key.REMEASURED in t.user_attrs for t in front)
-    rows = [("", "trial", "infer/s", "gain", "p95 ms", "vs base", "p95 range ms" if remeasured else "p95 CI ms",
-             "out err", "knobs")]
+    rows = [("", "trial", _LABELS[goal.objective], "gain", _LABELS[goal.cost], "vs base",
+             "p95 range ms" if remeasured else "p95 CI ms", "out err", "knobs")]
     for t in front:
         thr, p95 = t.values
         runs = t.user_attrs.get(Key.REMEASURED)
         ci = ([min(runs["p95_ms"]), max(runs["p95_ms"])] if runs else
               (t.user_attrs.get("metrics") or {}).get("p95_ci_ms") or [None, None])
-        gain = f"{thr / base.values[0]:.2f}x" if base else ""
-        delta = f"{(p95 / base.values[1] - 1) * 100:+.0f}%" if base else ""
+        gain = f"{thr / base.values[0]:.2f}x" if base and base.values[0] > 0 else ""
+        delta = f"{(p95 / base.values[1] - 1) * 100:+.0f}%" if base and base.values[1] > 0 else ""
         ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci[0] is not None else ""
         error = t.user_attrs.get("output_error")
         rows.append(("*" if chosen and t.number == chosen.number else "", f"#{t.number}", f"{thr:.1f}", gain,
@@ -105,8 +111,9 @@ def _pyplot():
 
 
 def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: FrozenTrial | None, path,
-               title: str = "") -> None:
-    """Every measured trial as throughput against P95, the front joined, baseline and choice marked."""
+               title: str = "", goal: Goal = Goal()) -> None:
+    """Every measured trial as the goal's number against its cost (throughput against P95 by
+    default), the front joined, baseline and choice marked."""
     plt = _pyplot()
 
     from tuner.select import measured
@@ -125,16 +132,42 @@ def pareto_png(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Froz
         if trial is not None:
             ax.scatter([trial.values[1]], [trial.values[0]], marker=marker, s=220 if marker == "*" else 110,
                        color=color, edgecolor="black", label=f"{label}: #{trial.number}", zorder=5)
-            ax.annotate(f"#{trial.number}  {trial.values[0]:.0f}/s, {trial.values[1]:.1f} ms",
+            ax.annotate(f"#{trial.number}  {trial.values[0]:.0f}/s, {trial.values[1]:.1f} {_LABELS[goal.cost]}",
                         (trial.values[1], trial.values[0]), textcoords="offset points", xytext=(10, -14), fontsize=9)
-    if base is not None and chosen is not None:
+    if base is not None and chosen is not None and base.values[0] > 0 and base.values[1] > 0:
         gain = chosen.values[0] / base.values[0]
-        title = f"{title}  chosen: {gain:.2f}x throughput, P95 {(chosen.values[1] / base.values[1] - 1) * 100:+.0f}%"
-    ax.set_xlabel("P95 latency (ms)  - lower is better")
-    ax.set_ylabel("throughput (inferences/s)  - higher is better")
+        title = (f"{title}  chosen: {gain:.2f}x {goal.objective.value}, {goal.cost.value} "
+                 f"{(chosen.values[1] / base.values[1] - 1) * 100:+.0f}%")
+    ax.set_xlabel(f"{goal.metric_names[1]}  - lower is better")
+    ax.set_ylabel(f"{goal.metric_names[0]}  - higher is better")
     ax.set_title(title.strip(), fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def curves_png(trials: list[FrozenTrial], path, slo_p95_ms: float | None) -> None:
+    """P95 against offered request rate for each trial, from its capacity search's measurements,
+    the SLO drawn across: where each curve crosses it is that config's capacity."""
+    plt = _pyplot()
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    for trial, color in zip(trials, ("#d62728", "#2ca02c", "#1f77b4", "#9467bd"), strict=False):
+        steps = sorted(trial.user_attrs[Key.CURVE])
+        label = "baseline (your config)" if tr.is_baseline(trial) else "chosen"
+        ax.plot([s[0] for s in steps], [s[2] for s in steps], "o-", color=color,
+                label=f"#{trial.number} {label}: holds {trial.values[0]:.0f} req/s")
+        ax.scatter([s[0] for s in steps if not s[4]], [s[2] for s in steps if not s[4]], marker="x", s=60,
+                   color=color, zorder=5)
+    if slo_p95_ms:
+        ax.axhline(slo_p95_ms, color="black", ls="--", lw=1, label=f"SLO: P95 {slo_p95_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (requests/s, open loop)")
+    ax.set_ylabel("P95 latency (ms, from when each request was due)  x: over the SLO")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""The Optuna study: maximize throughput, minimize P95, one trial per config.
+"""The Optuna study: raise the goal's number (throughput by default), lower its cost (P95 by
+default; tuner.goal), one trial per config.
 
 Ask-and-tell rather than `study.optimize`, because a trial here can end four ways (tuner.trials):
 measured, failed for a reason of the config's own (told as PRUNED, so the sampler learns from it),
@@ -25,13 +26,13 @@ from tuner import trials as tr
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.faults import EnvironmentBroken, Failure
+from tuner.goal import Goal, Objective, goal_of
 from tuner.loadgen import Interval, Race
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
 from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
 
-METRIC_NAMES = ["throughput_infer_per_s", "p95_latency_ms"]
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
 PRECISION = 0.05  # a raced proposal is measured until its intervals are within 5 % of its estimates
 
@@ -47,6 +48,8 @@ class StudySettings:
     max_memory_mib: float | None = None  # likewise: the server's resident memory
     max_output_error: float | None = None  # likewise: outputs vs the baseline's, relative to their scale
     inputs: dict | None = None  # shapes, input data (its digest), shared memory: what requests carry
+    objective: str = "throughput"  # tuner.goal: what is raised, and the cost that is lowered
+    cost: str = "p95"
 
 
 def _constrain(trial: optuna.Trial, attrs: dict) -> None:
@@ -120,7 +123,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
         return study
     with warnings.catch_warnings():  # experimental only in name; the dashboard reads these
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(METRIC_NAMES)
+        study.set_metric_names(goal_of(wanted).metric_names)
     study.set_user_attr("settings", wanted)
     for params in start_with:
         study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value})
@@ -132,8 +135,11 @@ def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
     deadline = time.monotonic() + 10
     while (found := study.user_attrs.get("settings")) is None and time.monotonic() < deadline:
         time.sleep(0.2)  # another worker has just created it and is writing its settings
+    # a setting added since the study was made had its default then
+    defaults = {f.name: f.default for f in dataclasses.fields(StudySettings) if f.default is not dataclasses.MISSING}
+    found = {**defaults, **(found or {})}
     if found != wanted:
-        changed = sorted(k for k in wanted if (found or {}).get(k) != wanted[k])
+        changed = sorted(k for k in wanted if found.get(k) != wanted[k])
         raise ConfigError(f"study '{study.study_name}' in {storage} was made with other settings "
                           f"({', '.join(changed)}): its trials would not compare; pass --study-name for a new study")
 
@@ -177,7 +183,8 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
 
 
 def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
-    """What a trial records: the config, the measurement and, for each limit set, how far over it."""
+    """What a trial records: the config, the measurement (with a capacity goal: at capacity, and
+    every rate tried) and, for each limit set, how far over it."""
     attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: fingerprint(config),
                    Key.LOAD_S: round(outcome.load_s, 3)}
     if outcome.memory_mib is not None:
@@ -194,6 +201,9 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
             if attrs[OUTPUT_VIOLATION] > 0:
                 attrs[Key.OUTPUTS_DIFFER] = True  # measured, but never a candidate to choose
     attrs[Key.METRICS] = tr.jsonable(dataclasses.asdict(outcome.measurement))
+    if outcome.capacity is not None:
+        attrs[Key.CURVE] = tr.jsonable([[s.offered, s.measurement.throughput, s.measurement.p95_ms,
+                                         s.measurement.errors, s.ok] for s in outcome.capacity.steps])
     if settings.get("slo_p95_ms") is not None:
         attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
     if settings.get("max_memory_mib") is not None:
@@ -251,8 +261,9 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
             _repeat(study, trial, earlier)
             return
     # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
-    race = _race(study, precision) if precision is not None and tr.role(trial) is Role.SEARCH else None
-    outcome = evaluator.evaluate(config, race)
+    goal = goal_of(study.user_attrs["settings"])
+    race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
+    outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study))
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.screened:
         trial.set_user_attr(Key.SCREENED, True)
@@ -261,7 +272,7 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         trial.set_user_attr(key, value)
     _constrain(trial, attrs)
     if outcome.measurement is not None:
-        study.tell(trial, [outcome.measurement.throughput, outcome.measurement.p95_ms])
+        study.tell(trial, goal.values(outcome, config))
     else:
         study.tell(trial, state=TrialState.PRUNED)
 
@@ -277,10 +288,14 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> N
     study.tell(trial, state=TrialState.FAIL)
 
 
-def _race(study: optuna.Study, precision: float) -> Race:
+def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
     """Racing against the front: a config stops as soon as its intervals lie beyond some front
     point's on both objectives at once (less throughput for certain, more P95 for certain), or
-    once it is as precise as asked; the front itself is made of fully measured or settled trials."""
+    once it is as precise as asked; the front itself is made of fully measured or settled trials.
+    Other goals have no such intervals to race on: only precision stops them (a capacity search
+    races each of its steps on the SLO itself)."""
+    if not goal.is_default:
+        return Race(lambda *_: False, precision)
     front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
              if not t.user_attrs.get(Key.SCREENED)]
 
@@ -288,6 +303,14 @@ def _race(study: optuna.Study, precision: float) -> Race:
         return any(thr[0] > throughput[1] and p95[1] < p95_ms[0] for thr, p95 in front)
 
     return Race(behind, precision)
+
+
+def _first_rate(study: optuna.Study) -> float | None:
+    """Where a capacity search starts: the best capacity so far (does this config hold it?)."""
+    if goal_of(study.user_attrs["settings"]).objective is not Objective.CAPACITY:
+        return None
+    return max((t.values[0] for t in study.get_trials(deepcopy=False) if tr.measured(t) and t.values[0] > 0),
+               default=None)
 
 
 def _intervals(t: FrozenTrial) -> tuple[Interval, Interval]:
@@ -341,8 +364,9 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
 
 
 def best_text(study: optuna.Study, slo_p95_ms: float | None, last: FrozenTrial | None = None) -> str:
-    best = choose(study.get_trials(deepcopy=False), slo_p95_ms=slo_p95_ms)
-    text = f"best #{best.number}: {best.values[0]:.1f}/s p95 {best.values[1]:.1f} ms" if best else "no best yet"
+    goal = goal_of(study.user_attrs["settings"])
+    best = choose(study.get_trials(deepcopy=False), slo_p95_ms=goal.chooses_within(slo_p95_ms))
+    text = f"best #{best.number}: {goal.text(best.values, slo_p95_ms)}" if best else "no best yet"
     if last is not None and tr.failure(last) is not None:
         text += f" | #{last.number} failed"
     return text

@@ -48,6 +48,7 @@ class Key:
     OVER_MEMORY = "over_memory"  # measured, over --max-memory-mib: never chosen
     OUTPUTS_DIFFER = "outputs_differ"  # measured, outputs beyond --max-output-error: never chosen
     REMEASURED = "remeasured"  # on a confirmed view: every measurement of the final re-measurement
+    CURVE = "curve"  # a capacity search's steps: [offered req/s, served, P95 ms, failed requests, met the SLO]
 
 
 # Each limit's violation (<= 0: within it) is an Optuna constraint of the trial as well.
@@ -58,7 +59,7 @@ CONFIG_FAILED = "config_failed"
 LIMITS = (SLO_VIOLATION, MEMORY_VIOLATION, OUTPUT_VIOLATION)
 
 # What a repeat of a config copies from the trial that measured it.
-RESULT_KEYS = (Key.CONFIG, Key.FINGERPRINT, Key.METRICS, Key.FAILURE, Key.FAIL_REASON, Key.MEMORY_MIB,
+RESULT_KEYS = (Key.CONFIG, Key.FINGERPRINT, Key.METRICS, Key.CURVE, Key.FAILURE, Key.FAIL_REASON, Key.MEMORY_MIB,
                Key.OVER_MEMORY, Key.OUTPUT_ERROR, Key.OUTPUTS_DIFFER, *LIMITS)
 
 

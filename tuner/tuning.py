@@ -20,10 +20,13 @@ from google.protobuf import json_format
 
 from tuner import backends, knobs, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
+from tuner.arrivals import Shape, check_inputs
+from tuner.capacity import CapacitySpec
 from tuner.confirm import is_current, remeasure
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator, Outcome
-from tuner.inputs import Inputs, check_shapes
+from tuner.goal import Goal, Objective, check_goal
+from tuner.inputs import Inputs, check_shapes, input_entries
 from tuner.loadgen import LoadSpec
 from tuner.modelconfig import ModelConfig
 from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
@@ -75,6 +78,7 @@ class Options:
     seed: int | None = None
     remeasure: int = 2
     precision: float | None = PRECISION  # racing the sampler's proposals; None measures them fully
+    goal: Goal = Goal()  # what is raised and what lowered: throughput against P95 by default
     workers: int = 1
     progress: bool = True
 
@@ -96,6 +100,8 @@ def check_options(options: Options) -> None:
         raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
     if options.inputs.data_file and not options.inputs.data_file.is_file():
         raise ConfigError(f"--input-data {options.inputs.data_file}: no such file")
+    check_goal(options.goal, options.slo_p95_ms, options.load.request_rate, t.launcher is Launcher.REMOTE)
+    check_load(options.load, options.inputs, options.goal)
     if options.max_memory_mib and t.launcher is Launcher.REMOTE:
         raise ConfigError("--max-memory-mib needs a server of the tuner's own (embedded or docker): a remote "
                           "server's memory is not the tuned model's alone")
@@ -108,6 +114,15 @@ def check_options(options: Options) -> None:
         raise ConfigError("--workers with --gpus all: name the GPUs (e.g. --gpus 0,1), worker i gets the i-th")
     if t.gpus and len(t.gpus) < options.workers:
         raise ConfigError(f"--workers {options.workers} but --gpus names {len(t.gpus)}: one GPU per worker")
+
+
+def check_load(spec: LoadSpec, inputs: Inputs, goal: Goal = Goal()) -> None:
+    """Arrivals shape open-loop traffic, and a recorded file's inputs must exist."""
+    if spec.arrivals.shape is not Shape.POISSON and not spec.request_rate and goal.objective is not Objective.CAPACITY:
+        raise ConfigError(f"--arrivals {spec.arrivals.describe()}: arrivals shape open-loop traffic; give "
+                          "--request-rate (the mean rate), or --objective capacity (which finds it)")
+    check_inputs(spec.arrivals, input_entries(inputs.data_file),
+                 f"--input-data {inputs.data_file}" if inputs.data_file else "the synthetic input (no --input-data)")
 
 
 def find_model(target: Target) -> Model:
@@ -223,12 +238,14 @@ def restore_remote(server: Server, name: str) -> None:
 def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpace) -> StudySettings:
     """What a resume must share with the study: load, inputs, limits, the space and the config."""
     spec, inputs = options.load, options.inputs
-    load = f"request rate {spec.request_rate:g}/s" if spec.request_rate else f"concurrency {spec.concurrency}"
     data = hashlib.sha256(inputs.data_file.read_bytes()).hexdigest()[:16] if inputs.data_file else None
     carried = {"shapes": {k: list(v) for k, v in sorted((inputs.shapes or {}).items())}, "input_data": data,
                "shared_memory": inputs.shared_memory}
+    goal = options.goal
+    load = f"capacity, {spec.arrivals.describe()} arrivals" if goal.objective is Objective.CAPACITY else spec.mode
     return StudySettings(model.name, load, modelconfig.fingerprint(base), space.describe(), options.slo_p95_ms,
-                         options.max_memory_mib, options.max_output_error, carried)
+                         options.max_memory_mib, options.max_output_error, carried, goal.objective.value,
+                         goal.cost.value)
 
 
 def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace, index: int = 0) -> optuna.Study:
@@ -274,7 +291,11 @@ def work(options: Options, index: int) -> optuna.Study:
         print(f"{label or 'study'} '{name}' in {options.storage}; server {server.url} ({server.launcher}{ready}); "
               f"Triton {version}", file=sys.stderr)
         try:
-            with Evaluator(server, model.name, options.load, options.inputs) as evaluator:
+            steady = options.load.arrivals.shape is Shape.POISSON
+            capacity = CapacitySpec(options.slo_p95_ms, judge_rate=steady) \
+                if options.goal.objective is Objective.CAPACITY and options.slo_p95_ms else None
+            with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
+                           capacity) as evaluator:
                 evaluator.take_reference(base)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
@@ -295,7 +316,7 @@ def _context(options: Options, server: Server, space: SearchSpace, version: str)
             "model_repository": str((t.model_repository or DEMO_REPOSITORY).resolve())
             if t.launcher is not Launcher.REMOTE else None,
             "gpus": list(t.gpus) if isinstance(t.gpus, tuple) else t.gpus,
-            "search_space": str(space.source), "load": dataclasses.asdict(options.load),
+            "search_space": str(space.source), "load": options.load.to_json(),
             "inputs": options.inputs.to_json()}
 
 
