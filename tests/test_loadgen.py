@@ -95,8 +95,9 @@ UNSETTLED = LoadSpec(concurrency=4, warmup_s=0.3, window_s=0.3, min_samples=100_
 def test_a_raced_measurement_stops_once_clearly_behind(server):
     asked = []
 
-    def behind(throughput, p95_ms):
+    def behind(throughput, p95_ms, offered):
         asked.append((throughput, p95_ms))
+        assert offered is None  # a closed loop sends on replies, not at a rate
         return True
 
     m = _measure(server, "tiny", spec=UNSETTLED, race=Race(behind)).measurement

@@ -8,13 +8,17 @@ bracketed, interpolates where the P95 meets the SLO on the reciprocal of P95, wh
 about linearly to zero as load nears what the server can serve (exactly so for one queue with
 exponential service: P95 = ln(20) / (service rate - arrival rate)). Each step is a raced
 measurement that stops as soon as its P95 interval lies wholly on one side of the SLO, so rates
-far from the capacity cost little. It ends when the bracket is within `tolerance`.
+far from the capacity cost little, though each runs `min_step_s` (3 s) at least: an overload
+builds its queue at the rate it is over, and a shorter span would not show it. It ends when the
+bracket is within `tolerance`.
 
 A rate over the capacity shows in P95 only once the queue has grown past the SLO, which a short
 measurement may not wait for; it shows at once in what was served: less than what was offered.
-So a step also fails when its throughput interval lies wholly below the offered rate (less a
-margin of half the tolerance). That needs a steady offered rate: with bursts or ramps, whose
-rate over a short span depends on where in the cycle it falls, steps are judged on P95 alone.
+So a step also fails when its throughput interval lies wholly below the rate its requests were
+sent at in the same span (less a margin of half the tolerance): the rate as drawn, not as asked,
+so the arrivals' own randomness does not count against it. That needs steady arrivals: with
+bursts or ramps, a short span may end with a burst's queue still waiting, so steps are judged on
+P95 alone.
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ class CapacitySpec:
     max_errors: float = 0.01  # failed requests allowed, as a fraction
     judge_rate: bool = True  # a step also fails when it served clearly less than offered (steady arrivals)
     min_samples: int = 400  # per step before it may stop: enough for the served rate to tell
+    # and this long: a rate 10 % over the capacity has then queued 0.3 s of work, which P95 shows
+    min_step_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -66,23 +72,23 @@ class Capacity:
         return any(not s.ok and s.offered > self.rate for s in self.steps) and self.rate > 0
 
 
-def verdict(throughput: Interval, p95_ms: Interval, offered: float, spec: CapacitySpec) -> bool | None:
-    """Whether a step at `offered` meets the SLO for certain (True), fails it for certain (False),
-    or cannot tell yet (None), from its intervals so far."""
-    if p95_ms[0] > spec.slo_p95_ms or _falls_behind(throughput[1], offered, spec):
+def verdict(throughput: Interval, p95_ms: Interval, sent: float | None, spec: CapacitySpec) -> bool | None:
+    """Whether a step meets the SLO for certain (True), fails it for certain (False), or cannot
+    tell yet (None), from its intervals so far and the rate its requests were sent at."""
+    if p95_ms[0] > spec.slo_p95_ms or _falls_behind(throughput[1], sent, spec):
         return False
     return True if p95_ms[1] < spec.slo_p95_ms else None
 
 
-def meets(m: Measurement, offered: float, spec: CapacitySpec) -> bool:
+def meets(m: Measurement, spec: CapacitySpec) -> bool:
     """A finished step's answer: P95 within the SLO, few failed requests, and it kept up."""
     requests = m.samples + m.errors
     return (m.samples > 0 and m.p95_ms <= spec.slo_p95_ms and m.errors <= spec.max_errors * requests
-            and not _falls_behind(m.throughput_ci[1], offered, spec))
+            and not _falls_behind(m.throughput_ci[1], m.offered, spec))
 
 
-def _falls_behind(served_high: float, offered: float, spec: CapacitySpec) -> bool:
-    return spec.judge_rate and served_high < offered * (1 - spec.tolerance / 2)
+def _falls_behind(served_high: float, sent: float | None, spec: CapacitySpec) -> bool:
+    return spec.judge_rate and sent is not None and served_high < sent * (1 - spec.tolerance / 2)
 
 
 def find_capacity(measure_at: Callable[[float], Measurement], spec: CapacitySpec, first_rate: float) -> Capacity:
@@ -92,7 +98,7 @@ def find_capacity(measure_at: Callable[[float], Measurement], spec: CapacitySpec
     rate = first_rate
     for _ in range(spec.max_steps):
         m = measure_at(rate)
-        steps.append(Step(rate, m, meets(m, rate, spec)))
+        steps.append(Step(rate, m, meets(m, spec)))
         low = max((s.offered for s in steps if s.ok), default=None)
         top = _upper(steps)
         if low is not None and top is not None and top <= low * (1 + spec.tolerance):
@@ -107,7 +113,7 @@ def find_capacity(measure_at: Callable[[float], Measurement], spec: CapacitySpec
 def _overloaded(step: Step) -> bool:
     """It failed, serving for certain much less than was offered: about the most the config can."""
     m = step.measurement
-    return not step.ok and m.samples > 0 and m.throughput_ci[1] < _SERVED * step.offered
+    return not step.ok and m.samples > 0 and m.throughput_ci[1] < _SERVED * (m.offered or step.offered)
 
 
 def _upper(steps: list[Step]) -> float | None:

@@ -155,10 +155,10 @@ class Evaluator:
                   first_rate: float | None) -> Capacity:
         """The loaded config's capacity under the SLO, each step raced to whether it meets the SLO."""
         def measure_at(rate: float) -> Measurement:
-            def decided(throughput: Interval, p95: Interval) -> bool:
-                return verdict(throughput, p95, rate, spec) is not None
+            def decided(throughput: Interval, p95: Interval, sent: float | None) -> bool:
+                return verdict(throughput, p95, sent, spec) is not None
 
-            step_race = Race(decided, race.precision if race else Race.precision, spec.min_samples)
+            step_race = Race(decided, race.precision if race else Race.precision, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
             return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms)
 

@@ -99,6 +99,7 @@ class Measurement:
     mode: str = "concurrency 8"
     screened: bool = False  # a raced measurement that stopped early: its question was decided
     goodput: float | None = None  # requests/s that met the SLO, when one was given
+    offered: float | None = None  # open loop: requests/s sent during the measurement (as drawn, not as asked)
 
 
 Interval = tuple[float, float]
@@ -107,13 +108,15 @@ Interval = tuple[float, float]
 @dataclass(frozen=True)
 class Race:
     """A measurement that stops as soon as the question it answers is settled, asked after each
-    window once `min_samples` are in: `decided(throughput_ci, p95_ci_ms)` says the answer is
-    known (a search's proposal clearly behind the front; a capacity step's P95 clearly on one side
-    of the SLO), and it stops (`screened`); otherwise it stops once both intervals' half-widths are
-    within `precision` of their estimates (`stable`). The full measurement's rule does not apply."""
-    decided: Callable[[Interval, Interval], bool]
+    window once `min_samples` are in and `min_s` has passed. `decided(throughput_ci, p95_ci_ms,
+    offered)` says the answer is known (a search's proposal clearly behind the front; a capacity
+    step clearly within the SLO or over it), and it stops (`screened`); otherwise it stops once
+    both intervals' half-widths are within `precision` of their estimates (`stable`). The full
+    measurement's rule does not apply."""
+    decided: Callable[[Interval, Interval, float | None], bool]  # offered: as Measurement.offered
     precision: float = 0.05
     min_samples: int = 100
+    min_s: float = 0.0
 
 
 def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -> bool:
@@ -287,12 +290,12 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                     stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
                     if stable and len(rec.latency) - first >= spec.min_samples:
                         break
-                elif len(rec.latency) - first >= race.min_samples:
+                elif len(rec.latency) - first >= race.min_samples and now - start >= race.min_s:
                     # in a thread: the intervals of a long measurement take milliseconds (numpy releases
                     # the GIL), which would otherwise stall the requests in flight on this event loop
                     judged = len(rec.latency)
                     screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:judged],
-                                                               rec.done[first:judged], start, now)
+                                                               rec.done[first:judged], rec.sent[:], start, now)
                     if screened or stable:
                         break
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
@@ -305,15 +308,21 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                      start, end, len(windows), stable, screened, rec.errors, (cpu1 - cpu0) / (end - start))
 
 
-def _settled(race: Race, latency: list[float], done: list[float], start: float, now: float) -> tuple[bool, bool]:
+def _settled(race: Race, latency: list[float], done: list[float], sent: list[float], start: float,
+             now: float) -> tuple[bool, bool]:
     """(decided, precise enough): the two ways a raced measurement's question is settled."""
     seconds = np.array(latency)
     throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
-    if race.decided(throughput_ci, p95_ci):
+    if race.decided(throughput_ci, p95_ci, _sent_rate(np.array(sent), start, now)):
         return True, False
     precise = (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
                and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3) <= race.precision)
     return False, precise
+
+
+def _sent_rate(sent: np.ndarray, start: float, end: float) -> float | None:
+    """Requests sent per second within [start, end] (None for a closed loop, which sends on replies)."""
+    return float(np.sum((sent >= start) & (sent <= end))) / (end - start) if len(sent) else None
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
@@ -336,4 +345,5 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                        windows=rec.windows, stable=rec.stable, client_cpu=rec.client_cpu,
                        first_error=errors[0] if errors else "", server=server, mode=spec.mode,
                        screened=rec.screened,
-                       goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration)
+                       goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration,
+                       offered=_sent_rate(rec.sent, rec.start, rec.end))

@@ -55,7 +55,8 @@ def choose(trials: list[FrozenTrial], policy: str = "knee", slo_p95_ms: float | 
     best_thr = max(t.values[0] for t in front)
     best_p95 = min(t.values[1] for t in front)
 
-    def distance(t: FrozenTrial) -> float:
-        return (1 - t.values[0] / best_thr) ** 2 + (t.values[1] / best_p95 - 1) ** 2
+    def distance(t: FrozenTrial) -> float:  # a best of 0 (no capacity, no cost) leaves that axis out
+        return ((1 - t.values[0] / best_thr) ** 2 if best_thr > 0 else 0.0) + \
+            ((t.values[1] / best_p95 - 1) ** 2 if best_p95 > 0 else 0.0)
 
     return min(front, key=distance)

@@ -299,7 +299,7 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
     front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
              if not t.user_attrs.get(Key.SCREENED)]
 
-    def behind(throughput: Interval, p95_ms: Interval) -> bool:
+    def behind(throughput: Interval, p95_ms: Interval, _: float | None) -> bool:
         return any(thr[0] > throughput[1] and p95[1] < p95_ms[0] for thr, p95 in front)
 
     return Race(behind, precision)
