@@ -4,7 +4,8 @@ sweep by perf_analyzer, side by side on one embedded Triton serving the real ONN
 perf_analyzer sweeps `--request-rate-range LOW:HIGH:STEP` with `--latency-threshold` (it stops
 at the first rate whose P95 is over the SLO) and Poisson arrivals; its capacity is the highest
 rate it measured within the SLO. The tuner brackets and interpolates (tuner/capacity.py). Both
-are given the same SLO; the table gives each one's capacity, measurements and wall time. Rounds
+are given the same SLO; the table gives each one's capacity, the rates it measured, its
+measurement windows (perf_analyzer's passes) and wall time. Rounds
 alternate the order (A B, B A) so drift on a noisy machine hits both alike.
 
 perf_analyzer is the yardstick, never a dependency: see loadgen_vs_perf_analyzer.py for getting it.
@@ -16,11 +17,10 @@ Writes benchmarks/results/capacity_vs_perf_analyzer.json.
 from __future__ import annotations
 
 import argparse
-import csv
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,13 +28,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import median, table, write_json  # noqa: E402
-from benchmarks.loadgen_vs_perf_analyzer import perf_analyzer_env  # noqa: E402
+from benchmarks.loadgen_vs_perf_analyzer import perf_analyzer_option, setup  # noqa: E402
 from tuner.capacity import CapacitySpec  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 
 def tuner_capacity(evaluator: Evaluator, config) -> dict:
@@ -43,47 +42,42 @@ def tuner_capacity(evaluator: Evaluator, config) -> dict:
     wall = time.perf_counter() - start
     assert outcome.capacity is not None, outcome.reason
     steps = [(round(s.offered, 1), round(s.measurement.p95_ms, 1), s.ok) for s in outcome.capacity.steps]
-    # the closed-loop probe that picks the first rate is one more measurement
-    return {"capacity": outcome.capacity.rate, "measurements": len(steps) + 1, "wall_s": wall, "steps": steps}
+    # the closed-loop probe that picks the first rate is one more measurement; windows as perf_analyzer's passes
+    return {"capacity": outcome.capacity.rate, "measurements": len(steps) + 1, "rates": len(steps),
+            "windows": sum(s.measurement.windows for s in outcome.capacity.steps), "wall_s": wall, "steps": steps}
 
 
-def pa_capacity(pa: str, env: dict, url: str, model: str, slo_ms: float, low: float, high: float, step: float,
-                tmp: Path) -> dict:
-    csv_path = tmp / "pa.csv"
-    csv_path.unlink(missing_ok=True)
+def pa_capacity(pa: str, env: dict, url: str, model: str, slo_ms: float, low: float, high: float, step: float) -> dict:
+    # --max-threads 64: with its default few threads it cannot keep up with the rates asked (it then
+    # sends late and times latency from the late send, hiding the queue). Windows of 400 requests:
+    # 3 s time windows hold too few for a P95 that agrees within 25 % at low rates, and its sweep
+    # ends at the first rate that does not stabilise. -v prints each window.
     cmd = [pa, "-m", model, "-u", url, "-i", "grpc", f"--request-rate-range={low:g}:{high:g}:{step:g}",
            "--request-distribution=poisson", f"--latency-threshold={slo_ms:g}", "--percentile=95",
-           "--measurement-interval", "3000", "--max-threads", "64", "-f", str(csv_path)]
+           "--measurement-mode=count_windows", "--measurement-request-count=400", "--stability-percentage=25",
+           "--max-threads=64", "-v"]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - start
-    if not csv_path.exists():
-        return {"capacity": float("nan"), "measurements": 0, "wall_s": wall,
-                "error": (done.stdout + done.stderr).strip().splitlines()[-3:]}
-    rows = [(float(r["Request Rate"]) if "Request Rate" in r else float("nan"), float(r["p95 latency"]) / 1000,
-             float(r["Inferences/Second"])) for r in csv.DictReader(csv_path.open())]
-    within = [rate for rate, p95, _ in rows if p95 <= slo_ms]
-    # perf_analyzer measures until the threshold is crossed; its last (over) row is in its output too
-    return {"capacity": max(within, default=0.0), "measurements": done.stdout.count("Request Rate:"),
-            "wall_s": wall, "rows": rows}
+    # its summary, one line per rate measured to the end: "Request Rate: 40, throughput: 39.8 infer/sec, latency 38383 usec"
+    rows = [(float(rate), float(thr), int(usec) / 1000) for rate, thr, usec in
+            re.findall(r"Request Rate: ([\d.]+), throughput: ([\d.]+) infer/sec, latency (\d+) usec", done.stdout)]
+    within = [rate for rate, _, p95 in rows if p95 <= slo_ms]
+    return {"capacity": max(within, default=float("nan")), "measurements": len(re.findall(r"Pass \[", done.stdout)),
+            "rates": done.stdout.count("inference requests per seconds"), "wall_s": wall, "rows": rows,
+            "ended": (done.stdout + done.stderr).strip().splitlines()[-1:]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--slo-p95-ms", type=float, default=100.0)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--low", type=float, default=10.0, help="perf_analyzer's first rate")
+    ap.add_argument("--low", type=float, default=60.0, help="perf_analyzer's first rate")
     ap.add_argument("--step", type=float, default=4.0, help="perf_analyzer's rate step (req/s)")
-    ap.add_argument("--perf-analyzer", default=shutil.which("perf_analyzer") or str(Path(sys.executable).parent / "perf_analyzer"))
+    perf_analyzer_option(ap)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    if not Path(args.perf_analyzer).exists():
-        sys.exit(f"perf_analyzer not found at {args.perf_analyzer}: see loadgen_vs_perf_analyzer.py's docstring")
-
-    tmp = Path(tempfile.mkdtemp(prefix="capacity_vs_pa_"))
-    env = perf_analyzer_env(tmp)
-    repo = tmp / "repo"
-    shutil.copytree(DEMO_REPOSITORY / "detector", repo / "detector")
+    tmp, env, repo = setup(args.perf_analyzer, "capacity_vs_pa_")
     demo = read_config(repo / "detector" / "config.pbtxt")
     # the default space's known-good config: the best the searches here found, within noise
     config = apply_knobs(demo, {"instance_count": 2, "parameters": {"intra_op_thread_count": "1"}})
@@ -99,16 +93,16 @@ def main() -> int:
                 else:
                     server.control.load("detector", to_json(config))
                     runs[tool].append(pa_capacity(args.perf_analyzer, env, server.url, "detector", args.slo_p95_ms,
-                                                  args.low, 400, args.step, tmp))
+                                                  args.low, 400, args.step))
                 print(f"round {r + 1} {tool:13s} {runs[tool][-1]}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
     rows = [[tool, round(median([x["capacity"] for x in found]), 1), ", ".join(f"{x['capacity']:.1f}" for x in found),
-             median([x["measurements"] for x in found]), round(median([x["wall_s"] for x in found]), 1)]
-            for tool, found in runs.items()]
+             median([x["rates"] for x in found]), median([x.get("windows", x["measurements"]) for x in found]),
+             round(median([x["wall_s"] for x in found]), 1)] for tool, found in runs.items()]
     print(f"\ncapacity of the demo (2 instances, 1 thread each) at P95 <= {args.slo_p95_ms:g} ms, "
           f"{args.rounds} alternating rounds (perf_analyzer: {args.low:g} req/s up in steps of {args.step:g})")
-    print(table(["tool", "capacity req/s (median)", "each round", "measurements", "wall s"], rows))
+    print(table(["tool", "capacity req/s (median)", "each round", "rates measured", "windows", "wall s"], rows))
     path = write_json("capacity_vs_perf_analyzer", {"slo_p95_ms": args.slo_p95_ms, "step": args.step, "runs": runs},
                       args.out)
     print(f"wrote {path}")

@@ -46,6 +46,20 @@ def perf_analyzer_env(tmp: Path) -> dict:
     return {**os.environ, "LD_LIBRARY_PATH": f"{tmp}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
 
 
+def perf_analyzer_option(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--perf-analyzer", default=shutil.which("perf_analyzer") or str(Path(sys.executable).parent / "perf_analyzer"))
+
+
+def setup(perf_analyzer: str, prefix: str) -> tuple[Path, dict, Path]:
+    """A temporary folder, perf_analyzer's environment, and a repository there holding the demo."""
+    if not Path(perf_analyzer).exists():
+        sys.exit(f"perf_analyzer not found at {perf_analyzer}: see loadgen_vs_perf_analyzer.py's docstring")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    repo = tmp / "repo"
+    shutil.copytree(DEMO_REPOSITORY / "detector", repo / "detector")
+    return tmp, perf_analyzer_env(tmp), repo
+
+
 def run_perf_analyzer(pa: str, env: dict, url: str, model: str, concurrency: int, tmp: Path) -> dict:
     csv_path = tmp / "pa.csv"
     csv_path.unlink(missing_ok=True)
@@ -83,16 +97,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5, help="repeats of one demo config for the CV")
-    ap.add_argument("--perf-analyzer", default=shutil.which("perf_analyzer") or str(Path(sys.executable).parent / "perf_analyzer"))
+    perf_analyzer_option(ap)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    if not Path(args.perf_analyzer).exists():
-        sys.exit(f"perf_analyzer not found at {args.perf_analyzer}: see this script's docstring")
-
-    tmp = Path(tempfile.mkdtemp(prefix="pa_vs_tuner_"))
-    env = perf_analyzer_env(tmp)
-    repo = tmp / "repo"
-    shutil.copytree(DEMO_REPOSITORY / "detector", repo / "detector")
+    tmp, env, repo = setup(args.perf_analyzer, "pa_vs_tuner_")
     shutil.copytree(HERE / "models" / "identity", repo / "identity")
     demo = read_config(repo / "detector" / "config.pbtxt")
     configs = [  # (label, model, config, concurrency)
