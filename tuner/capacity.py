@@ -17,8 +17,8 @@ measurement may not wait for; it shows at once in what was served: less than wha
 So a step also fails when its throughput interval lies wholly below the rate its requests were
 sent at in the same span (less a margin of half the tolerance): the rate as drawn, not as asked,
 so the arrivals' own randomness does not count against it. That needs steady arrivals: with
-bursts or ramps, a short span may end with a burst's queue still waiting, so steps are judged on
-P95 alone.
+bursts, ramps or recorded traffic, a short span may end with a burst's queue still waiting, so
+steps are judged on P95 alone.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class Capacity:
 
     @property
     def bracketed(self) -> bool:
-        """A failing rate within `tolerance` above the capacity was measured too."""
+        """A failing rate above the capacity was measured too: it is not merely the highest rate tried."""
         return any(not s.ok and s.offered > self.rate for s in self.steps) and self.rate > 0
 
 

@@ -72,12 +72,14 @@ class Goal:
 
     def text(self, values: list[float], slo_p95_ms: float | None) -> str:
         """A trial's values in words: "holds 420 req/s at P95 <= 50 ms, 2 instances"."""
-        first = {Objective.THROUGHPUT: f"{values[0]:.1f} infer/s",
-                 Objective.GOODPUT: f"goodput {values[0]:.1f} req/s (P95 <= {slo_p95_ms:g} ms)",
-                 Objective.CAPACITY: f"holds {values[0]:.1f} req/s at P95 <= {slo_p95_ms:g} ms"}[self.objective]
-        second = {Cost.P95: f"p95 {values[1]:.1f} ms", Cost.INSTANCES: f"{values[1]:.0f} instances",
-                  Cost.MEMORY: f"{values[1]:.0f} MiB"}[self.cost]
-        return f"{first}, {second}"
+        if self.objective is Objective.THROUGHPUT:
+            first = f"{values[0]:.1f} infer/s"
+        elif self.objective is Objective.GOODPUT:
+            first = f"goodput {values[0]:.1f} req/s (P95 <= {slo_p95_ms:g} ms)"
+        else:
+            first = f"holds {values[0]:.1f} req/s at P95 <= {slo_p95_ms:g} ms"
+        units = {Cost.P95: "ms p95", Cost.INSTANCES: "instances", Cost.MEMORY: "MiB"}
+        return f"{first}, {values[1]:.{1 if self.cost is Cost.P95 else 0}f} {units[self.cost]}"
 
 
 def goal_of(settings: dict) -> Goal:
