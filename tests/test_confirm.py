@@ -46,8 +46,12 @@ def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points
     from tuner.study import _race
 
     # the front: (180, 45) with its intervals stored, (120, 40) with none (its values stand for them)
-    behind = _race(_study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
-                                (120, 40, {}), (100, 60, {})]), 0.05).behind
+    decided = _race(_study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
+                                 (120, 40, {}), (100, 60, {})]), 0.05).decided
+
+    def behind(throughput, p95_ms):
+        return decided(throughput, p95_ms, None)
+
     assert behind((130, 165), (50, 60))  # below 170/s for certain and above 47 ms for certain
     assert not behind((130, 172), (50, 60))  # might be as fast as (180, 45)
     assert not behind((130, 165), (46, 60))  # might be as quick as (180, 45)
