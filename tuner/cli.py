@@ -19,11 +19,10 @@ from tuner.export import export
 from tuner.faults import EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs
-from tuner.loadgen import LoadSpec
+from tuner.loadgen import PRECISION, LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import DEFAULT_IMAGE, RemoteServer
-from tuner.study import PRECISION
 from tuner.trials import Key
 from tuner.tuning import DEFAULT_STORAGE, Launcher, Options, Target, measure_once, search, verify_server
 

@@ -21,7 +21,7 @@ from tuner.capacity import Capacity, CapacitySpec, find_capacity, verdict
 from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
-from tuner.loadgen import Interval, LoadSpec, Measurement, Race, measure
+from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
 
@@ -158,7 +158,7 @@ class Evaluator:
             def decided(throughput: Interval, p95: Interval, sent: float | None) -> bool:
                 return verdict(throughput, p95, sent, spec) is not None
 
-            step_race = Race(decided, race.precision if race else Race.precision, spec.min_samples, spec.min_step_s)
+            step_race = Race(decided, race.precision if race else PRECISION, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
             return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms)
 

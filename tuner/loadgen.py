@@ -19,6 +19,7 @@ its question is settled: clearly behind, or as precise as asked.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ _STREAM_ERROR_TAG = b"\x0a"
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 _MAX_OPEN_LOOP_IN_FLIGHT = 4096  # beyond this the server is hopelessly behind: count as errors
 _MIN_WINDOW_SAMPLES = 50  # as perf_analyzer's count windows
+PRECISION = 0.05  # a raced measurement stops once its intervals are within 5 % of its estimates
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Race:
     both intervals' half-widths are within `precision` of their estimates (`stable`). The full
     measurement's rule does not apply."""
     decided: Callable[[Interval, Interval, float | None], bool]  # offered: as Measurement.offered
-    precision: float = 0.05
+    precision: float = PRECISION
     min_samples: int = 100
     min_s: float = 0.0
 
@@ -294,8 +296,10 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                     # in a thread: the intervals of a long measurement take milliseconds (numpy releases
                     # the GIL), which would otherwise stall the requests in flight on this event loop
                     judged = len(rec.latency)
+                    # sends are appended in time order: those since `start` found by bisection, not a copy
+                    sent = (len(rec.sent) - bisect.bisect_left(rec.sent, start)) / (now - start) if rec.sent else None
                     screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:judged],
-                                                               rec.done[first:judged], rec.sent[:], start, now)
+                                                               rec.done[first:judged], sent, start, now)
                     if screened or stable:
                         break
             end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
@@ -308,12 +312,12 @@ async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, rac
                      start, end, len(windows), stable, screened, rec.errors, (cpu1 - cpu0) / (end - start))
 
 
-def _settled(race: Race, latency: list[float], done: list[float], sent: list[float], start: float,
+def _settled(race: Race, latency: list[float], done: list[float], sent: float | None, start: float,
              now: float) -> tuple[bool, bool]:
     """(decided, precise enough): the two ways a raced measurement's question is settled."""
     seconds = np.array(latency)
     throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
-    if race.decided(throughput_ci, p95_ci, _sent_rate(np.array(sent), start, now)):
+    if race.decided(throughput_ci, p95_ci, sent):
         return True, False
     precise = (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
                and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3) <= race.precision)

@@ -27,14 +27,13 @@ from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.faults import EnvironmentBroken, Failure
 from tuner.goal import Goal, Objective, goal_of
-from tuner.loadgen import Interval, Race
+from tuner.loadgen import PRECISION, Interval, Race
 from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
 from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
 
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
-PRECISION = 0.05  # a raced proposal is measured until its intervals are within 5 % of its estimates
 
 
 @dataclass(frozen=True)

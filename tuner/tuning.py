@@ -27,13 +27,13 @@ from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.goal import Goal, Objective, check_goal
 from tuner.inputs import Inputs, check_shapes, input_entries
-from tuner.loadgen import LoadSpec
+from tuner.loadgen import PRECISION, LoadSpec
 from tuner.modelconfig import ModelConfig
 from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
 from tuner.server.base import Server
 from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY, SPACES
 from tuner.space import SearchSpace, load_space
-from tuner.study import PRECISION, StudySettings, check_writable, open_study
+from tuner.study import StudySettings, check_writable, open_study
 from tuner.study import search as search_study
 from tuner.workers import run_workers
 
