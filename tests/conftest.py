@@ -41,7 +41,7 @@ def workdir(tmp_path):
 
 @pytest.fixture(scope="session")
 def real_backends() -> dict:
-    """Triton's ONNX Runtime and OpenVINO backends, built into the cache (a no-op when built), from
+    """Triton's ONNX Runtime, OpenVINO and PyTorch backends, built into the cache (a no-op when built), from
     $TUNER_BACKEND_SOURCES (CI) or the pinned commits on GitHub. Tests skip, saying why, only where
     the toolchain is missing."""
     from tuner import backends
@@ -50,7 +50,7 @@ def real_backends() -> dict:
         backends.toolchain()
     except backends.BuildError as e:
         pytest.skip(str(e))
-    return {name: backends.build(name, say=lambda _: None) for name in ("onnxruntime", "openvino")}
+    return {name: backends.build(name, say=lambda _: None) for name in ("onnxruntime", "openvino", "pytorch")}
 
 
 @pytest.fixture(scope="session")

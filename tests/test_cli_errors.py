@@ -64,3 +64,10 @@ def test_goals_and_traffic_shapes_that_cannot_be_measured_are_refused(workdir):
         done = run_search(workdir, *space, *args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and not (workdir / "runs").exists()
+
+
+def test_cuda_shared_memory_without_a_gpu_is_refused_before_starting(workdir):
+    """These machines have no GPU (and, with torch's CPU build, no CUDA runtime either)."""
+    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--shared-memory", "cuda")
+    assert done.returncode == 2 and "--shared-memory cuda" in done.stderr and "--shared-memory system" in done.stderr
+    assert "Traceback" not in done.stderr and not (workdir / "runs").exists()

@@ -9,7 +9,7 @@ import pytest
 from conftest import MODELS
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator
-from tuner.inputs import Inputs
+from tuner.inputs import Inputs, Memory
 from tuner.inputs import TensorSpec, load_input_data, tensor_specs
 from tuner.loadgen import LoadSpec, Race
 from tuner.modelconfig import read_config
@@ -75,7 +75,7 @@ def test_request_rate_mode_achieves_the_asked_rate(server):
 
 
 def test_shared_memory_inputs_and_outputs(server):
-    m = _measure(server, "tiny", inputs=Inputs(shared_memory=True)).measurement
+    m = _measure(server, "tiny", inputs=Inputs(shared_memory=Memory.SYSTEM)).measurement
     assert m.errors == 0 and m.samples >= 100
     assert not list(Path("/dev/shm").glob("tuner_tiny_*")), "shared-memory regions left behind"
     assert not server.control.client.get_system_shared_memory_status(as_json=True).get("regions")

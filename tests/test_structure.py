@@ -45,9 +45,9 @@ def test_shapes_and_shared_memory_are_study_settings_and_verify_uses_them(workdi
     study = load_study(workdir, "alltypes")
     assert all(t.state == TrialState.COMPLETE for t in study.get_trials() if not tr.is_repeat(t))
     assert study.user_attrs["settings"]["inputs"] == {"shapes": {"IN_DYNAMIC": [5]}, "input_data": None,
-                                                      "shared_memory": True}
+                                                      "shared_memory": "system"}
     manifest = json.loads((workdir / "out" / "alltypes" / "tuner_manifest.json").read_text())
-    assert manifest["inputs"]["shapes"] == {"IN_DYNAMIC": [5]} and manifest["inputs"]["shared_memory"]
+    assert manifest["inputs"]["shapes"] == {"IN_DYNAMIC": [5]} and manifest["inputs"]["shared_memory"] == "system"
     # a resume with other inputs would mix measurements of different requests: refused
     other = run_search(workdir, "--trials", "4", "--search-space", str(SPACES / "tiny.yaml"),
                        "--shape", "IN_DYNAMIC:7", "--shared-memory", "system", target=ALLTYPES)

@@ -18,7 +18,7 @@ from tuner.errors import ConfigError, TunerError
 from tuner.export import export
 from tuner.faults import EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
-from tuner.inputs import Inputs
+from tuner.inputs import Inputs, Memory
 from tuner.loadgen import PRECISION, LoadSpec
 from tuner.report import counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
@@ -93,8 +93,9 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--shape", type=_shape, action="append", default=[], help="NAME:D1,D2 for an input with "
                    "dynamic dims, as config.pbtxt's dims: without the batch dimension")
     g.add_argument("--input-data", type=Path, help="real inputs, a JSON file in perf_analyzer's --input-data format")
-    g.add_argument("--shared-memory", choices=("none", "system"), default="none",
-                   help="pass inputs and outputs through system shared memory instead of gRPC")
+    g.add_argument("--shared-memory", choices=[m.value for m in Memory], default="none",
+                   help="pass inputs and outputs through system shared memory, or GPU memory (cuda: CUDA IPC, "
+                        "so a trial measures the server and the GPU, not host copies), instead of gRPC")
 
 
 def _add_study(p: argparse.ArgumentParser) -> None:
@@ -195,7 +196,7 @@ def _load(args) -> tuple[LoadSpec, Inputs]:
                     warmup_s=args.warmup_s,
                     window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s,
                     request_timeout_s=args.request_timeout_s)
-    return spec, Inputs(dict(args.shape) or None, args.input_data, args.shared_memory == "system")
+    return spec, Inputs(dict(args.shape) or None, args.input_data, Memory(args.shared_memory))
 
 
 def options(args) -> Options:

@@ -20,7 +20,7 @@ from tuner.agreement import Outputs, infer_outputs, relative_error
 from tuner.capacity import Capacity, CapacitySpec, find_capacity, verdict
 from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
-from tuner.inputs import Inputs, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
+from tuner.inputs import Inputs, Memory, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
 from tuner.server.client import LoadError
@@ -78,9 +78,10 @@ class Evaluator:
             sets = (load_input_data(self.inputs.data_file, specs, batching) if self.inputs.data_file
                     else [synthetic_set(specs)])
             self._sets = sets
-            if self.inputs.shared_memory:
+            if self.inputs.shared_memory is not Memory.NONE:
                 outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
-                self._shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{self.model}_{id(self):x}")
+                self._shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{self.model}_{id(self):x}",
+                                         self.inputs.shared_memory)
             self._requests = infer_requests(self.model, sets, self._shm)
         return self._requests
 

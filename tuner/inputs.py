@@ -1,9 +1,10 @@
 """Request tensors for the load generator: synthetic from the model's metadata, or real data from
 a JSON file in perf_analyzer's --input-data format; serialized once into gRPC requests, with the
-tensors inline or in system shared memory."""
+tensors inline, in system shared memory, or in GPU memory (CUDA shared memory)."""
 from __future__ import annotations
 
 import base64
+import enum
 import json
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -17,23 +18,38 @@ from tuner.errors import ConfigError
 from tuner.server.base import SHM_PREFIX
 
 
+class Memory(enum.Enum):
+    """Where request tensors travel. System shared memory spares the wire; CUDA shared memory also
+    spares the server's copies to and from the GPU, so a trial measures the server and the GPU."""
+    NONE = "none"
+    SYSTEM = "system"
+    CUDA = "cuda"
+
+    @classmethod
+    def of(cls, value: str | bool | None) -> Memory:
+        """From a stored setting; studies made before CUDA shared memory stored a bool."""
+        if isinstance(value, bool) or value is None:
+            return cls.SYSTEM if value else cls.NONE
+        return cls(value)
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What requests carry: synthetic data unless `data_file` (perf_analyzer's --input-data JSON).
     `shapes` fix dynamic dimensions, the batch dimension not included (as in config.pbtxt)."""
     shapes: dict[str, list[int]] | None = None
     data_file: Path | None = None
-    shared_memory: bool = False  # inputs and outputs through system shared memory, not the wire
+    shared_memory: Memory = Memory.NONE
 
     def to_json(self) -> dict:
         return {"shapes": self.shapes or {}, "input_data": str(self.data_file.resolve()) if self.data_file else None,
-                "shared_memory": self.shared_memory}
+                "shared_memory": self.shared_memory.value}
 
     @classmethod
     def from_json(cls, found: dict | None) -> Inputs:
         found = found or {}
         data = found.get("input_data")
-        return cls(found.get("shapes") or None, Path(data) if data else None, bool(found.get("shared_memory")))
+        return cls(found.get("shapes") or None, Path(data) if data else None, Memory.of(found.get("shared_memory")))
 
 
 def check_shapes(config, shapes: dict[str, list[int]] | None, source: str) -> None:
@@ -181,39 +197,20 @@ def synthetic_set(specs: list[TensorSpec], seed: int = 0) -> dict[str, tuple[Ten
     return {s.name: (s, synthetic(s, rng)) for s in specs}
 
 
-class SharedInputs:
-    """System shared memory holding every request's inputs (and one scratch region the outputs
-    are written to), registered with Triton so requests carry only a reference, not the bytes."""
+class _SystemRegions:
+    """POSIX shared memory segments, registered by name."""
 
-    def __init__(self, control, tensor_sets: list[dict], outputs: list[TensorSpec], tag: str):
-        self.control, self.tag = control, tag
-        self.regions: list[shared_memory.SharedMemory] = []
-        self.input_place: list[dict[str, tuple[str, int, int]]] = []
-        blobs = [data for tensors in tensor_sets for (_, data) in tensors.values()]
-        region = self._region("inputs", sum(len(b) for b in blobs))
-        offset = 0
-        for tensors in tensor_sets:
-            places = {}
-            for name, (_, data) in tensors.items():
-                region.buf[offset:offset + len(data)] = data  # type: ignore[index]  # buf is set while open
-                places[name] = (region.name, offset, len(data))
-                offset += len(data)
-            self.input_place.append(places)
-        self.output_place: dict[str, tuple[str, int, int]] = {}
-        sizes = {o.name: int(np.prod(o.shape)) * _np_dtype(o.datatype).itemsize
-                 for o in outputs if o.datatype != "BYTES"}
-        if sizes:
-            out = self._region("outputs", sum(sizes.values()))
-            offset = 0
-            for name, size in sizes.items():  # concurrent requests overwrite each other: unread scratch
-                self.output_place[name] = (out.name, offset, size)
-                offset += size
+    def __init__(self, control):
+        self.control, self.regions = control, []
 
-    def _region(self, kind: str, size: int) -> shared_memory.SharedMemory:
-        region = shared_memory.SharedMemory(name=f"{SHM_PREFIX}{self.tag}_{kind}", create=True, size=max(size, 1))
+    def create(self, name: str, data: bytes | int) -> None:
+        """A region holding `data`, or `data` bytes of scratch."""
+        size = data if isinstance(data, int) else len(data)
+        region = shared_memory.SharedMemory(name=name, create=True, size=max(size, 1))
         self.regions.append(region)
-        self.control.client.register_system_shared_memory(region.name, f"/{region.name}", region.size)
-        return region
+        if not isinstance(data, int):
+            region.buf[:size] = data  # type: ignore[index]  # buf is set while open
+        self.control.client.register_system_shared_memory(name, f"/{name}", region.size)
 
     def close(self) -> None:
         for region in self.regions:
@@ -224,6 +221,65 @@ class SharedInputs:
             region.close()
             region.unlink()
         self.regions = []
+
+
+class _CudaRegions:
+    """GPU buffers on one device, registered by their CUDA IPC handles: Triton reads inputs from
+    and writes outputs to GPU memory, with no copy through the host on either side."""
+
+    def __init__(self, control, device: int):
+        from tuner.cuda import Runtime
+
+        self.control, self.device, self.runtime = control, device, Runtime()
+        self.regions: list[tuple[str, int]] = []
+
+    def create(self, name: str, data: bytes | int) -> None:
+        size = data if isinstance(data, int) else len(data)
+        pointer, handle = self.runtime.allocate(max(size, 1), self.device)
+        self.regions.append((name, pointer))
+        if not isinstance(data, int):
+            self.runtime.upload(pointer, 0, data)
+        self.control.client.register_cuda_shared_memory(name, base64.b64encode(handle), self.device, max(size, 1))
+
+    def close(self) -> None:
+        for name, pointer in self.regions:
+            try:
+                self.control.client.unregister_cuda_shared_memory(name)
+            except Exception:  # the server may be gone; the buffer is freed all the same
+                pass
+            self.runtime.free(pointer)
+        self.regions = []
+
+
+class SharedInputs:
+    """Shared memory holding every request's inputs (and one scratch region the outputs are written
+    to), registered with Triton so requests carry only a reference, not the bytes."""
+
+    def __init__(self, control, tensor_sets: list[dict], outputs: list[TensorSpec], tag: str,
+                 memory: Memory = Memory.SYSTEM, device: int = 0):
+        self.memory = _CudaRegions(control, device) if memory is Memory.CUDA else _SystemRegions(control)
+        self.input_place: list[dict[str, tuple[str, int, int]]] = []
+        name, blob, offset = f"{SHM_PREFIX}{tag}_inputs", bytearray(), 0
+        for tensors in tensor_sets:
+            places = {}
+            for tensor, (_, data) in tensors.items():
+                blob += data
+                places[tensor] = (name, offset, len(data))
+                offset += len(data)
+            self.input_place.append(places)
+        self.memory.create(name, bytes(blob))
+        self.output_place: dict[str, tuple[str, int, int]] = {}
+        sizes = {o.name: int(np.prod(o.shape)) * _np_dtype(o.datatype).itemsize
+                 for o in outputs if o.datatype != "BYTES"}
+        if sizes:
+            name, offset = f"{SHM_PREFIX}{tag}_outputs", 0
+            self.memory.create(name, sum(sizes.values()))
+            for tensor, size in sizes.items():  # concurrent requests overwrite each other: unread scratch
+                self.output_place[tensor] = (name, offset, size)
+                offset += size
+
+    def close(self) -> None:
+        self.memory.close()
 
 
 def _place(tensor, place: tuple[str, int, int]) -> None:

@@ -52,6 +52,9 @@ class Parameter:
     kinds: frozenset[str] = BOTH  # instance kinds where it acts
     needs: tuple[str, frozenset[str]] | None = None  # another parameter and its values ("": unset) for this to act
     refused: str = ""  # why it is never searched, when it never is
+    # process-wide state the backend sets only when the parameter is given: a load without it keeps
+    # the last trial's value, so the baseline must state it too or it measures another trial's setting
+    sticky: bool = False
 
 
 _GPU_BUILD = frozenset({GPU})  # inside `#ifdef TRITON_ENABLE_GPU`, for KIND_GPU instances only
@@ -84,10 +87,21 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
                                              "COMPILATION_NUM_THREADS by CPU plugin), so every trial would fail"),
         "CPU_EXTENSION_PATH": Parameter(refused="a path to a custom-layer library, not a tuning choice"),
     },
-    "pytorch": {name: Parameter() for name in (
-        "INFERENCE_MODE", "DISABLE_OPTIMIZED_EXECUTION", "DISABLE_CUDNN", "ENABLE_WEIGHT_SHARING",
-        "ENABLE_CACHE_CLEANING", "INTRA_OP_THREAD_COUNT", "INTER_OP_THREAD_COUNT", "ENABLE_JIT_EXECUTOR",
-        "ENABLE_JIT_PROFILING", "ENABLE_TENSOR_FUSER", "ENABLE_NVFUSER")},
+    # pytorch_backend/src/libtorch.cc, ModelState::ParseParameters and ModelInstanceState::Execute
+    "pytorch": {
+        "INFERENCE_MODE": Parameter(_BOOL),  # torch::InferenceMode around each execute (default true)
+        "DISABLE_OPTIMIZED_EXECUTION": Parameter(_BOOL),  # setGraphExecutorOptimize, set at each execute
+        "DISABLE_CUDNN": Parameter(_BOOL, _GPU_BUILD),  # setUserEnabledCuDNN: only CUDA convolutions use cuDNN
+        "ENABLE_CACHE_CLEANING": Parameter(_BOOL, _GPU_BUILD),  # emptyCache() after each execute on a CUDA device
+        "ENABLE_WEIGHT_SHARING": Parameter(_BOOL),  # instances on one device share one module (memory)
+        # process-wide settings the backend changes only when the parameter is present
+        "INTRA_OP_THREAD_COUNT": Parameter(_integer, frozenset({CPU}), sticky=True),  # at::set_num_threads
+        "ENABLE_JIT_EXECUTOR": Parameter(_BOOL, sticky=True),
+        "ENABLE_JIT_PROFILING": Parameter(_BOOL, sticky=True),
+        "ENABLE_TENSOR_FUSER": Parameter(_BOOL, sticky=True),
+        "INTER_OP_THREAD_COUNT": Parameter(refused="at::set_num_interop_threads may be called once per process, so "
+                                           "a hot reload cannot change it: set it in config.pbtxt instead"),
+    },
     "tensorrt": {"execution_context_allocation_strategy": Parameter()},
 }
 CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
@@ -142,6 +156,10 @@ def parameter_problems(backend: str, values: dict[str, tuple[str, ...]], kinds: 
                             f"space runs {', '.join(sorted(kinds))}")
         elif kinds - spec.kinds:
             conditions[name] = Condition("instance_kind", spec.kinds)
+        if spec.sticky and name not in base:
+            problems.append(f"parameters.{name}: process-wide in the {backend} backend, which changes it only when the "
+                            f"parameter is given, so a config without it inherits the previous trial's value: set "
+                            f"it in the model's config.pbtxt (the baseline's value) to search it")
         if spec.needs:
             other, wanted = spec.needs
             given = values.get(other, (base.get(other, ""),))
@@ -159,6 +177,8 @@ TENSORRT_KNOBS = ("precision", "workspace_gib", "engine_cache")
 _NO_ACCELERATOR_WHY = {
     "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
                 "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
+    "pytorch": "a TorchScript model's precision is fixed when it is exported; put an FP16 export beside the "
+               "FP32 one as another version and search model_version",
 }
 # what the embedded server's ONNX Runtime backend is built with (tuner/backends): CPU only, no OpenVINO EP
 _EMBEDDED_ORT = "the embedded server's ONNX Runtime backend is a CPU build without execution providers"
@@ -173,11 +193,19 @@ def instance_kinds(config, space) -> set[str]:
     return (found - {"KIND_AUTO"}) | (set(BOTH) if "KIND_AUTO" in found else set())
 
 
-def space_problems(config, space, embedded: bool = False) -> tuple[list[str], dict[str, Condition]]:
+def space_problems(config, space, embedded: bool = False,
+                   versions: set[int] | None = None) -> tuple[list[str], dict[str, Condition]]:
     """Why each knob of `space` cannot act on this model (empty when all can), and the conditions
-    under which backend parameters act when that depends on another sampled knob."""
+    under which backend parameters act when that depends on another sampled knob. `versions`: the
+    model's version folders, where the tuner can see them (None for a remote server's model)."""
     backend, names = backend_of(config), space.names
     problems: list[str] = []
+    variants = space.knobs.get("model_version")
+    if variants is not None and versions is not None:
+        absent = sorted({int(v) for v in variants.options} - versions)
+        if absent:
+            problems.append(f"model_version: no version folder {', '.join(map(str, absent))} in the model's folder "
+                            f"(it has {', '.join(map(str, sorted(versions))) or 'none'})")
     kinds = instance_kinds(config, space)
     if config.max_batch_size == 0 and names & _BATCHING:
         problems.append(f"{', '.join(sorted(names & _BATCHING))}: the model has max_batch_size 0 "

@@ -85,6 +85,8 @@ def apply_knobs(base: ModelConfig, knobs: dict) -> ModelConfig:
             group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value(knobs["instance_kind"])
             if group.kind != model_config_pb2.ModelInstanceGroup.KIND_GPU:
                 del group.gpus[:]
+    if "model_version" in knobs:  # one version served, so unversioned requests reach it
+        config.version_policy.specific.versions[:] = [int(knobs["model_version"])]
     _apply_batcher(config, knobs)
     _apply_accelerator(config, knobs)
     if "graph_optimization" in knobs:

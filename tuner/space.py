@@ -5,6 +5,7 @@
       instance_count: {low: 1, high: 3}           # a range (integers when both ends are)
       max_queue_delay_us: {low: 100, high: 20000, log: true}
       instance_kind: KIND_CPU                     # a single value: set, not searched
+      model_version: [1, 2]                       # which version folder Triton serves (FP32 / FP16 exports)
       parameters:                                 # backend settings -> config `parameters`
         intra_op_thread_count: ["1", "2"]
 
@@ -287,4 +288,5 @@ _CHECKS = {
     "engine_cache": _one_of(True, False),
     "accelerator": _one_of(*_ACCELERATORS),
     "graph_optimization": _one_of(*GRAPH_LEVELS),
+    "model_version": _int_at_least(1),
 }

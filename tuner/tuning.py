@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from google.protobuf import json_format
 
-from tuner import backends, knobs, modelconfig
+from tuner import backends, cuda, knobs, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Shape, check_inputs
 from tuner.capacity import CapacitySpec
@@ -26,7 +26,7 @@ from tuner.confirm import is_current, remeasure
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.goal import Goal, Objective, check_goal
-from tuner.inputs import Inputs, check_shapes, input_entries
+from tuner.inputs import Inputs, Memory, check_shapes, input_entries
 from tuner.loadgen import PRECISION, LoadSpec
 from tuner.modelconfig import ModelConfig
 from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServer
@@ -38,7 +38,7 @@ from tuner.study import search as search_study
 from tuner.workers import run_workers
 
 DEFAULT_STORAGE = "sqlite:///tuner_runs/tuner.db"
-_BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino"}
+_BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino", "pytorch": "pytorch"}
 
 
 class Launcher(str, Enum):
@@ -181,7 +181,10 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
     name = options.search_space or _BACKEND_SPACES.get(modelconfig.backend_of(base), "generic")
     path = Path(name)
     space = load_space(path if path.suffix in (".yaml", ".yml") or path.exists() else SPACES / f"{name}.yaml")
-    problems, conditions = knobs.space_problems(base, space, embedded=options.target.launcher is Launcher.EMBEDDED)
+    folder = model.repository / model.name if model.repository else None
+    versions = {int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()} if folder else None
+    problems, conditions = knobs.space_problems(base, space, embedded=options.target.launcher is Launcher.EMBEDDED,
+                                                versions=versions)
     if problems:
         raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
@@ -193,6 +196,8 @@ def _checked(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
     source = (str(model.repository / model.name / "config.pbtxt") if model.repository
               else f"{options.target.url}/{model.name}")
     check_shapes(base, options.inputs.shapes, source)
+    if options.inputs.shared_memory is Memory.CUDA:
+        cuda.Runtime()  # no CUDA runtime or no GPU here: refused now, before any server starts
     return space_for(options, model, base)
 
 
@@ -211,7 +216,7 @@ def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple
     gpus = gpus if gpus is not None else t.gpus
     if t.launcher is Launcher.DOCKER:
         return DockerServer(work, run_dir, image=t.image, gpus=gpus, host=t.host, network=t.docker_network,
-                            shm_size=t.shm_size, ipc_host=options.inputs.shared_memory)
+                            shm_size=t.shm_size, ipc_host=options.inputs.shared_memory is not Memory.NONE)
     return EmbeddedServer(work, run_dir, host=t.host, gpus=gpus)
 
 
@@ -240,7 +245,7 @@ def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpa
     spec, inputs = options.load, options.inputs
     data = hashlib.sha256(inputs.data_file.read_bytes()).hexdigest()[:16] if inputs.data_file else None
     carried = {"shapes": {k: list(v) for k, v in sorted((inputs.shapes or {}).items())}, "input_data": data,
-               "shared_memory": inputs.shared_memory}
+               "shared_memory": inputs.shared_memory.value}
     goal = options.goal
     load = f"capacity, {spec.arrivals.describe()} arrivals" if goal.objective is Objective.CAPACITY else spec.mode
     return StudySettings(model.name, load, modelconfig.fingerprint(base), space.describe(), options.slo_p95_ms,
@@ -341,7 +346,7 @@ def verify_server(context: dict):
     gpus = context.get("gpus")
     gpus = tuple(gpus) if isinstance(gpus, list) else gpus
     if context.get("launcher") == Launcher.DOCKER.value:
-        shm = bool((context.get("inputs") or {}).get("shared_memory"))
+        shm = Inputs.from_json(context.get("inputs")).shared_memory is not Memory.NONE
         return lambda repo, run: DockerServer(repo, run, image=context.get("image") or DEFAULT_IMAGE, gpus=gpus,
                                               ipc_host=shm)
     return lambda repo, run: EmbeddedServer(repo, run, gpus=gpus)

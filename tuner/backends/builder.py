@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, run
+from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, edit, run
 from tuner.backends.sources import source
 
 MIN_CMAKE = (3, 18)
@@ -97,14 +97,26 @@ def toolchain() -> Toolchain:
     return Toolchain(cmake, patchelf, ninja, rapidjson)
 
 
+def _gpu_flag(lib: Library) -> str:
+    return f"-DTRITON_ENABLE_GPU={'ON' if lib.cuda else 'OFF'}"
+
+
 # --- the build -------------------------------------------------------------------------------
 
-def _portable(src: dict[str, Path]) -> None:
-    """Two edits every backend needs: common always adds its unit tests, which download googletest,
-    so they are left out; and -Werror goes, because a newer compiler than r24.10's (g++ 13) warns
-    where it did not (`ba_array may be used uninitialized`) and would stop the build."""
+# r24.10's CUDA kernels target sm_53..sm_90; nvcc 13 dropped everything before sm_75
+_CUDA_ARCHS = ('"53;60-real;62-real;70-real;72-real;75-real;80-real;86-real;89-real;90-real"',
+               '"75-real;80-real;86-real;89-real;90"')
+
+
+def _portable(src: dict[str, Path], cuda: bool) -> None:
+    """Edits every backend needs: common always adds its unit tests, which download googletest,
+    so they are left out; -Werror goes, because a newer compiler than r24.10's (g++ 13) warns
+    where it did not (`ba_array may be used uninitialized`) and would stop the build; and a CUDA
+    build targets the architectures today's nvcc still has."""
     tests = src["common"] / "src" / "CMakeLists.txt"
     tests.write_text(tests.read_text().replace("add_subdirectory(test)", ""))
+    if cuda:
+        edit(src["backend"] / "CMakeLists.txt", *_CUDA_ARCHS)
     for folder in src.values():
         for cmake in folder.rglob("CMakeLists.txt"):
             text = cmake.read_text()
@@ -135,7 +147,7 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
         work = Path(tmp)
         say(f"{backend}: sources ({'from ' + str(source_dir) if source_dir else 'fetching the pinned commits'})")
         src = {repo: source(repo, source_dir, work) for repo in ("common", "core", "backend", recipe.repo)}
-        _portable(src)
+        _portable(src, lib.cuda)
         recipe.patch(src[recipe.repo], leave_out)
         cmake_dir = work / "cmake"
         cmake_dir.mkdir()
@@ -146,7 +158,7 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
                      "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_POLICY_VERSION_MINIMUM=3.5",
                      "-DFETCHCONTENT_FULLY_DISCONNECTED=ON",
                      *(f"-DFETCHCONTENT_SOURCE_DIR_REPO-{r.upper()}={src[r]}" for r in ("common", "core", "backend")),
-                     f"-DRapidJSON_DIR={cmake_dir}", "-DTRITON_CORE_HEADERS_ONLY=ON", "-DTRITON_ENABLE_GPU=OFF",
+                     f"-DRapidJSON_DIR={cmake_dir}", "-DTRITON_CORE_HEADERS_ONLY=ON", _gpu_flag(lib),
                      *recipe.prepare(lib, work, source_dir)]
         say(f"{backend}: configuring (log: {log})")
         run(configure, log)
@@ -162,7 +174,8 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
         seconds = time.monotonic() - started
         (work / "out" / "build.json").write_text(json.dumps({
             "backend": backend, "branch": BRANCH, "revision": recipe.revision, "library": lib.package,
-            "library_version": lib.version, "library_path": str(lib.path), "leave_out": sorted(leave_out),
+            "library_version": lib.version, "library_path": str(lib.path), "gpu": lib.cuda,
+            "leave_out": sorted(leave_out),
             "seconds": round(seconds, 1), "log": str(log)}, indent=2) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         (work / "out").rename(folder)

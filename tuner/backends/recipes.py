@@ -25,6 +25,7 @@ REVISIONS = {
     "backend": "ac03a5d97403dec841ad46d0439e93db12c9268f",
     "onnxruntime_backend": "17e5cb23a6fbeb37282eb7079dd0b580cd79530d",
     "openvino_backend": "ddda22f31f35009a6a80d4774980b2aad6e00569",
+    "pytorch_backend": "e97a90061f7399b25368e2cb1f6d5c40f8cbae4e",
 }
 
 
@@ -39,6 +40,7 @@ class Library:
     version: str
     path: Path  # the shared library itself
     include: Path | None  # its C/C++ headers, where the wheel carries them
+    cuda: bool = False  # built for CUDA: the backend is then built with GPU support (KIND_GPU)
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,52 @@ def _ov_patch(src: Path, leave_out: frozenset[str]) -> None:
     openvino_fixes.apply(src, leave_out)
 
 
+# --- PyTorch (libtorch) -----------------------------------------------------------------------
+
+@functools.cache
+def _torch_library() -> Library:
+    """libtorch from the torch wheel. A CUDA build of torch gives a GPU backend when nvcc is there
+    to build Triton's CUDA kernels; otherwise the backend is built for KIND_CPU only."""
+    root = _module_dir("torch", "torch")
+    torch = importlib.import_module("torch")
+    cuda = torch.version.cuda is not None and shutil.which("nvcc") is not None
+    return Library("torch", torch.__version__, root / "lib" / "libtorch.so", root / "include", cuda)
+
+
+def _torch_prepare(lib: Library, work: Path, source_dir: Path | None) -> list[str]:
+    """torch's headers and libraries, and its ABI: the backend must match the C++ ABI and standard
+    the wheel was built with, or it links but crashes on std::string arguments."""
+    torch = importlib.import_module("torch")
+    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+    config = lib.path.parent.parent / "share" / "cmake" / "Torch" / "TorchConfig.cmake"
+    std = 20 if config.is_file() and "CXX_STANDARD 20" in config.read_text() else 17
+    assert lib.include is not None  # the torch wheel carries its headers
+    flags = [f"-DTRITON_PYTORCH_INCLUDE_PATHS={lib.include};{lib.include / 'torch' / 'csrc' / 'api' / 'include'}",
+             f"-DTRITON_PYTORCH_LIB_PATHS={lib.path.parent}", "-DTRITON_PYTORCH_ENABLE_TORCHVISION=OFF",
+             "-DTRITON_PYTORCH_ENABLE_TORCHTRT=OFF", "-DTRITON_ENABLE_NVTX=OFF", f"-DTRITON_MIN_CXX_STANDARD={std}",
+             f"-DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI={abi}"]
+    if lib.cuda:
+        flags.append(f"-DCMAKE_CUDA_COMPILER={shutil.which('nvcc')}")
+    return flags
+
+
+def _torch_patch(src: Path, leave_out: frozenset[str]) -> None:
+    """The backend asks CMake for Python's development headers, which only torch's Python bindings
+    use (libtorch.cc includes none), and CMake's search for them fails inside virtual environments."""
+    edit(src / "CMakeLists.txt", "find_package(Python3 REQUIRED COMPONENTS Development.Module)", "")
+
+
+def _torch_install(lib: Library, so: Path, patchelf: str) -> None:
+    """The backend loads libtorch from the wheel's lib folder (1-3 GB: not copied); torch's own
+    libraries find the CUDA, cuDNN and cuBLAS wheels through their RPATHs from there."""
+    run([patchelf, "--set-rpath", f"$ORIGIN:{lib.path.parent}", str(so)])
+
+
 RECIPES = {
     "onnxruntime": Recipe("onnxruntime", "onnxruntime_backend", "triton-onnxruntime-backend", _ort_library,
                           _ort_prepare, _no_patch, _ort_install),
     "openvino": Recipe("openvino", "openvino_backend", "triton-openvino-backend", _ov_library, _ov_prepare,
                        _ov_patch, _ov_install),
+    "pytorch": Recipe("pytorch", "pytorch_backend", "triton-pytorch-backend", _torch_library, _torch_prepare,
+                      _torch_patch, _torch_install),
 }
