@@ -10,9 +10,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner import backends, modelconfig
+from tuner import backends, ceiling, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Arrivals, parse_arrivals
+from tuner.ceiling import Ceiling
 from tuner.confirm import confirmed, is_current, rejected
 from tuner.errors import ConfigError, TunerError
 from tuner.export import export
@@ -20,7 +21,7 @@ from tuner.faults import EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs, Memory
 from tuner.loadgen import PRECISION, LoadSpec
-from tuner.report import counts_line, failures, front_table, measurement_text
+from tuner.report import ceiling_text, counts_line, failures, front_table, measurement_text
 from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import DEFAULT_IMAGE, RemoteServer
 from tuner.trials import Key
@@ -254,15 +255,30 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
                "policy": "trial" if getattr(args, "trial", None) is not None else
                ("slo" if args.slo_p95_ms else args.policy), "slo_p95_ms": args.slo_p95_ms,
                **study.user_attrs.get("context", {})}
+    goal = goal_of(study.user_attrs["settings"])
+    found = _ceiling(chosen, model, context)
+    if found is not None:
+        context["ceiling"] = {**found.to_json(), "fraction": chosen.values[0] / found.rate}
     path = export(chosen, args.out, model, context)
     base = baseline_of(confirmed(study))
-    goal = goal_of(study.user_attrs["settings"])
     gain = (f", {chosen.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
             if base and base.values[0] > 0 else "")
     slo = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
     print(f"\nexported trial #{chosen.number} ({goal.text(chosen.values, slo)}{gain}) to {path}")
+    if found is not None:
+        print(ceiling_text(found, chosen))
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
     return 0
+
+
+def _ceiling(chosen, model: str, context: dict) -> Ceiling | None:
+    """The engine-only ceiling of the exported config's model, where the model's files are here and
+    its framework can run it on the GPU (tuner.ceiling)."""
+    config = modelconfig.parse_config(chosen.user_attrs[Key.CONFIG])
+    repository = context.get("model_repository")
+    if repository is None or not ceiling.measurable(config):
+        return None
+    return ceiling.measure(Path(repository) / model, config)
 
 
 def _open_existing(args) -> optuna.Study:

@@ -90,6 +90,19 @@ def measurement_text(m) -> str:
     return "\n".join(lines)
 
 
+def ceiling_text(found, chosen: FrozenTrial) -> str:
+    """How far the exported config is from the engine-only ceiling, and where Triton spends a request."""
+    lines = [f"engine-only ceiling {found.rate:.0f} infer/s ({found.engine}, batch {found.batch}, inputs already "
+             f"on the GPU): trial #{chosen.number} serves {chosen.values[0]:.0f}, {chosen.values[0] / found.rate:.0%} "
+             "of it"]
+    server = (chosen.user_attrs.get(Key.METRICS) or {}).get("server")
+    if server:
+        lines.append(f"Triton per request (ms): queue {server['queue_ms']:.2f}, compute input "
+                     f"{server['compute_input_ms']:.2f}, infer {server['compute_infer_ms']:.2f}, output "
+                     f"{server['compute_output_ms']:.2f} (avg batch {server['avg_batch_size']:.1f})")
+    return "\n".join(lines)
+
+
 def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:
     """What to change in your config.pbtxt: the chosen trial's config against the baseline's."""
     import difflib

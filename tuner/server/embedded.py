@@ -43,6 +43,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_SYSTEM_LIB_DIRS = {"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
+                    "/usr/lib/aarch64-linux-gnu"}
+
+
+def _gpu_count() -> int:
+    """GPUs the server will see (0 without a driver): each gets its own CUDA memory pool size."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in done.stdout.splitlines()) if done.returncode == 0 else 0
+
+
 def triton_dist() -> tuple[Path, Path]:
     """(tritonserver root, shared-library folder) inside the installed nvidia-pytriton wheel."""
     spec = importlib.util.find_spec("pytriton")
@@ -122,13 +137,20 @@ class EmbeddedServer(Server):
                 "--backend-config=python,shm-default-byte-size=67108864",
                 "--backend-config=python,shm-growth-byte-size=67108864",
                 f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                # a batch of 16 such inputs (79 MB) outgrows the 64 MB default pool Triton stages GPU copies in
+                *(f"--cuda-memory-pool-byte-size={gpu}:536870912" for gpu in range(self._visible_gpus())),
                 *self.extra_args]
+
+    def _visible_gpus(self) -> int:
+        return len(self.gpus) if self.gpus and self.gpus != "all" else _gpu_count()
 
     def environment(self) -> dict[str, str]:
         _, libs = triton_dist()
         env = dict(os.environ)
-        # libpython of *this* interpreter first, so the stub embeds the Python we run under
-        lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or "", env.get("LD_LIBRARY_PATH", "")]
+        # libpython of *this* interpreter first, so the stub embeds the Python we run under; never a
+        # system folder, whose libraries (an older cuDNN) would shadow those a wheel's RPATH finds
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        lib_dirs = [str(libs), "" if libdir in _SYSTEM_LIB_DIRS else libdir, env.get("LD_LIBRARY_PATH", "")]
         env["LD_LIBRARY_PATH"] = ":".join(d for d in lib_dirs if d)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         if self.gpus and self.gpus != "all":  # this server's GPUs only, not the tuner's whole process

@@ -11,7 +11,10 @@ backend uses, so a tuned config reads the same either way:
   width                                           channel multiplier of the network (default 1)
 Inputs arrive through DLPack. Outputs leave through the numpy constructor under numpy 1.x and
 through DLPack otherwise: the stub's numpy interop is built for 1.x and mis-sizes 2.x arrays,
-while its DLPack import rejects numpy 1.x capsules.
+while its DLPack import rejects numpy 1.x capsules. Under numpy 2 the outputs go through torch's
+DLPack capsules where torch is installed: the stub consumes a numpy 2 capsule correctly but then
+logs `PyCapsule_GetPointer called with incorrect name` for every response (tens of thousands of
+log lines a study). The log's first line says which numpy and which path this model runs with.
 """
 import json
 import sys
@@ -55,7 +58,7 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
-        self.numpy_out = np.__version__.startswith("1.")
+        self.to_tensor = self._output_path()
         width = int(params.get("width", "1"))
         gpu = args.get("model_instance_kind") == "GPU"
         device_id = int(args.get("model_instance_device_id", "0"))
@@ -74,6 +77,28 @@ class TritonPythonModel:
             self.session = ort.InferenceSession(_onnx_bytes(width), options,
                                                 providers=gpu_providers + ["CPUExecutionProvider"])
             self.run = self._run_onnxruntime
+
+    def _output_path(self):
+        """How outputs reach the stub under this numpy (see the module docstring)."""
+        name, path = self.output_name, "numpy"
+        if np.__version__.startswith("1."):
+            def make(y):
+                return pb_utils.Tensor(name, np.ascontiguousarray(y))
+        else:
+            try:
+                import torch
+                from torch.utils.dlpack import to_dlpack
+                path = "torch DLPack"
+
+                def make(y):
+                    return pb_utils.Tensor.from_dlpack(name, to_dlpack(torch.as_tensor(y).contiguous()))
+            except ImportError:
+                path = "numpy DLPack (the stub logs a PyCapsule error per response; install torch to avoid it)"
+
+                def make(y):
+                    return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(y))
+        pb_utils.Logger.log_info(f"demo detector: numpy {np.__version__}, outputs through {path}")
+        return make
 
     def _init_torch(self, width: int, gpu: bool, device_id: int, precision: str, max_batch: int):
         import torch
@@ -102,16 +127,14 @@ class TritonPythonModel:
         with torch.inference_mode():
             x = torch.from_numpy(xs[0] if len(xs) == 1 else np.concatenate(xs))
             x = x.to(self.device).to(self.dtype).contiguous(memory_format=torch.channels_last)
-            return self.net(x).float().cpu().numpy()
+            return self.net(x).float().cpu()
 
     def execute(self, requests):
         # One run for everything the scheduler handed over, so dynamic batching pays off.
         xs = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
-        y = self.run(xs)
-        to_tensor = pb_utils.Tensor if self.numpy_out else pb_utils.Tensor.from_dlpack
+        y = self.run(xs)  # a numpy array (onnxruntime) or a CPU torch tensor
         responses, start = [], 0
         for x in xs:
-            part = np.ascontiguousarray(y[start:start + len(x)])
+            responses.append(pb_utils.InferenceResponse([self.to_tensor(y[start:start + len(x)])]))
             start += len(x)
-            responses.append(pb_utils.InferenceResponse([to_tensor(self.output_name, part)]))
         return responses
