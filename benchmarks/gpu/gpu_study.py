@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import median, table  # noqa: E402
 from tuner.evaluate import Evaluator, Inputs  # noqa: E402
+from tuner.inputs import Memory  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
@@ -122,7 +123,7 @@ def calibrate(args) -> dict:
             base = read_config(repo / "detector" / "config.pbtxt")
             with EmbeddedServer(repo, Path("/tmp/gpu_cal_run") / f"w{width}") as server:
                 for shm in ((False, True) if args.grpc else (True,)):
-                    with Evaluator(server, "detector", spec, Inputs(shared_memory=shm)) as ev:
+                    with Evaluator(server, "detector", spec, Inputs(shared_memory=Memory.SYSTEM if shm else Memory.NONE)) as ev:
                         for label, knobs in (("baseline", {}), *CANDIDATES.items()):
                             key = f"w{width} {'shm' if shm else 'grpc'} {label}"
                             results[key] = measured(ev, apply_knobs(base, knobs), sampler)
@@ -156,7 +157,7 @@ def search(args) -> dict:
         spec = LoadSpec(concurrency=args.concurrency, min_samples=args.min_samples, max_duration_s=15)
         runs: dict[str, list[dict]] = {"baseline": [], "best": []}
         with EmbeddedServer(repo, Path("/tmp/gpu_final")) as server, \
-                Evaluator(server, "detector", spec, Inputs(shared_memory=args.shm)) as ev:
+                Evaluator(server, "detector", spec, Inputs(shared_memory=Memory.SYSTEM if args.shm else Memory.NONE)) as ev:
             for r in range(args.rounds):
                 for label in (("baseline", "best") if r % 2 == 0 else ("best", "baseline")):
                     runs[label].append(measured(ev, base if label == "baseline" else exported, sampler))

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import table  # noqa: E402
 from benchmarks.gpu.gpu_study import gpu_repository  # noqa: E402
 from tuner.evaluate import Evaluator, Inputs  # noqa: E402
+from tuner.inputs import Memory  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import read_config  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
@@ -76,7 +77,7 @@ def per_gpu(args, repo: Path, config_path: Path, gpus: int) -> dict:
         for gpu in range(gpus):
             os.environ.update({**NO_MULTICAST, "CUDA_VISIBLE_DEVICES": str(gpu)})
             with EmbeddedServer(repo, Path(f"/tmp/parallel_gpu{gpu}")) as server, \
-                    Evaluator(server, "detector", spec, Inputs(shared_memory=True)) as ev:
+                    Evaluator(server, "detector", spec, Inputs(shared_memory=Memory.SYSTEM)) as ev:
                 outcome = ev.evaluate(config)
             runs[gpu].append(outcome.measurement.throughput if outcome.measurement is not None else float("nan"))
             print(f"GPU {gpu} repeat {r}: {runs[gpu][-1]:.1f} infer/s", flush=True)

@@ -23,7 +23,9 @@ from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe,
 from tuner.backends.sources import source
 
 MIN_CMAKE = (3, 18)
-_RAPIDJSON_DIRS = ("/usr/include", "/usr/local/include", os.environ.get("CONDA_PREFIX", "") + "/include")
+# where the compiler looks too: the system, conda, and $CPATH
+_RAPIDJSON_DIRS = ("/usr/include", "/usr/local/include", os.environ.get("CONDA_PREFIX", "") + "/include",
+                   *os.environ.get("CPATH", "").split(":"))
 
 
 def cache_root() -> Path:

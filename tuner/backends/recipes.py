@@ -204,9 +204,11 @@ def _torch_patch(src: Path, leave_out: frozenset[str]) -> None:
 
 
 def _torch_install(lib: Library, so: Path, patchelf: str) -> None:
-    """The backend loads libtorch from the wheel's lib folder (1-3 GB: not copied); torch's own
-    libraries find the CUDA, cuDNN and cuBLAS wheels through their RPATHs from there."""
-    run([patchelf, "--set-rpath", f"$ORIGIN:{lib.path.parent}", str(so)])
+    """The backend loads libtorch from the wheel's lib folder (1-3 GB: not copied), and the CUDA
+    runtime it links from the nvidia wheel torch uses; torch's own libraries find cuDNN and cuBLAS
+    through their RPATHs."""
+    cudart = sorted({str(p.parent) for p in (lib.path.parents[2] / "nvidia").glob("*/lib/libcudart.so*")})
+    run([patchelf, "--set-rpath", ":".join(["$ORIGIN", str(lib.path.parent), *cudart]), str(so)])
 
 
 RECIPES = {
