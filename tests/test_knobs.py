@@ -77,7 +77,7 @@ def test_onnxruntime_accelerator_knob(accelerator, gpu, cpu):
     (ONNX_TRT, {"intra_op_thread_count": "2", "execution_mode": "1"}),
     (OPENVINO, {"NUM_STREAMS": "2", "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": "4",
                 "ENABLE_BATCH_PADDING": "YES"}),
-    (PYTORCH, {"INFERENCE_MODE": "true", "INTRA_OP_THREAD_COUNT": "2"}),
+    (PYTORCH, {"INFERENCE_MODE": "true", "DISABLE_OPTIMIZED_EXECUTION": "false"}),
     (TRT_PLAN, {"execution_context_allocation_strategy": "ON_PROFILE_CHANGE"}),
 ])
 def test_backend_parameters_render_and_are_known_to_the_backend(text, parameters):

@@ -257,8 +257,9 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
                **study.user_attrs.get("context", {})}
     goal = goal_of(study.user_attrs["settings"])
     found = _ceiling(chosen, model, context)
-    if found is not None:
-        context["ceiling"] = {**found.to_json(), "fraction": chosen.values[0] / found.rate}
+    if found is not None:  # kept with the study too, for `report`
+        context["ceiling"] = {**found.to_json(), "trial": chosen.number, "fraction": chosen.values[0] / found.rate}
+        study.set_user_attr("ceiling", context["ceiling"])
     path = export(chosen, args.out, model, context)
     base = baseline_of(confirmed(study))
     gain = (f", {chosen.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
@@ -266,7 +267,7 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
     slo = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
     print(f"\nexported trial #{chosen.number} ({goal.text(chosen.values, slo)}{gain}) to {path}")
     if found is not None:
-        print(ceiling_text(found, chosen))
+        print(ceiling_text(context["ceiling"], chosen))
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
     return 0
 
@@ -328,6 +329,10 @@ def cmd_report(args) -> int:
     table = front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
     summary = counts_line(trials, out)
+    measured = study.user_attrs.get("ceiling") or {}
+    ceiling_of = next((t for t in (*final, *trials) if t.number == measured.get("trial") and t.values), None)
+    if ceiling_of is not None:
+        summary += "\n" + ceiling_text(measured, ceiling_of)
     (args.out / "report.html").write_text(report.html_page(f"tuner report: {study.study_name}", table, diff,
                                                            images, summary))
     print(f"{summary}\n{table}\n\n{diff}")

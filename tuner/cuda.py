@@ -57,9 +57,8 @@ class Runtime:
         self._check(self.lib.cudaIpcGetMemHandle(handle, pointer), "cudaIpcGetMemHandle")
         return pointer.value or 0, handle.raw
 
-    def upload(self, pointer: int, offset: int, data: bytes) -> None:
-        self._check(self.lib.cudaMemcpy(ctypes.c_void_p(pointer + offset), data, ctypes.c_size_t(len(data)), _H2D),
-                    "cudaMemcpy")
+    def upload(self, pointer: int, data: bytes) -> None:
+        self._check(self.lib.cudaMemcpy(ctypes.c_void_p(pointer), data, ctypes.c_size_t(len(data)), _H2D), "cudaMemcpy")
 
     def free(self, pointer: int) -> None:
         self.lib.cudaFree(ctypes.c_void_p(pointer))

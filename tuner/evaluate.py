@@ -80,8 +80,11 @@ class Evaluator:
             self._sets = sets
             if self.inputs.shared_memory is not Memory.NONE:
                 outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
+                # CUDA buffers on the server's first GPU (its device 0), numbered as this process sees it
+                gpus = self.server.gpus
+                device = int(gpus[0]) if isinstance(gpus, tuple) and gpus else 0
                 self._shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{self.model}_{id(self):x}",
-                                         self.inputs.shared_memory)
+                                         self.inputs.shared_memory, device)
             self._requests = infer_requests(self.model, sets, self._shm)
         return self._requests
 

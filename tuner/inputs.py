@@ -225,7 +225,8 @@ class _SystemRegions:
 
 class _CudaRegions:
     """GPU buffers on one device, registered by their CUDA IPC handles: Triton reads inputs from
-    and writes outputs to GPU memory, with no copy through the host on either side."""
+    and writes outputs to GPU memory, with no copy through the host on either side. `device` is
+    the server's first GPU as this process numbers it; the server numbers it 0."""
 
     def __init__(self, control, device: int):
         from tuner.cuda import Runtime
@@ -238,8 +239,8 @@ class _CudaRegions:
         pointer, handle = self.runtime.allocate(max(size, 1), self.device)
         self.regions.append((name, pointer))
         if not isinstance(data, int):
-            self.runtime.upload(pointer, 0, data)
-        self.control.client.register_cuda_shared_memory(name, base64.b64encode(handle), self.device, max(size, 1))
+            self.runtime.upload(pointer, data)
+        self.control.client.register_cuda_shared_memory(name, base64.b64encode(handle), 0, max(size, 1))
 
     def close(self) -> None:
         for name, pointer in self.regions:

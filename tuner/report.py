@@ -90,12 +90,14 @@ def measurement_text(m) -> str:
     return "\n".join(lines)
 
 
-def ceiling_text(found, chosen: FrozenTrial) -> str:
-    """How far the exported config is from the engine-only ceiling, and where Triton spends a request."""
-    lines = [f"engine-only ceiling {found.rate:.0f} infer/s ({found.engine}, batch {found.batch}, inputs already "
-             f"on the GPU): trial #{chosen.number} serves {chosen.values[0]:.0f}, {chosen.values[0] / found.rate:.0%} "
+def ceiling_text(ceiling: dict, trial: FrozenTrial) -> str:
+    """How far a config is from the engine-only ceiling (tuner.ceiling), and where Triton spends a
+    request."""
+    served = trial.values[0]
+    lines = [f"engine-only ceiling {ceiling['rate']:.0f} infer/s ({ceiling['engine']}, batch {ceiling['batch']}, "
+             f"inputs already on the GPU): trial #{trial.number} serves {served:.0f}, {served / ceiling['rate']:.0%} "
              "of it"]
-    server = (chosen.user_attrs.get(Key.METRICS) or {}).get("server")
+    server = (trial.user_attrs.get(Key.METRICS) or {}).get("server")
     if server:
         lines.append(f"Triton per request (ms): queue {server['queue_ms']:.2f}, compute input "
                      f"{server['compute_input_ms']:.2f}, infer {server['compute_infer_ms']:.2f}, output "

@@ -42,6 +42,7 @@ class Server(ABC):
 
     launcher: str  # "embedded", "docker" or "remote"
     model_repository: Path | None = None  # where trial configs are written; None: overrides only
+    gpus: str | tuple[str, ...] | None = None  # the GPUs it was given ("all", ids), None: all it finds
     ready_s = 0.0  # start-to-ready time of the last start
     _control: TritonControl | None = None
 
