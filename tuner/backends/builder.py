@@ -140,6 +140,8 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
         say(f"{backend}: already built ({folder})")
         return folder
     tools = toolchain()
+    if lib.note:
+        say(f"{backend}: {lib.note}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / "logs" / f"{key}.log"
     log.parent.mkdir(exist_ok=True)

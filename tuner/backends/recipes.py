@@ -41,6 +41,7 @@ class Library:
     path: Path  # the shared library itself
     include: Path | None  # its C/C++ headers, where the wheel carries them
     cuda: bool = False  # built for CUDA: the backend is then built with GPU support (KIND_GPU)
+    note: str = ""  # what the user should know about the build this library gives
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,12 @@ def _torch_library() -> Library:
     to build Triton's CUDA kernels; otherwise the backend is built for KIND_CPU only."""
     root = _module_dir("torch", "torch")
     torch = importlib.import_module("torch")
-    cuda = torch.version.cuda is not None and shutil.which("nvcc") is not None
-    return Library("torch", torch.__version__, root / "lib" / "libtorch.so", root / "include", cuda)
+    nvcc = shutil.which("nvcc") is not None
+    note = "" if torch.version.cuda is None or nvcc else \
+        f"a CPU build: torch is built for CUDA {torch.version.cuda} but nvcc is not on the PATH, so KIND_GPU " \
+        "instances will not load (put CUDA's bin/ on the PATH and build again)"
+    return Library("torch", torch.__version__, root / "lib" / "libtorch.so", root / "include",
+                   torch.version.cuda is not None and nvcc, note)
 
 
 def _torch_prepare(lib: Library, work: Path, source_dir: Path | None) -> list[str]:
