@@ -42,11 +42,12 @@ def default_source_dir() -> Path | None:
 
 
 def build_key(recipe: Recipe, lib: Library, leave_out: frozenset[str] = frozenset()) -> str:
-    """Backend, revision, library version, and where the library lives (a backend may load it from
-    its wheel's folder, so another environment is another build)."""
+    """Backend, revision, library version, where the library lives (a backend may load it from
+    its wheel's folder, so another environment is another build), and GPU support."""
     without = "".join(f"-without-{name}" for name in sorted(leave_out))
     where = hashlib.sha256(str(lib.path.parent).encode()).hexdigest()[:8]
-    return f"{recipe.backend}-{BRANCH}-{recipe.revision[:10]}-{lib.package}-{lib.version}-{where}{without}"
+    gpu = "-gpu" if lib.cuda else ""  # a CPU build made before nvcc was on the PATH is not reused
+    return f"{recipe.backend}-{BRANCH}-{recipe.revision[:10]}-{lib.package}-{lib.version}-{where}{gpu}{without}"
 
 
 def built_folder(backend: str, leave_out: frozenset[str] = frozenset()) -> Path | None:
