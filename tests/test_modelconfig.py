@@ -7,6 +7,7 @@ from tuner.errors import ConfigError
 from tuner.knobs import space_problems
 from tuner.modelconfig import apply_knobs, fingerprint, parse_config, preferred_sizes, read_config, render_pbtxt, to_json
 from tuner.space import parse_space
+from tuner.pipeline import ensemble_steps
 
 
 def knob_problems(config, knobs: dict, embedded: bool = False) -> list[str]:
@@ -63,9 +64,8 @@ def test_round_trip_is_lossless(text):
     assert json.loads(to_json(config))["name"] == config.name
 
 
-def test_ensemble_is_refused_with_a_reason():
-    with pytest.raises(ConfigError, match="ensemble.*tune each composing model"):
-        parse_config(ENSEMBLE, "repo/pipeline/config.pbtxt")
+def test_an_ensemble_parses_and_names_its_steps():
+    assert ensemble_steps(parse_config(ENSEMBLE, "repo/pipeline/config.pbtxt")) == ["pre"]
 
 
 def test_invalid_pbtxt_names_file_and_line(tmp_path):

@@ -146,7 +146,7 @@ def test_no_exception_leaves_a_trial_running(tmp_path):
     from tuner.study import StudySettings, open_study, run_trial
 
     class Broken:
-        def evaluate(self, config, race=None, cold=False, first_rate=None):
+        def evaluate(self, config, race=None, cold=False, first_rate=None, members=None):
             raise RuntimeError("a bug")
 
     space = parse_space("knobs:\n  instance_count: [1, 2]\n")
@@ -196,7 +196,7 @@ def test_failed_configs_teach_the_sampler_to_avoid_them(tmp_path):
     from tuner.study import StudySettings, open_study, run_trial
 
     class ByInstances:
-        def evaluate(self, config, race=None, cold=False, first_rate=None):
+        def evaluate(self, config, race=None, cold=False, first_rate=None, members=None):
             count, mbs = config.instance_group[0].count, config.max_batch_size
             if count >= 5:
                 return Outcome(None, Failure.LOAD, "load failed: not enough memory for that many instances")

@@ -21,7 +21,7 @@ from tuner.faults import EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs, Memory
 from tuner.loadgen import PRECISION, LoadSpec
-from tuner.report import ceiling_text, counts_line, failures, front_table, measurement_text
+from tuner.report import ceiling_text, counts_line, failures, front_table, measurement_text, steps_text
 from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import DEFAULT_IMAGE, RemoteServer
 from tuner.trials import Key
@@ -59,7 +59,11 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and server")
     g.add_argument("--model-repository", type=Path, help="the Triton model repository (never modified; "
                    "default: the demo repository, or the server's own with --launcher remote)")
-    g.add_argument("--model", help="model to use (default: the only model in the repository)")
+    g.add_argument("--model", help="model to use (default: the only model in the repository); an ensemble is "
+                   "tuned with its steps")
+    g.add_argument("--with", dest="calls", type=lambda s: tuple(n for n in s.split(",") if n), default=(),
+                   metavar="MODEL,MODEL", help="the models a BLS --model calls: tuned with it, each with knobs of "
+                   "its own (the search space's models: section)")
     g.add_argument("--launcher", choices=("embedded", "docker", "remote"), default="embedded",
                    help="embedded: the Triton of the nvidia-pytriton wheel; docker: a tritonserver container; "
                    "remote: a server already running (--url)")
@@ -188,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
 def _target(args) -> Target:
     return Target(Launcher(args.launcher), args.model_repository, args.model, args.url, args.host,
                   tuple(args.gpus) if isinstance(args.gpus, list) else args.gpus, args.run_dir, args.image,
-                  args.docker_network, args.shm_size)
+                  args.docker_network, args.shm_size, args.calls)
 
 
 def _load(args) -> tuple[LoadSpec, Inputs]:
@@ -236,6 +240,8 @@ def _finish(study: optuna.Study, model: str, args) -> int:
     print(front_table(final, baseline_of(final), chosen, goal))
     for line in failures(trials, out):
         print(f"failed {line}")
+    if chosen is not None and steps_text(chosen):
+        print(steps_text(chosen))
     status = _export(study, model, chosen, args)
     if chosen is not None and status == 0 and args.launcher == "remote" and args.keep_chosen:
         with RemoteServer(args.url) as server:
@@ -328,7 +334,7 @@ def cmd_report(args) -> int:
         images.append((args.out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
     table = front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
-    summary = counts_line(trials, out)
+    summary = counts_line(trials, out) + (f"\n{steps_text(chosen)}" if chosen and steps_text(chosen) else "")
     measured = study.user_attrs.get("ceiling") or {}
     ceiling_of = next((t for t in (*final, *trials) if t.number == measured.get("trial") and t.values), None)
     if ceiling_of is not None:
@@ -366,7 +372,7 @@ def cmd_export(args) -> int:
     if not context.get("model_repository"):
         raise ConfigError("--verify needs the model's files: this study was made with a remote server, which reads "
                           "its own repository; copy the export there and run `tuner measure` against it")
-    verdict = verify(args.out / model / "config.pbtxt", Path(context["model_repository"]) / model,
+    verdict = verify(args.out, Path(context["model_repository"]), model, list(chosen.user_attrs.get(Key.MEMBERS) or {}),
                      verify_server(context), LoadSpec.from_json(context["load"]),
                      Inputs.from_json(context.get("inputs")), chosen, args.run_dir / "verify")
     print(verdict.text(chosen))

@@ -23,6 +23,7 @@ from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, Memory, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure
 from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
+from tuner.pipeline import Members
 from tuner.server.client import LoadError
 
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
@@ -67,8 +68,11 @@ class Evaluator:
 
     @property
     def work_config_path(self) -> Path | None:
+        return self._config_path(self.model)
+
+    def _config_path(self, model: str) -> Path | None:
         repo = self.server.model_repository
-        return Path(repo) / self.model / "config.pbtxt" if repo else None
+        return Path(repo) / model / "config.pbtxt" if repo else None
 
     def requests(self, batching: bool) -> list[bytes]:
         """Built once from the model's metadata: inputs do not change between configs."""
@@ -100,47 +104,45 @@ class Evaluator:
         self.close()
 
     def evaluate(self, config: ModelConfig, race: Race | None = None, cold: bool = False,
-                 first_rate: float | None = None) -> Outcome:
-        """Loads `config` and measures it; when the server goes down under it, the server is
-        restarted and the config measured again, and a config it goes down under every time is
-        the cause (`Failure.CRASH`); likewise requests that break midway (tuner.faults). A
-        capacity search starts at `first_rate` (default: 0.9 of what the load `spec` gets through)."""
+                 first_rate: float | None = None, members: Members | None = None) -> Outcome:
+        """Loads `config` (a pipeline's `members` first) and measures it; when the server goes down
+        under it, the server is restarted and the config measured again, and a config it goes down
+        under every time is the cause (`Failure.CRASH`); likewise requests that break midway
+        (tuner.faults). A capacity search starts at `first_rate` (default: 0.9 of what the load
+        `spec` gets through)."""
         for attempt in range(1, ATTEMPTS + 1):
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
-            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate)
+            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate, members or {})
             outcome = dataclasses.replace(once, attempts=attempt)
             verdict = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
             if verdict is None:
                 return outcome
         return dataclasses.replace(outcome, failure=verdict)
 
-    def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool, first_rate: float | None) -> Outcome:
+    def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool, first_rate: float | None,
+                       members: Members) -> Outcome:
         """Loads `config` and measures it once; with `race`, until its question is settled. `cold` loads
         it as a deployment would: unloaded first, then read from its written config.pbtxt, because
         Triton applies a change of instance count alone in place, initialising the new instances
         with the previous config."""
-        path = self.work_config_path
-        if path is not None:  # the working copy shows the config being measured, and survives restarts
-            path.write_text(render_pbtxt(config))
         start = time.perf_counter()
-        try:
-            if cold and path is not None:
-                self.server.control.unload(self.model)
-                self.server.control.load(self.model)
-            else:
-                self.server.control.load(self.model, to_json(config))
-        except LoadError as e:
-            return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"load failed: {e}",
-                                time.perf_counter() - start)
+        for name, each in {**members, self.model: config}.items():  # the models the entry calls first
+            try:
+                self._load(name, each, cold)
+            except LoadError as e:
+                which = f"load of '{name}' failed" if members else "load failed"
+                return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"{which}: {e}",
+                                    time.perf_counter() - start)
         load_s = time.perf_counter() - start
         try:
             requests = self.requests(config.max_batch_size > 0)
             error = self._output_error()
             found = None
             if self.capacity is None:
-                m = measure(self.server.control, self.model, requests, self.spec, race=race, slo_ms=self.slo_p95_ms)
+                m = measure(self.server.control, self.model, requests, self.spec, race=race, slo_ms=self.slo_p95_ms,
+                            steps=tuple(members))
             else:
-                found = self._capacity(requests, self.capacity, race, first_rate)
+                found = self._capacity(requests, self.capacity, race, first_rate, tuple(members))
                 m = found.at
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
@@ -155,8 +157,18 @@ class Evaluator:
             return self._failed(Failure.BROKE_MIDWAY if m.samples else Failure.REQUESTS, problem, load_s)
         return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error, capacity=found)
 
+    def _load(self, model: str, config: ModelConfig, cold: bool) -> None:
+        path = self._config_path(model)
+        if path is not None:  # the working copy shows the config being measured, and survives restarts
+            path.write_text(render_pbtxt(config))
+        if cold and path is not None:
+            self.server.control.unload(model)
+            self.server.control.load(model)
+        else:
+            self.server.control.load(model, to_json(config))
+
     def _capacity(self, requests: list[bytes], spec: CapacitySpec, race: Race | None,
-                  first_rate: float | None) -> Capacity:
+                  first_rate: float | None, steps: tuple[str, ...]) -> Capacity:
         """The loaded config's capacity under the SLO, each step raced to whether it meets the SLO."""
         def measure_at(rate: float) -> Measurement:
             def decided(throughput: Interval, p95: Interval, sent: float | None) -> bool:
@@ -164,7 +176,8 @@ class Evaluator:
 
             step_race = Race(decided, race.precision if race else PRECISION, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
-            return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms)
+            return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms,
+                           steps=steps)
 
         if first_rate is None:  # what the closed loop gets through is about the most it can take
             closed = dataclasses.replace(self.spec, request_rate=None)
@@ -172,12 +185,14 @@ class Evaluator:
             first_rate = 0.9 * probe.throughput if probe.samples else 1.0
         return find_capacity(measure_at, spec, first_rate)
 
-    def take_reference(self, config: ModelConfig) -> None:
-        """Loads `config` (the user's own) and keeps its outputs on the fixed inputs, which every
-        config's are compared with from then on. Called before the first trial, because a model
-        whose own config does not load or serve has nothing to tune from and should spend no trial."""
+    def take_reference(self, config: ModelConfig, members: Members | None = None) -> None:
+        """Loads `config` (the user's own; a pipeline's `members` first) and keeps its outputs on the
+        fixed inputs, which every config's are compared with from then on. Called before the first
+        trial, because a model whose own config does not load or serve has nothing to tune from and
+        should spend no trial."""
         try:
-            self.server.control.load(self.model, to_json(config))
+            for name, each in {**(members or {}), self.model: config}.items():
+                self.server.control.load(name, to_json(each))
             self.requests(config.max_batch_size > 0)
             self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
         except LoadError as e:

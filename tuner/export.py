@@ -38,20 +38,23 @@ def hardware() -> dict:
 
 
 def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None) -> Path:
-    """Writes `<out>/<model>/config.pbtxt` and `<out>/<model>/tuner_manifest.json`; returns the
-    config path. Only the config is written: copy the model's version folders beside it."""
-    text = trial.user_attrs[Key.CONFIG]
-    parse_config(text, f"trial {trial.number}")  # what we write must parse as a ModelConfig
+    """Writes `<out>/<model>/config.pbtxt` (and a pipeline's members' beside it, as a repository
+    layout: `<out>/<member>/config.pbtxt`) and `<out>/<model>/tuner_manifest.json`; returns the
+    config path. Only configs are written: copy the models' version folders beside them."""
+    configs = {model: trial.user_attrs[Key.CONFIG], **(trial.user_attrs.get(Key.MEMBERS) or {})}
+    for name, text in configs.items():
+        parse_config(text, f"trial {trial.number}, {name}")  # what we write must parse as a ModelConfig
+        (Path(out_dir) / name).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / name / "config.pbtxt").write_text(text)
     dest = Path(out_dir) / model
-    dest.mkdir(parents=True, exist_ok=True)
     path = dest / "config.pbtxt"
-    path.write_text(text)
     role = tr.role(trial)
     goal = goal_of((context or {}).get("search_settings") or {})
     manifest = {"trial": trial.number, "role": role.value if role else None,
                 **dict(zip(goal.metric_names, trial.values, strict=True)), "curve": trial.user_attrs.get(Key.CURVE),
                 "metrics": trial.user_attrs.get(Key.METRICS), "knobs": trial.user_attrs.get(Key.KNOBS),
                 "remeasured": trial.user_attrs.get(Key.REMEASURED),  # every measurement behind the medians
+                "models": {name: str(Path(out_dir) / name / "config.pbtxt") for name in configs},
                 "tuner_version": __version__, "hardware": hardware(), **(context or {})}
     (dest / "tuner_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return path
@@ -96,17 +99,20 @@ def stored_intervals(stored: FrozenTrial) -> tuple[list, list]:
     return spans[0], spans[1]
 
 
-def verify(config_path: Path, model_dir: Path, server_factory, spec: LoadSpec, inputs: Inputs,
-           stored: FrozenTrial, work: Path) -> Verdict:
-    """Lays out a repository as a user would deploy the export (the model's files plus the
-    exported config.pbtxt), loads it from disk in a fresh server and measures it again."""
+def verify(out_dir: Path, repository: Path, model: str, members: list[str], server_factory, spec: LoadSpec,
+           inputs: Inputs, stored: FrozenTrial, work: Path) -> Verdict:
+    """Lays out a repository as a user would deploy the export (each model's files plus its
+    exported config.pbtxt: the model's, and a pipeline's `members'`), loads it from disk in a fresh
+    server and measures it again."""
     repo = work / "repository"
     shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(model_dir, repo / model_dir.name, ignore=shutil.ignore_patterns("config.pbtxt"))
-    shutil.copy(config_path, repo / model_dir.name / "config.pbtxt")
-    config = read_config(repo / model_dir.name / "config.pbtxt")
-    with server_factory(repo, work) as server, Evaluator(server, model_dir.name, spec, inputs) as evaluator:
-        outcome = evaluator.evaluate(config, cold=True)  # from the file, as a deployment loads it
+    for name in (*members, model):
+        shutil.copytree(repository / name, repo / name, ignore=shutil.ignore_patterns("config.pbtxt"))
+        shutil.copy(out_dir / name / "config.pbtxt", repo / name / "config.pbtxt")
+    configs = {name: read_config(repo / name / "config.pbtxt") for name in (*members, model)}
+    with server_factory(repo, work) as server, Evaluator(server, model, spec, inputs) as evaluator:
+        # from the files, as a deployment loads them
+        outcome = evaluator.evaluate(configs.pop(model), cold=True, members=configs)
     if outcome.measurement is None:
         return Verdict(None, outcome.reason)
     m = outcome.measurement

@@ -12,6 +12,7 @@ when choosing.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -54,13 +55,14 @@ class Goal:
         """Throughput against P95: racing against the front and the SLO filter apply."""
         return self.objective is Objective.THROUGHPUT
 
-    def values(self, outcome: Outcome, config: ModelConfig) -> list[float]:
-        """A measured config's two values, in the study's order."""
+    def values(self, outcome: Outcome, config: ModelConfig, members: Iterable[ModelConfig] = ()) -> list[float]:
+        """A measured config's two values, in the study's order (a pipeline's instances count all
+        its models')."""
         m = outcome.measurement
         assert m is not None  # only measured outcomes have values
         first = {Objective.THROUGHPUT: m.throughput, Objective.GOODPUT: m.goodput,
                  Objective.CAPACITY: outcome.capacity.rate if outcome.capacity else None}[self.objective]
-        second = {Cost.P95: m.p95_ms, Cost.INSTANCES: float(instances(config)),
+        second = {Cost.P95: m.p95_ms, Cost.INSTANCES: float(sum(map(instances, (config, *members)))),
                   Cost.MEMORY: outcome.memory_mib}[self.cost]
         if first is None or second is None:  # check_goal refuses the options that would lead here
             raise ValueError(f"{self.metric_names} were not measured")
@@ -103,5 +105,7 @@ def check_goal(goal: Goal, slo_p95_ms: float | None, request_rate: float | None,
 
 
 def instances(config: ModelConfig) -> int:
-    """Instances the config runs (a group without a count has one)."""
+    """Instances the config runs (a group without a count has one; an ensemble runs none of its own)."""
+    if config.HasField("ensemble_scheduling"):
+        return 0
     return sum(group.count or 1 for group in config.instance_group) or 1

@@ -23,7 +23,7 @@ import bisect
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -102,6 +102,8 @@ class Measurement:
     screened: bool = False  # a raced measurement that stopped early: its question was decided
     goodput: float | None = None  # requests/s that met the SLO, when one was given
     offered: float | None = None  # open loop: requests/s sent during the measurement (as drawn, not as asked)
+    # a pipeline's members, each as Triton counted it over the measurement: which step is the bottleneck
+    steps: dict[str, ServerBreakdown] = field(default_factory=dict)
 
 
 Interval = tuple[float, float]
@@ -330,12 +332,16 @@ def _sent_rate(sent: np.ndarray, start: float, end: float) -> float | None:
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            seed: int = 0, race: Race | None = None, slo_ms: float | None = None) -> Measurement:
+            seed: int = 0, race: Race | None = None, slo_ms: float | None = None,
+            steps: tuple[str, ...] = ()) -> Measurement:
     """Drives `model` with `requests` and returns what was measured; with `race`, until its
-    question is settled rather than by the full rule; with `slo_ms`, the goodput too."""
-    before = control.statistics(model)
+    question is settled rather than by the full rule; with `slo_ms`, the goodput too; with
+    `steps` (the models `model` calls), what each of them served."""
+    before = {name: control.statistics(name) for name in (model, *steps)}
     rec = drive(control.url, requests, spec, seed, race)
-    server = _breakdown(before, control.statistics(model))
+    after = {name: control.statistics(name) for name in (model, *steps)}
+    server = _breakdown(before[model], after[model])
+    by_step = {name: found for name in steps if (found := _breakdown(before[name], after[name])) is not None}
     lat, errors = rec.latency_ms, rec.errors
     if len(lat) == 0:
         return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, (float("nan"),) * 2, 0, len(errors),
@@ -350,4 +356,4 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                        first_error=errors[0] if errors else "", server=server, mode=spec.mode,
                        screened=rec.screened,
                        goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration,
-                       offered=_sent_rate(rec.sent, rec.start, rec.end))
+                       offered=_sent_rate(rec.sent, rec.start, rec.end), steps=by_step)

@@ -42,9 +42,6 @@ def check_tunable(config: ModelConfig, source: str) -> None:
     backend = backend_of(config)
     if not backend:
         raise ConfigError(f"{source}: neither 'backend' nor 'platform' is set")
-    if backend == "ensemble" or config.HasField("ensemble_scheduling"):
-        raise ConfigError(f"{source}: '{config.name}' is an ensemble; an ensemble has no instances or "
-                          "batcher of its own: tune each composing model instead")
     if config.HasField("sequence_batching"):
         raise ConfigError(f"{source}: '{config.name}' uses sequence batching; stateful models are not "
                           "supported yet (the load generator sends independent requests)")

@@ -13,9 +13,15 @@ from tuner.trials import Key
 def _knob_text(trial: FrozenTrial) -> str:
     if tr.is_baseline(trial):
         return "(your config)"
-    knobs = dict(trial.user_attrs.get(Key.KNOBS, {}))
-    params = knobs.pop("parameters", {})
-    return " ".join([f"{k}={v}" for k, v in knobs.items()] + [f"{k}={v}" for k, v in params.items()])
+    return " ".join(_flat(trial.user_attrs.get(Key.KNOBS, {})))
+
+
+def _flat(knobs: dict, prefix: str = "") -> list[str]:
+    """`name=value` per knob; a pipeline member's as `member.name=value`."""
+    knobs = dict(knobs)
+    params, models = knobs.pop("parameters", {}), knobs.pop("models", {})
+    return [f"{prefix}{k}={v}" for k, v in {**knobs, **params}.items()] + \
+        [text for name, each in models.items() for text in _flat(each, f"{name}.")]
 
 
 _LABELS = {Objective.THROUGHPUT: "infer/s", Objective.GOODPUT: "goodput/s", Objective.CAPACITY: "holds req/s",
@@ -105,13 +111,36 @@ def ceiling_text(ceiling: dict, trial: FrozenTrial) -> str:
     return "\n".join(lines)
 
 
+def steps_text(trial: FrozenTrial) -> str:
+    """A pipeline trial's members as Triton counted them over its measurement, and which one sets
+    the pace (the most time per request, queue and compute)."""
+    steps = (trial.user_attrs.get(Key.METRICS) or {}).get("steps") or {}
+    if not steps:
+        return ""
+    cost = {name: sum(s[k] for k in ("queue_ms", "compute_input_ms", "compute_infer_ms", "compute_output_ms"))
+            for name, s in steps.items()}
+    lines = [f"steps of trial #{trial.number} (ms per request: queue, compute input, infer, output; avg batch):"]
+    lines += [f"  {name:24} {s['queue_ms']:8.2f} {s['compute_input_ms']:8.2f} {s['compute_infer_ms']:8.2f} "
+              f"{s['compute_output_ms']:8.2f}  {s['avg_batch_size']:.1f}" for name, s in steps.items()]
+    lines.append(f"  slowest step: {max(cost, key=lambda n: cost[n])}")
+    return "\n".join(lines)
+
+
 def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:
-    """What to change in your config.pbtxt: the chosen trial's config against the baseline's."""
+    """What to change in your config.pbtxt (a pipeline's: in each of its models'): the chosen
+    trial's configs against the baseline's."""
     import difflib
 
-    return "".join(difflib.unified_diff(base.user_attrs[Key.CONFIG].splitlines(keepends=True),
-                                        chosen.user_attrs[Key.CONFIG].splitlines(keepends=True),
-                                        f"baseline (trial #{base.number})", f"chosen (trial #{chosen.number})"))
+    def configs(t: FrozenTrial) -> dict[str, str]:
+        return {"": t.user_attrs[Key.CONFIG], **(t.user_attrs.get(Key.MEMBERS) or {})}
+
+    def label(name: str, role: str, t: FrozenTrial) -> str:
+        return f"{name + ' ' if name else ''}{role} (trial #{t.number})"
+
+    old, new = configs(base), configs(chosen)
+    return "".join("".join(difflib.unified_diff(old.get(name, "").splitlines(keepends=True),
+                                                text.splitlines(keepends=True), label(name, "baseline", base),
+                                                label(name, "chosen", chosen))) for name, text in new.items())
 
 
 def _pyplot():

@@ -9,7 +9,15 @@
       parameters:                                 # backend settings -> config `parameters`
         intra_op_thread_count: ["1", "2"]
 
-`suggest(trial)` turns an Optuna trial into a knob dict. Queue delay and preferred batch sizes
+A pipeline (an ensemble, or a BLS model and the models it calls; tuner.pipeline) gives each
+member its own knobs in a `models:` section, in the same form:
+
+    models:
+      preprocess: {instance_count: {low: 1, high: 4}}
+      detector: {max_batch_size: [4, 8], dynamic_batching: [true, false]}
+
+`suggest(trial)` turns an Optuna trial into a knob dict (a member's under `models`, its Optuna
+names prefixed `member/`). Queue delay and preferred batch sizes
 are only sampled when dynamic batching is on, and TensorRT's precision, workspace and engine cache
 only when the accelerator is TensorRT, so the sampler never learns from knobs that did nothing.
 """
@@ -77,12 +85,13 @@ class SearchSpace:
     start_with: tuple[dict, ...] = ()  # known-good configs (as Optuna params) measured first
     # backend parameters that act only when another sampled knob has certain values (tuner.knobs)
     conditions: dict[str, Condition] = dataclasses.field(default_factory=dict)
+    models: dict[str, SearchSpace] = dataclasses.field(default_factory=dict)  # a pipeline's members' spaces
 
     @property
     def names(self) -> set[str]:
         return set(self.knobs) | ({"parameters"} if self.parameters else set())
 
-    def suggest(self, trial: optuna.Trial) -> dict:
+    def suggest(self, trial: optuna.Trial, prefix: str = "") -> dict:
         knobs: dict = {}
         for name in sorted(self.knobs, key=lambda n: n not in _GATES):
             spec = self.knobs[name]
@@ -90,7 +99,7 @@ class SearchSpace:
                 continue
             if name in TENSORRT_KNOBS and knobs.get("accelerator", "tensorrt") != "tensorrt":
                 continue
-            knobs[name] = _suggest(trial, name, spec)
+            knobs[name] = _suggest(trial, prefix + name, spec)
         if self.parameters:
             sampled: dict = {}
             for name in sorted(self.parameters, key=lambda n: n in self.conditions):  # gates first
@@ -98,14 +107,19 @@ class SearchSpace:
                 if condition is not None and str(knobs.get(condition.gate, sampled.get(condition.gate))) \
                         not in condition.values:
                     continue
-                sampled[f"param.{name}"] = str(_suggest(trial, f"param.{name}", self.parameters[name]))
+                sampled[f"param.{name}"] = str(_suggest(trial, f"{prefix}param.{name}", self.parameters[name]))
             knobs["parameters"] = {k.removeprefix("param."): v for k, v in sampled.items()}
+        if self.models:
+            knobs["models"] = {name: space.suggest(trial, f"{name}/") for name, space in self.models.items()}
         return knobs
 
     def describe(self) -> dict:
         """JSON-friendly form, stored with the study."""
-        return {"knobs": {k: _describe(s) for k, s in self.knobs.items()},
-                "parameters": {k: _describe(s) for k, s in self.parameters.items()}}
+        described = {"knobs": {k: _describe(s) for k, s in self.knobs.items()},
+                     "parameters": {k: _describe(s) for k, s in self.parameters.items()}}
+        if self.models:
+            described["models"] = {name: space.describe() for name, space in self.models.items()}
+        return described
 
 
 def _suggest(trial: optuna.Trial, name: str, spec: Spec):
@@ -162,25 +176,35 @@ def parse_space(text: str, source: str = "<search space>") -> SearchSpace:
         at = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{at}: not valid YAML: {getattr(e, 'problem', e)}") from None
     where = _Where(source, root)
-    if not isinstance(data, dict) or not isinstance(data.get("knobs"), dict):
-        raise where.error(["knobs"], "the file needs a top-level 'knobs:' mapping")
-    unknown_top = set(data) - {"knobs", "description", "start_with"}
+    if not isinstance(data, dict) or not (isinstance(data.get("knobs"), dict) or isinstance(data.get("models"), dict)):
+        raise where.error(["knobs"], "the file needs a top-level 'knobs:' mapping (or 'models:' for a pipeline)")
+    unknown_top = set(data) - {"knobs", "models", "description", "start_with"}
     if unknown_top:
         raise where.error([sorted(unknown_top)[0]],
-                          "unknown top-level key (expected 'knobs', 'start_with', 'description')")
+                          "unknown top-level key (expected 'knobs', 'models', 'start_with', 'description')")
+    models = {}
+    for member, raw in (data.get("models") or {}).items():
+        if not isinstance(raw, dict) or not raw:
+            raise where.error(["models", str(member)], "must map knobs to values, a list or a range")
+        models[str(member)] = SearchSpace(*_knobs(raw, where, ["models", str(member)]), source)
+    space = SearchSpace(*_knobs(data.get("knobs") or {}, where, ["knobs"]), source, models=models)
+    return dataclasses.replace(space, start_with=_start_with(data.get("start_with", []), space, where))
+
+
+def _knobs(raw: dict, where: _Where, at: list[str]) -> tuple[dict[str, Spec], dict[str, Spec]]:
+    """(knobs, backend parameters) of one `knobs:` mapping."""
     knobs, parameters = {}, {}
-    for name, raw in data["knobs"].items():
-        path = ["knobs", str(name)]
+    for name, value in raw.items():
+        path = [*at, str(name)]
         if name == "parameters":
-            if not isinstance(raw, dict) or not raw:
+            if not isinstance(value, dict) or not value:
                 raise where.error(path, "must map backend parameter names to values, a list or a range")
-            parameters = {str(k): _spec(v, where, path + [str(k)], _check_parameter) for k, v in raw.items()}
+            parameters = {str(k): _spec(v, where, path + [str(k)], _check_parameter) for k, v in value.items()}
         elif name in _CHECKS:
-            knobs[name] = _spec(raw, where, path, _CHECKS[name])
+            knobs[name] = _spec(value, where, path, _CHECKS[name])
         else:
             raise where.error(path, f"unknown knob; known: {', '.join(sorted([*_CHECKS, 'parameters']))}")
-    space = SearchSpace(knobs, parameters, source)
-    return dataclasses.replace(space, start_with=_start_with(data.get("start_with", []), space, where))
+    return knobs, parameters
 
 
 def _start_with(raw, space: SearchSpace, where: _Where) -> tuple[dict, ...]:

@@ -22,13 +22,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from tuner import pipeline
 from tuner import trials as tr
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.faults import EnvironmentBroken, Failure
 from tuner.goal import Goal, Objective, goal_of
 from tuner.loadgen import PRECISION, Interval, Race
-from tuner.modelconfig import ModelConfig, apply_knobs, fingerprint, render_pbtxt
+from tuner.modelconfig import ModelConfig, apply_knobs, render_pbtxt
+from tuner.pipeline import Members
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
 from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
@@ -181,11 +183,13 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
         thread.join()
 
 
-def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
-    """What a trial records: the config, the measurement (with a capacity goal: at capacity, and
-    every rate tried) and, for each limit set, how far over it."""
-    attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: fingerprint(config),
+def _attrs(config: ModelConfig, outcome: Outcome, settings: dict, members: Members) -> dict:
+    """What a trial records: the config (a pipeline's members' too), the measurement (with a
+    capacity goal: at capacity, and every rate tried) and, for each limit set, how far over it."""
+    attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: pipeline.fingerprint(config, members),
                    Key.LOAD_S: round(outcome.load_s, 3)}
+    if members:
+        attrs[Key.MEMBERS] = pipeline.render(members)
     if outcome.memory_mib is not None:
         attrs[Key.MEMORY_MIB] = round(outcome.memory_mib, 1)
     if outcome.failure is not None:
@@ -213,7 +217,8 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict) -> dict:
 
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
-              worker: str = "", precision: float | None = PRECISION, explore: bool = False) -> FrozenTrial:
+              worker: str = "", precision: float | None = PRECISION, explore: bool = False,
+              members: Members | None = None) -> FrozenTrial:
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
     exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
     `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
@@ -225,7 +230,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     try:
         trial = study.ask()
         with _heartbeat(study, trial):
-            _measure(study, trial, evaluator, base, space, worker, precision)
+            _measure(study, trial, evaluator, base, space, worker, precision, members or {})
     except KeyboardInterrupt:
         _cut_off(study, trial, Failure.INTERRUPTED, "interrupted")
         raise
@@ -245,33 +250,33 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
 
 
 def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, base: ModelConfig,
-             space: SearchSpace, worker: str, precision: float | None) -> None:
+             space: SearchSpace, worker: str, precision: float | None, bases: Members) -> None:
     if worker:
         trial.set_user_attr(Key.WORKER, worker)
     if tr.role(trial) is Role.BASELINE:  # the user's own config: every gain is against it
-        config = base
+        config, members = base, bases
     else:
         knobs = space.suggest(trial)
-        config = apply_knobs(base, knobs)
+        config, members = apply_knobs(base, knobs), pipeline.apply(bases, knobs)
         trial.set_user_attr(Key.ROLE, (tr.role(trial) or Role.SEARCH).value)
         trial.set_user_attr(Key.KNOBS, knobs)
-        earlier = _same_config(study, fingerprint(config), trial.number)
+        earlier = _same_config(study, pipeline.fingerprint(config, members), trial.number)
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             _repeat(study, trial, earlier)
             return
     # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
     goal = goal_of(study.user_attrs["settings"])
     race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
-    outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study))
+    outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), members=members)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.screened:
         trial.set_user_attr(Key.SCREENED, True)
-    attrs = _attrs(config, outcome, study.user_attrs["settings"])
+    attrs = _attrs(config, outcome, study.user_attrs["settings"], members)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     _constrain(trial, attrs)
     if outcome.measurement is not None:
-        study.tell(trial, goal.values(outcome, config))
+        study.tell(trial, goal.values(outcome, config, members.values()))
     else:
         study.tell(trial, state=TrialState.PRUNED)
 
@@ -337,7 +342,7 @@ MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is
 
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
            slo_p95_ms: float | None = None, progress: bool = True, worker: str = "",
-           precision: float | None = PRECISION) -> None:
+           precision: float | None = PRECISION, members: Members | None = None) -> None:
     """Runs trials until the study holds `trials` counted ones (the known-good configs and the baseline first), or the
     sampler proposes only configs already measured (a space with fewer distinct configs). Any
     number of workers, on this host or others, may run this on the same study at once."""
@@ -353,7 +358,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
             if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
-            last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0)
+            last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0, members=members)
             repeats = repeats + 1 if tr.is_repeat(last) else 0
             if repeats >= MAX_REPEATS:
                 bar.write(f"the sampler proposed {repeats} configs in a row that were already measured: the space "

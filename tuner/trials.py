@@ -34,6 +34,7 @@ class Key:
     ROLE = "role"
     KNOBS = "knobs"
     CONFIG = "config_pbtxt"
+    MEMBERS = "members_pbtxt"  # a pipeline's other models: name -> config.pbtxt
     FINGERPRINT = "fingerprint"
     METRICS = "metrics"
     LOAD_S = "load_s"
@@ -59,8 +60,8 @@ CONFIG_FAILED = "config_failed"
 LIMITS = (SLO_VIOLATION, MEMORY_VIOLATION, OUTPUT_VIOLATION)
 
 # What a repeat of a config copies from the trial that measured it.
-RESULT_KEYS = (Key.CONFIG, Key.FINGERPRINT, Key.METRICS, Key.CURVE, Key.FAILURE, Key.FAIL_REASON, Key.MEMORY_MIB,
-               Key.OVER_MEMORY, Key.OUTPUT_ERROR, Key.OUTPUTS_DIFFER, *LIMITS)
+RESULT_KEYS = (Key.CONFIG, Key.MEMBERS, Key.FINGERPRINT, Key.METRICS, Key.CURVE, Key.FAILURE, Key.FAIL_REASON,
+               Key.MEMORY_MIB, Key.OVER_MEMORY, Key.OUTPUT_ERROR, Key.OUTPUTS_DIFFER, *LIMITS)
 
 
 def role(trial: FrozenTrial | optuna.Trial) -> Role | None:

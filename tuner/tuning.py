@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from google.protobuf import json_format
 
-from tuner import backends, cuda, knobs, modelconfig
+from tuner import backends, cuda, knobs, modelconfig, pipeline
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Shape, check_inputs
 from tuner.capacity import CapacitySpec
@@ -60,6 +60,7 @@ class Target:
     image: str = DEFAULT_IMAGE
     docker_network: str = "bridge"
     shm_size: str = "1g"
+    calls: tuple[str, ...] = ()  # the models a BLS model calls (--with): tuned with it
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Model:
     name: str
     base: ModelConfig | None
     repository: Path | None
+    members: pipeline.Members = dataclasses.field(default_factory=dict)  # a pipeline's other models
 
 
 # --- checks that need only files -------------------------------------------------------------
@@ -98,6 +100,8 @@ def check_options(options: Options) -> None:
     t = options.target
     if t.launcher is Launcher.REMOTE and not (t.url and t.model):
         raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
+    if t.launcher is Launcher.REMOTE and t.calls:
+        raise ConfigError(_REMOTE_PIPELINE)
     if options.inputs.data_file and not options.inputs.data_file.is_file():
         raise ConfigError(f"--input-data {options.inputs.data_file}: no such file")
     check_goal(options.goal, options.slo_p95_ms, options.load.request_rate, t.launcher is Launcher.REMOTE)
@@ -125,6 +129,10 @@ def check_load(spec: LoadSpec, inputs: Inputs, goal: Goal = Goal()) -> None:
                  f"--input-data {inputs.data_file}" if inputs.data_file else "the synthetic input (no --input-data)")
 
 
+_REMOTE_PIPELINE = ("a pipeline (an ensemble, or --with) is tuned from its models' files: use --launcher embedded "
+                    "or docker on the repository")
+
+
 def find_model(target: Target) -> Model:
     """The model and its config, checked; for a remote server only its name until connected."""
     if target.launcher is Launcher.REMOTE:
@@ -136,13 +144,17 @@ def find_model(target: Target) -> Model:
     config = modelconfig.read_config(repository / name / "config.pbtxt")
     if config.name != name:
         raise ConfigError(f"{repository / name / 'config.pbtxt'}: name is '{config.name}' but the folder is '{name}'")
+    members = pipeline.read_members(repository, config, target.calls) \
+        if pipeline.is_ensemble(config) or target.calls else {}
     if target.launcher is Launcher.EMBEDDED:
         why = backends.missing_backend(modelconfig.backend_of(config))
         if why and repository == DEMO_REPOSITORY and target.model is None:
             return _demo_fallback(repository, config)
-        if why:
-            raise ConfigError(f"{repository / name / 'config.pbtxt'}: {why}")
-    return Model(name, config, repository)
+        for each, each_config in {name: config, **members}.items():
+            why = backends.missing_backend(modelconfig.backend_of(each_config))
+            if why:
+                raise ConfigError(f"{repository / each / 'config.pbtxt'}: {why}")
+    return Model(name, config, repository, members)
 
 
 def _pick_model(repository: Path, model: str | None) -> str:
@@ -175,20 +187,78 @@ def _demo_fallback(repository: Path, config: ModelConfig) -> Model:
 
 
 def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
-    """The named search space, or the shipped one for the model's backend, checked against the
-    model: knobs that cannot act on it are refused, and backend parameters that act only under
-    another knob's values are sampled only then."""
-    name = options.search_space or _BACKEND_SPACES.get(modelconfig.backend_of(base), "generic")
-    path = Path(name)
-    space = load_space(path if path.suffix in (".yaml", ".yml") or path.exists() else SPACES / f"{name}.yaml")
-    folder = model.repository / model.name if model.repository else None
-    versions = {int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()} if folder else None
-    problems, conditions = knobs.space_problems(base, space, embedded=options.target.launcher is Launcher.EMBEDDED,
-                                                versions=versions)
+    """The named search space, or the shipped one for the model's backend (for a pipeline: for each
+    member's, keeping the knobs that act on it), checked against the model: knobs that cannot act
+    on it are refused, and backend parameters that act only under another knob's values are
+    sampled only then."""
+    if model.members and not options.search_space:
+        return _pipeline_default(options, model, base)
+    space = _shipped(options.search_space or _default_space(base))
+    problems, conditions = _problems(options, model.repository, model.name, base, space)
+    for member, sub in space.models.items():
+        if member not in model.members:
+            raise ConfigError(f"{space.source}: models.{member}: not a member of '{model.name}' (its members: "
+                              f"{', '.join(model.members) or 'none; name the models a BLS model calls with --with'})")
+        more, sub_conditions = _problems(options, model.repository, member, model.members[member], sub,
+                                         entry_batch=_ensemble_batch(base))
+        problems += [f"models.{member}.{p}" for p in more]
+        space.models[member] = dataclasses.replace(sub, conditions=sub_conditions)
     if problems:
         raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
     return dataclasses.replace(space, conditions=conditions)
+
+
+def _default_space(config: ModelConfig) -> str:
+    return _BACKEND_SPACES.get(modelconfig.backend_of(config), "generic")
+
+
+def _shipped(name: str) -> SearchSpace:
+    path = Path(name)
+    return load_space(path if path.suffix in (".yaml", ".yml") or path.exists() else SPACES / f"{name}.yaml")
+
+
+def _ensemble_batch(entry: ModelConfig) -> int:
+    """An ensemble's max batch size, which each step's must reach (Triton refuses the ensemble
+    otherwise); 0 for a BLS entry, which sets no such bound."""
+    return entry.max_batch_size if pipeline.is_ensemble(entry) else 0
+
+
+def _problems(options: Options, repository: Path | None, name: str, config: ModelConfig, space: SearchSpace,
+              entry_batch: int = 0) -> tuple[list[str], dict]:
+    """Why knobs of `space` cannot act on the model `name`, and the conditions of those that act."""
+    if pipeline.is_ensemble(config):
+        given = sorted(space.knobs) + [f"parameters.{p}" for p in space.parameters]
+        return ([f"{', '.join(given)}: '{name}' is an ensemble, with no instances or batcher of its own: give each "
+                 "step's knobs under models:"] if given else []), {}
+    folder = repository / name if repository else None
+    versions = {int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()} if folder else None
+    problems, conditions = knobs.space_problems(config, space, embedded=options.target.launcher is Launcher.EMBEDDED,
+                                                versions=versions)
+    batch = space.knobs.get("max_batch_size")
+    if entry_batch and batch is not None and any(float(v) < entry_batch for v in batch.options):
+        problems.append(f"max_batch_size: values below the ensemble's max_batch_size ({entry_batch}) make the "
+                        "ensemble fail to load")
+    return problems, conditions
+
+
+def _pipeline_default(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
+    """For each member, the knobs of its backend's shipped space that act on it (and, for a BLS
+    entry, its own); a knob that would be refused is left out, not refused: nobody asked for it."""
+    def acting(name: str, config: ModelConfig, entry_batch: int = 0) -> SearchSpace:
+        shipped = _shipped(_default_space(config))
+        kept = {k: s for k, s in shipped.knobs.items()
+                if not _problems(options, model.repository, name, config,
+                                 dataclasses.replace(shipped, knobs={k: s}, parameters={}), entry_batch)[0]}
+        params = shipped.parameters if not _problems(
+            options, model.repository, name, config, dataclasses.replace(shipped, knobs={}), entry_batch)[0] else {}
+        space = dataclasses.replace(shipped, knobs=kept, parameters=params, start_with=())
+        return dataclasses.replace(space, conditions=_problems(options, model.repository, name, config, space)[1])
+
+    entry = SearchSpace({}, {}, "the shipped spaces") if pipeline.is_ensemble(base) else acting(model.name, base)
+    members = {m: acting(m, c, _ensemble_batch(base)) for m, c in model.members.items()}
+    return dataclasses.replace(entry, source="the shipped spaces", models={m: s for m, s in members.items()
+                                                                           if s.knobs or s.parameters})
 
 
 def _checked(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
@@ -211,8 +281,9 @@ def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple
         return RemoteServer(t.url or "")
     assert model.repository is not None
     work = run_dir / "repository"
-    shutil.rmtree(work / model.name, ignore_errors=True)
-    shutil.copytree(model.repository / model.name, work / model.name)
+    for name in (model.name, *model.members):  # a pipeline's members are written by trials too
+        shutil.rmtree(work / name, ignore_errors=True)
+        shutil.copytree(model.repository / name, work / name)
     gpus = gpus if gpus is not None else t.gpus
     if t.launcher is Launcher.DOCKER:
         return DockerServer(work, run_dir, image=t.image, gpus=gpus, host=t.host, network=t.docker_network,
@@ -227,6 +298,8 @@ def remote_base(server: Server, name: str) -> ModelConfig:
     config = json_format.ParseDict(server.control.model_config_json(name), ModelConfig(),
                                    ignore_unknown_fields=True)
     modelconfig.check_tunable(config, f"{server.url}/{name}")
+    if pipeline.is_ensemble(config):
+        raise ConfigError(f"{server.url}/{name}: an ensemble; {_REMOTE_PIPELINE}")
     return config
 
 
@@ -248,7 +321,8 @@ def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpa
                "shared_memory": inputs.shared_memory.value}
     goal = options.goal
     load = f"capacity, {spec.arrivals.describe()} arrivals" if goal.objective is Objective.CAPACITY else spec.mode
-    return StudySettings(model.name, load, modelconfig.fingerprint(base), space.describe(), options.slo_p95_ms,
+    return StudySettings(model.name, load, pipeline.fingerprint(base, model.members), space.describe(),
+                         options.slo_p95_ms,
                          options.max_memory_mib, options.max_output_error, carried, goal.objective.value,
                          goal.cost.value)
 
@@ -301,10 +375,10 @@ def work(options: Options, index: int) -> optuna.Study:
                 if options.goal.objective is Objective.CAPACITY and options.slo_p95_ms else None
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
                            capacity) as evaluator:
-                evaluator.take_reference(base)
+                evaluator.take_reference(base, model.members)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
-                             precision=options.precision)
+                             precision=options.precision, members=model.members)
                 if index == 0 and options.remeasure > 0 and not is_current(study):
                     remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
         finally:
@@ -335,7 +409,7 @@ def measure_once(options: Options, config: ModelConfig | None = None) -> Outcome
         try:
             chosen = config or model.base or remote_base(server, model.name)
             with Evaluator(server, model.name, options.load, options.inputs) as evaluator:
-                return evaluator.evaluate(chosen)
+                return evaluator.evaluate(chosen, members=model.members)
         finally:
             if options.target.launcher is Launcher.REMOTE and config is not None:
                 restore_remote(server, model.name)

@@ -45,7 +45,8 @@ from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 MODEL = "detector"
 
 
-def ma_config(work: Path, ma: Path) -> str:
+def ma_config(work: Path, ma: Path, profile: str = f"  {MODEL}:\n    cpu_only: true\n") -> str:
+    """Model Analyzer's YAML; `profile` is its profile_models section (the model and its options)."""
     return f"""model_repository: {work / 'ma_models'}
 output_model_repository_path: {work / 'ma_run' / 'output_models'}
 override_output_model_repository: true
@@ -68,9 +69,7 @@ run_config_search_max_model_batch_size: 8
 inference_output_fields: [model_name, batch_size, concurrency, model_config_path, instance_group, max_batch_size,
                           perf_throughput, perf_latency_p95, perf_latency_p99]
 profile_models:
-  {MODEL}:
-    cpu_only: true
-"""
+{profile}"""
 
 
 def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:

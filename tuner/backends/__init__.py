@@ -15,7 +15,7 @@ from tuner.backends.recipes import BRANCH, RECIPES, BuildError
 __all__ = ["BRANCH", "RECIPES", "BuildError", "Status", "build", "built", "cache_root", "default_source_dir",
            "missing_backend", "status", "toolchain"]
 
-BUILTIN = ("python",)  # what the wheel's server has without building anything
+BUILTIN = ("python", "ensemble")  # what the wheel's server has without building anything (ensembles: Triton's core)
 
 
 @dataclass(frozen=True)

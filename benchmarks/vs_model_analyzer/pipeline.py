@@ -1,0 +1,169 @@
+"""Model Analyzer's ensemble quick search and the tuner on the demo pipeline (detector_pipeline:
+preprocess -> detector -> postprocess), on the same server binary and load, side by side.
+
+    bash benchmarks/vs_model_analyzer/setup.sh          # once: Model Analyzer 1.58 in /tmp/ma-venv
+    python benchmarks/vs_model_analyzer/pipeline.py [--trials 30] [--rounds 3]
+
+1. Model Analyzer `profile` of the ensemble, quick search (the only mode it tunes ensembles in), local
+   launch mode, CPU-only composing models, concurrency 8, instance count <= 3, max batch size <= 8.
+   Wall time; its best ensemble config (highest throughput) and the step configs it names.
+2. `python -m tuner search --model detector_pipeline` with the shipped pipeline space, concurrency 8.
+3. Both best sets of configs re-measured by one instrument (the tuner's load generator through the
+   ensemble), alternately, in one embedded server; and the baseline (the shipped configs).
+
+Prints tables and writes benchmarks/results/vs_model_analyzer_pipeline.json; the rest goes under
+--work (default /tmp/tuner-vs-ma-pipeline).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+import optuna  # noqa: E402
+
+from benchmarks.common import table, write_json  # noqa: E402
+from benchmarks.vs_model_analyzer.run import first_match, ma_config  # noqa: E402
+from tuner.evaluate import Evaluator  # noqa: E402
+from tuner.loadgen import LoadSpec  # noqa: E402
+from tuner.modelconfig import read_config  # noqa: E402
+from tuner.pipeline import ensemble_steps, read_members  # noqa: E402
+from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
+
+MODEL = "detector_pipeline"
+STEPS = ("preprocess", "detector", "postprocess")
+
+
+def copy_pipeline(dest: Path) -> Path:
+    for name in (MODEL, *STEPS):
+        shutil.copytree(DEMO_REPOSITORY / name, dest / name)
+    return dest
+
+
+def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
+    copy_pipeline(work / "ma_models")
+    (work / "ma_run").mkdir()
+    config = work / "ma_run" / "config.yml"
+    profile = f"  {MODEL}: {{}}\ncpu_only_composing_models: [{', '.join(STEPS)}]\n"
+    config.write_text(ma_config(work, ma, profile))
+    env = {**os.environ, "PATH": f"{ma / 'bin'}:{venv / 'bin'}:{os.environ['PATH']}"}
+    start = time.perf_counter()
+    with open(work / "ma_run" / "ma.log", "w") as log:
+        done = subprocess.run([str(venv / "bin" / "model-analyzer"), "profile", "-f", str(config)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
+    wall = time.perf_counter() - start
+    rows = [r for r in csv.DictReader(open(work / "ma_run" / "results" / "results" / "metrics-model-inference.csv"))
+            if r.get("Model")]
+    best = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
+    variant = best["Model Config Path"]
+    outputs = work / "ma_run" / "output_models"
+    ensemble = read_config(outputs / variant / "config.pbtxt")
+    members = {}
+    for step in ensemble_steps(ensemble):  # MA names each step's variant in the ensemble's steps
+        config = read_config(outputs / step / "config.pbtxt")
+        config.name = next(s for s in STEPS if step.startswith(s))
+        members[config.name] = config
+    return {"wall_s": wall, "returncode": done.returncode, "measurements": len(rows),
+            "configs": len({r["Model Config Path"] for r in rows}), "best_variant": variant,
+            "reported_throughput": float(best["Throughput (infer/sec)"]),
+            "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan"), "members": members}
+
+
+def run_tuner(work: Path, trials: int) -> dict:
+    repo = copy_pipeline(work / "tuner_models")
+    storage = f"sqlite:///{work / 'tuner.db'}"
+    start_wall, start = time.time(), time.perf_counter()
+    with open(work / "tuner.log", "w") as log:
+        done = subprocess.run([sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model",
+                               MODEL, "--search-space", "detector_pipeline", "--trials", str(trials), "--storage",
+                               storage, "--run-dir", str(work / "tuner_runs"), "--out", str(work / "tuner_out"),
+                               "--no-progress"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    study = optuna.load_study(study_name=MODEL, storage=storage)
+    members = {name: read_config(work / "tuner_out" / name / "config.pbtxt") for name in STEPS}
+    return {"wall_s": wall, "returncode": done.returncode, "study": study, "started": start_wall,
+            "trials": len([t for t in study.get_trials() if t.values is not None]), "members": members}
+
+
+def remeasure(work: Path, candidates: dict, rounds: int) -> dict:
+    repo = copy_pipeline(work / "remeasure" / "repository")
+    entry = read_config(repo / MODEL / "config.pbtxt")
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in candidates}
+    with EmbeddedServer(repo, work / "remeasure") as server, \
+            Evaluator(server, MODEL, LoadSpec(min_samples=1000)) as evaluator:
+        for r in range(rounds):
+            for name in (list(candidates) if r % 2 == 0 else list(candidates)[::-1]):
+                outcome = evaluator.evaluate(entry, members=candidates[name])
+                if outcome.measurement is not None:
+                    runs[name].append((outcome.measurement.throughput, outcome.measurement.p95_ms))
+                else:
+                    print(f"{name}: {outcome.reason}", flush=True)
+    return {name: {"throughput": statistics.median(v[0] for v in got), "p95_ms": statistics.median(v[1] for v in got),
+                   "runs": got} for name, got in runs.items() if got}
+
+
+def steps_text(members: dict) -> str:
+    def one(c) -> str:
+        batching = f"db {c.dynamic_batching.max_queue_delay_microseconds}us" if c.HasField("dynamic_batching") else "no db"
+        return f"{c.instance_group[0].count}x mbs {c.max_batch_size} {batching}"
+    return "; ".join(f"{name}: {one(c)}" for name, c in members.items())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/tuner-vs-ma-pipeline"))
+    ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
+    ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
+    ap.add_argument("--ma-timeout-s", type=int, default=3600)
+    args = ap.parse_args()
+    if not (args.ma_venv / "bin" / "model-analyzer").exists():
+        raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
+    print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
+    tuner = run_tuner(args.work, args.trials)
+    print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
+    baseline = read_members(DEMO_REPOSITORY, read_config(DEMO_REPOSITORY / MODEL / "config.pbtxt"))
+    again = remeasure(args.work, {"baseline (shipped configs)": baseline, "Model Analyzer best": ma["members"],
+                                  "tuner best": tuner["members"]}, args.rounds)
+    target = again["Model Analyzer best"]
+    match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
+    print("\nsearch (each tool's own numbers)")
+    print(table(["tool", "wall s", "configs measured", "best configs", "its infer/s", "its p95 ms"], [
+        ["Model Analyzer quick", f"{ma['wall_s']:.0f}", ma["configs"], steps_text(ma["members"]),
+         f"{ma['reported_throughput']:.1f}", f"{ma['reported_p95_ms']:.1f}"],
+        ["tuner", f"{tuner['wall_s']:.0f}", tuner["trials"], steps_text(tuner["members"]), "", ""]]))
+    print(f"\nre-measured alternately through the ensemble ({args.rounds} rounds, tuner's load generator, medians)")
+    print(table(["configs", "infer/s", "p95 ms", "runs (infer/s)"], [
+        [name, f"{v['throughput']:.1f}", f"{v['p95_ms']:.1f}", " ".join(f"{r[0]:.0f}" for r in v["runs"])]
+        for name, v in again.items()]))
+    ratio = again["tuner best"]["throughput"] / target["throughput"]
+    reach = (f"trial #{match.number} matched Model Analyzer's best {match_s:.0f} s after start "
+             f"({match_s / ma['wall_s']:.2f} of Model Analyzer's wall time)" if match else "no trial matched it")
+    print(f"\ntuner best / Model Analyzer best throughput: {ratio:.3f}; {reach}")
+    path = write_json("vs_model_analyzer_pipeline", {
+        "model_analyzer": {k: v for k, v in ma.items() if k != "members"} | {"best_configs": steps_text(ma["members"])},
+        "tuner": {"wall_s": tuner["wall_s"], "trials": tuner["trials"], "returncode": tuner["returncode"],
+                  "best_configs": steps_text(tuner["members"])},
+        "remeasured": again, "throughput_ratio": ratio, "tuner_matched_ma_at_s": match_s,
+        "tuner_matched_trial": match.number if match else None,
+        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
