@@ -195,6 +195,7 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
         return _pipeline_default(options, model, base)
     space = _shipped(options.search_space or _default_space(base))
     problems, conditions = _problems(options, model.repository, model.name, base, space)
+    members = {}
     for member, sub in space.models.items():
         if member not in model.members:
             raise ConfigError(f"{space.source}: models.{member}: not a member of '{model.name}' (its members: "
@@ -202,11 +203,11 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
         more, sub_conditions = _problems(options, model.repository, member, model.members[member], sub,
                                          entry_batch=_ensemble_batch(base))
         problems += [f"models.{member}.{p}" for p in more]
-        space.models[member] = dataclasses.replace(sub, conditions=sub_conditions)
+        members[member] = dataclasses.replace(sub, conditions=sub_conditions)
     if problems:
         raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
-    return dataclasses.replace(space, conditions=conditions)
+    return dataclasses.replace(space, conditions=conditions, models=members)
 
 
 def _default_space(config: ModelConfig) -> str:
