@@ -1,6 +1,7 @@
 """The defects that one home per concept brought out, each against the real embedded Triton: checks
 that need only files run before any server starts, input settings belong to the study, a config
 Triton applies in place is confirmed cold before export, servers that do not start leave nothing."""
+import dataclasses
 import json
 import shutil
 import socket
@@ -13,12 +14,13 @@ from optuna.trial import TrialState
 
 from conftest import MODELS, SPACES, load_study, run_search, servers_of, tuner
 from tuner import trials as tr
-from tuner.errors import ServerError
+from tuner.errors import ConfigError, ServerError
 from tuner.faults import Failure
 from tuner.modelconfig import read_config
 from tuner.report import importances
 from tuner.server import EmbeddedServer
 from tuner.server import embedded
+from tuner.study import StudySettings, open_study
 
 ALLTYPES = ("--model-repository", str(MODELS), "--model", "alltypes")
 
@@ -212,3 +214,15 @@ def test_failed_configs_teach_the_sampler_to_avoid_them(tmp_path):
     failing = [t for t in guesses if tr.config_failed(t)]
     assert all(t.state == TrialState.PRUNED and tr.failure(t) is Failure.LOAD for t in failing)
     assert len(failing) < 0.5 * len(guesses), f"{len(failing)} of {len(guesses)} proposals failed"
+
+
+def test_a_study_made_before_cuda_shared_memory_resumes(tmp_path):
+    """Those stored shared memory as a bool; the same inputs now read "system"."""
+    storage, inputs = f"sqlite:///{tmp_path / 's.db'}", {"shapes": {}, "input_data": None}
+    old = dataclasses.asdict(StudySettings("tiny", "concurrency 8", "x", {}, inputs={**inputs, "shared_memory": True}))
+    study = open_study(storage, "s", StudySettings("tiny", "concurrency 8", "x", {}))
+    study.set_user_attr("settings", old)
+    system, none = ({**inputs, "shared_memory": memory} for memory in ("system", "none"))
+    open_study(storage, "s", StudySettings("tiny", "concurrency 8", "x", {}, inputs=system))
+    with pytest.raises(ConfigError, match="other settings"):
+        open_study(storage, "s", StudySettings("tiny", "concurrency 8", "x", {}, inputs=none))

@@ -28,6 +28,7 @@ from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
 from tuner.faults import EnvironmentBroken, Failure
 from tuner.goal import Goal, Objective, goal_of
+from tuner.inputs import Memory
 from tuner.loadgen import PRECISION, Interval, Race
 from tuner.modelconfig import ModelConfig, apply_knobs, render_pbtxt
 from tuner.pipeline import Members
@@ -139,6 +140,8 @@ def _check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:
     # a setting added since the study was made had its default then
     defaults = {f.name: f.default for f in dataclasses.fields(StudySettings) if f.default is not dataclasses.MISSING}
     found = {**defaults, **(found or {})}
+    if isinstance(found.get("inputs"), dict):  # studies before CUDA shared memory stored a bool
+        found["inputs"] = {**found["inputs"], "shared_memory": Memory.of(found["inputs"].get("shared_memory")).value}
     if found != wanted:
         changed = sorted(k for k in wanted if found.get(k) != wanted[k])
         raise ConfigError(f"study '{study.study_name}' in {storage} was made with other settings "
