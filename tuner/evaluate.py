@@ -22,7 +22,7 @@ from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, Memory, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
 from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure
-from tuner.modelconfig import ModelConfig, render_pbtxt, to_json
+from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.pipeline import Members
 from tuner.server.client import LoadError
 
@@ -65,6 +65,9 @@ class Evaluator:
         self._sets: list[dict] = []
         self._reference_outputs: Outputs | None = None
         self._shm: SharedInputs | None = None
+        # a pipeline member -> the fingerprint of the config this server last loaded it with: an
+        # unchanged member is not loaded again (Triton would reload it, and the ensemble with it)
+        self._loaded: dict[str, str] = {}
 
     @property
     def work_config_path(self) -> Path | None:
@@ -127,12 +130,17 @@ class Evaluator:
         with the previous config."""
         start = time.perf_counter()
         for name, each in {**members, self.model: config}.items():  # the models the entry calls first
+            key = fingerprint(each)
+            if name != self.model and not cold and self._loaded.get(name) == key:
+                continue
+            self._loaded.pop(name, None)
             try:
                 self._load(name, each, cold)
             except LoadError as e:
                 which = f"load of '{name}' failed" if members else "load failed"
                 return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"{which}: {e}",
                                     time.perf_counter() - start)
+            self._loaded[name] = key
         load_s = time.perf_counter() - start
         try:
             requests = self.requests(config.max_batch_size > 0)
@@ -193,6 +201,7 @@ class Evaluator:
         try:
             for name, each in {**(members or {}), self.model: config}.items():
                 self.server.control.load(name, to_json(each))
+                self._loaded[name] = fingerprint(each)
             self.requests(config.max_batch_size > 0)
             self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
         except LoadError as e:
@@ -220,7 +229,8 @@ class Evaluator:
         outside and shutting down): then it is restarted, so the next measurement finds one."""
         if self.server.healthy():
             return Outcome(None, failure, reason, load_s)
-        self.close()  # a new server knows nothing of our shared-memory registrations
+        self.close()  # a new server knows nothing of our shared-memory registrations, nor of what was loaded
+        self._loaded.clear()
         try:
             self.server.restart()
         except ServerError as e:
