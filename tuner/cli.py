@@ -240,8 +240,9 @@ def _finish(study: optuna.Study, model: str, args) -> int:
     print(front_table(final, baseline_of(final), chosen, goal))
     for line in failures(trials, out):
         print(f"failed {line}")
-    if chosen is not None and steps_text(chosen):
-        print(steps_text(chosen))
+    steps = steps_text(chosen) if chosen is not None else ""
+    if steps:
+        print(steps)
     status = _export(study, model, chosen, args)
     if chosen is not None and status == 0 and args.launcher == "remote" and args.keep_chosen:
         with RemoteServer(args.url) as server:
@@ -334,7 +335,7 @@ def cmd_report(args) -> int:
         images.append((args.out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
     table = front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
-    summary = counts_line(trials, out) + (f"\n{steps_text(chosen)}" if chosen and steps_text(chosen) else "")
+    summary = "\n".join(filter(None, [counts_line(trials, out), steps_text(chosen) if chosen else ""]))
     measured = study.user_attrs.get("ceiling") or {}
     ceiling_of = next((t for t in (*final, *trials) if t.number == measured.get("trial") and t.values), None)
     if ceiling_of is not None:
