@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from benchmarks.common import table, write_json  # noqa: E402
-from benchmarks.vs_model_analyzer.run import first_match, ma_config  # noqa: E402
+from benchmarks.vs_model_analyzer.run import ma_config, summarize  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import read_config  # noqa: E402
@@ -140,29 +139,8 @@ def main() -> None:
     baseline = read_members(DEMO_REPOSITORY, read_config(DEMO_REPOSITORY / MODEL / "config.pbtxt"))
     again = remeasure(args.work, {"baseline (shipped configs)": baseline, "Model Analyzer best": ma["members"],
                                   "tuner best": tuner["members"]}, args.rounds)
-    target = again["Model Analyzer best"]
-    match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
-    print("\nsearch (each tool's own numbers)")
-    print(table(["tool", "wall s", "configs measured", "best configs", "its infer/s", "its p95 ms"], [
-        ["Model Analyzer quick", f"{ma['wall_s']:.0f}", ma["configs"], steps_text(ma["members"]),
-         f"{ma['reported_throughput']:.1f}", f"{ma['reported_p95_ms']:.1f}"],
-        ["tuner", f"{tuner['wall_s']:.0f}", tuner["trials"], steps_text(tuner["members"]), "", ""]]))
-    print(f"\nre-measured alternately through the ensemble ({args.rounds} rounds, tuner's load generator, medians)")
-    print(table(["configs", "infer/s", "p95 ms", "runs (infer/s)"], [
-        [name, f"{v['throughput']:.1f}", f"{v['p95_ms']:.1f}", " ".join(f"{r[0]:.0f}" for r in v["runs"])]
-        for name, v in again.items()]))
-    ratio = again["tuner best"]["throughput"] / target["throughput"]
-    reach = (f"trial #{match.number} matched Model Analyzer's best {match_s:.0f} s after start "
-             f"({match_s / ma['wall_s']:.2f} of Model Analyzer's wall time)" if match else "no trial matched it")
-    print(f"\ntuner best / Model Analyzer best throughput: {ratio:.3f}; {reach}")
-    path = write_json("vs_model_analyzer_pipeline", {
-        "model_analyzer": {k: v for k, v in ma.items() if k != "members"} | {"best_configs": steps_text(ma["members"])},
-        "tuner": {"wall_s": tuner["wall_s"], "trials": tuner["trials"], "returncode": tuner["returncode"],
-                  "best_configs": steps_text(tuner["members"])},
-        "remeasured": again, "throughput_ratio": ratio, "tuner_matched_ma_at_s": match_s,
-        "tuner_matched_trial": match.number if match else None,
-        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
-    print(f"wrote {path}")
+    summarize("vs_model_analyzer_pipeline", ma, tuner, again, args.rounds, steps_text(ma.pop("members")),
+              steps_text(tuner["members"]))
 
 
 if __name__ == "__main__":

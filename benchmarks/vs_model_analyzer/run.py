@@ -140,6 +140,35 @@ def first_match(study: optuna.Study, started: float, throughput: float, p95_ms: 
     return None, None
 
 
+def summarize(name: str, ma: dict, tuner: dict, again: dict, rounds: int, ma_best: str, tuner_best: str) -> None:
+    """Prints both searches and the re-measured bests, and writes benchmarks/results/<name>.json.
+    `ma` and `tuner` are what run_model_analyzer and run_tuner returned (JSON-friendly values),
+    `again` the re-measurement, with "Model Analyzer best" and "tuner best" among its keys."""
+    target = again["Model Analyzer best"]
+    match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
+    print("\nsearch (each tool's own numbers)")
+    print(table(["tool", "wall s", "configs measured", "best config", "its infer/s", "its p95 ms"], [
+        ["Model Analyzer quick", f"{ma['wall_s']:.0f}", ma["configs"], ma_best,
+         f"{ma['reported_throughput']:.1f}", f"{ma['reported_p95_ms']:.1f}"],
+        ["tuner", f"{tuner['wall_s']:.0f}", tuner["trials"], tuner_best, "", ""]]))
+    print(f"\nthe best configs re-measured alternately ({rounds} rounds, tuner's load generator, medians)")
+    print(table(["config", "infer/s", "p95 ms", "runs (infer/s)"], [
+        [label, f"{v['throughput']:.1f}", f"{v['p95_ms']:.1f}", " ".join(f"{r[0]:.0f}" for r in v["runs"])]
+        for label, v in again.items()]))
+    ratio = again["tuner best"]["throughput"] / target["throughput"]
+    reach = (f"trial #{match.number} matched Model Analyzer's best {match_s:.0f} s after start "
+             f"({match_s / ma['wall_s']:.2f} of Model Analyzer's wall time)" if match else "no trial matched it")
+    print(f"\ntuner best / Model Analyzer best throughput: {ratio:.3f}; {reach}")
+    path = write_json(name, {
+        "model_analyzer": ma | {"best_config": ma_best},
+        "tuner": {"wall_s": tuner["wall_s"], "trials": tuner["trials"], "returncode": tuner["returncode"],
+                  "best_config": tuner_best},
+        "remeasured": again, "throughput_ratio": ratio,
+        "tuner_matched_ma_at_s": match_s, "tuner_matched_trial": match.number if match else None,
+        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
+    print(f"wrote {path}")
+
+
 def knobs_text(config) -> str:
     groups = ", ".join(f"{g.count}x{'GPU' if g.kind == 1 else 'CPU'}" for g in config.instance_group)
     batching = (f"dyn. batching {config.dynamic_batching.max_queue_delay_microseconds} us"
@@ -168,30 +197,8 @@ def main() -> None:
     tuner = run_tuner(args.work, args.trials)
     print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
     again = remeasure(args.work, {"Model Analyzer best": ma["config"], "tuner best": tuner["config"]}, args.rounds)
-    target = again["Model Analyzer best"]
-    match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
-
-    print("\nsearch (each tool's own numbers)")
-    print(table(["tool", "wall s", "configs measured", "best config", "its infer/s", "its p95 ms"], [
-        ["Model Analyzer quick", f"{ma['wall_s']:.0f}", ma["configs"], knobs_text(ma["config"]),
-         f"{ma['reported_throughput']:.1f}", f"{ma['reported_p95_ms']:.1f}"],
-        ["tuner", f"{tuner['wall_s']:.0f}", tuner["trials"], knobs_text(tuner["config"]), "", ""]]))
-    print(f"\nthe two best configs re-measured alternately ({args.rounds} rounds, tuner's load generator, medians)")
-    print(table(["config", "infer/s", "p95 ms", "runs (infer/s)"], [
-        [name, f"{v['throughput']:.1f}", f"{v['p95_ms']:.1f}", " ".join(f"{r[0]:.0f}" for r in v["runs"])]
-        for name, v in again.items()]))
-    ratio = again["tuner best"]["throughput"] / target["throughput"]
-    reach = (f"trial #{match.number} matched Model Analyzer's best {match_s:.0f} s after start "
-             f"({match_s / ma['wall_s']:.2f} of Model Analyzer's wall time)" if match else "no trial matched it")
-    print(f"\ntuner best / Model Analyzer best throughput: {ratio:.3f}; {reach}")
-    path = write_json("vs_model_analyzer", {
-        "model_analyzer": {k: v for k, v in ma.items() if k != "config"} | {"best_config": knobs_text(ma["config"])},
-        "tuner": {"wall_s": tuner["wall_s"], "trials": tuner["trials"], "returncode": tuner["returncode"],
-                  "best_config": knobs_text(tuner["config"])},
-        "remeasured": again, "throughput_ratio": ratio,
-        "tuner_matched_ma_at_s": match_s, "tuner_matched_trial": match.number if match else None,
-        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
-    print(f"wrote {path}")
+    summarize("vs_model_analyzer", ma, tuner, again, args.rounds, knobs_text(ma.pop("config")),
+              knobs_text(tuner["config"]))
 
 
 if __name__ == "__main__":
