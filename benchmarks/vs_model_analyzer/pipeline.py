@@ -16,7 +16,6 @@ Prints tables and writes benchmarks/results/vs_model_analyzer_pipeline.json; the
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import shutil
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from benchmarks.vs_model_analyzer.run import ma_config, summarize  # noqa: E402
+from benchmarks.vs_model_analyzer.run import arguments, ma_config, summarize  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import read_config  # noqa: E402
@@ -120,18 +119,7 @@ def steps_text(members: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/tuner-vs-ma-pipeline"))
-    ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
-    ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
-    ap.add_argument("--ma-timeout-s", type=int, default=3600)
-    args = ap.parse_args()
-    if not (args.ma_venv / "bin" / "model-analyzer").exists():
-        raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
+    args = arguments(__doc__, 30, Path("/tmp/tuner-vs-ma-pipeline"))
     ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
     print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
     tuner = run_tuner(args.work, args.trials)

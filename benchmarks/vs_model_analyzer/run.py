@@ -178,11 +178,12 @@ def knobs_text(config) -> str:
     return f"{groups} instances, max batch {config.max_batch_size}, {batching}, threads {threads}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=50)
+def arguments(doc: str | None, trials: int, work: Path) -> argparse.Namespace:
+    """The options both benchmarks take, Model Analyzer's install checked and --work emptied."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=trials)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/tuner-vs-ma"))
+    ap.add_argument("--work", type=Path, default=work)
     ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
     ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
     ap.add_argument("--ma-timeout-s", type=int, default=3600)
@@ -191,7 +192,11 @@ def main() -> None:
         raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
+    return args
 
+
+def main() -> None:
+    args = arguments(__doc__, 50, Path("/tmp/tuner-vs-ma"))
     ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
     print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
     tuner = run_tuner(args.work, args.trials)
