@@ -16,8 +16,6 @@ Prints tables and writes benchmarks/results/vs_model_analyzer_pipeline.json; the
 """
 from __future__ import annotations
 
-import csv
-import os
 import shutil
 import statistics
 import subprocess
@@ -31,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from benchmarks.vs_model_analyzer.run import arguments, ma_config, summarize  # noqa: E402
+from benchmarks.vs_model_analyzer.run import arguments, profile, summarize  # noqa: E402
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import read_config  # noqa: E402
@@ -51,31 +49,16 @@ def copy_pipeline(dest: Path) -> Path:
 
 def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
     copy_pipeline(work / "ma_models")
-    (work / "ma_run").mkdir()
-    config = work / "ma_run" / "config.yml"
-    profile = f"  {MODEL}: {{}}\ncpu_only_composing_models: [{', '.join(STEPS)}]\n"
-    config.write_text(ma_config(work, ma, profile))
-    env = {**os.environ, "PATH": f"{ma / 'bin'}:{venv / 'bin'}:{os.environ['PATH']}"}
-    start = time.perf_counter()
-    with open(work / "ma_run" / "ma.log", "w") as log:
-        done = subprocess.run([str(venv / "bin" / "model-analyzer"), "profile", "-f", str(config)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
-    wall = time.perf_counter() - start
-    rows = [r for r in csv.DictReader(open(work / "ma_run" / "results" / "results" / "metrics-model-inference.csv"))
-            if r.get("Model")]
-    best = max(rows, key=lambda r: float(r["Throughput (infer/sec)"]))
-    variant = best["Model Config Path"]
+    found, best = profile(work, ma, venv, timeout_s,
+                          f"  {MODEL}: {{}}\ncpu_only_composing_models: [{', '.join(STEPS)}]\n")
     outputs = work / "ma_run" / "output_models"
-    ensemble = read_config(outputs / variant / "config.pbtxt")
     members = {}
-    for step in ensemble_steps(ensemble):  # MA names each step's variant in the ensemble's steps
+    # Model Analyzer names each step's variant in its ensemble variant's steps
+    for step in ensemble_steps(read_config(outputs / best["Model Config Path"] / "config.pbtxt")):
         config = read_config(outputs / step / "config.pbtxt")
         config.name = next(s for s in STEPS if step.startswith(s))
         members[config.name] = config
-    return {"wall_s": wall, "returncode": done.returncode, "measurements": len(rows),
-            "configs": len({r["Model Config Path"] for r in rows}), "best_variant": variant,
-            "reported_throughput": float(best["Throughput (infer/sec)"]),
-            "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan"), "members": members}
+    return found | {"members": members}
 
 
 def run_tuner(work: Path, trials: int) -> dict:

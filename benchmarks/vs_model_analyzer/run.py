@@ -45,8 +45,8 @@ from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 MODEL = "detector"
 
 
-def ma_config(work: Path, ma: Path, profile: str = f"  {MODEL}:\n    cpu_only: true\n") -> str:
-    """Model Analyzer's YAML; `profile` is its profile_models section (the model and its options)."""
+def ma_config(work: Path, ma: Path, models: str) -> str:
+    """Model Analyzer's YAML; `models` is its profile_models section (the model and its options)."""
     return f"""model_repository: {work / 'ma_models'}
 output_model_repository_path: {work / 'ma_run' / 'output_models'}
 override_output_model_repository: true
@@ -69,14 +69,15 @@ run_config_search_max_model_batch_size: 8
 inference_output_fields: [model_name, batch_size, concurrency, model_config_path, instance_group, max_batch_size,
                           perf_throughput, perf_latency_p95, perf_latency_p99]
 profile_models:
-{profile}"""
+{models}"""
 
 
-def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
-    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "ma_models" / MODEL)
+def profile(work: Path, ma: Path, venv: Path, timeout_s: int, models: str) -> tuple[dict, dict]:
+    """Runs Model Analyzer on work/ma_models with the profile_models section `models`: its numbers,
+    and the CSV row of its best config (highest throughput at concurrency 8)."""
     (work / "ma_run").mkdir()
     config = work / "ma_run" / "config.yml"
-    config.write_text(ma_config(work, ma))
+    config.write_text(ma_config(work, ma, models))
     env = {**os.environ, "PATH": f"{ma / 'bin'}:{venv / 'bin'}:{os.environ['PATH']}"}
     start = time.perf_counter()
     with open(work / "ma_run" / "ma.log", "w") as log:
@@ -87,14 +88,20 @@ def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict
     rows = [r for r in rows if r.get("Model")]
     at8 = [r for r in rows if r["Concurrency"] == "8"]  # quick search may add a row at 16 for its default
     best = max(at8, key=lambda r: float(r["Throughput (infer/sec)"]))
+    return {"wall_s": wall, "returncode": done.returncode, "measurements": len(rows),
+            "configs": len({r["Model Config Path"] for r in rows}), "best_variant": best["Model Config Path"],
+            "reported_throughput": float(best["Throughput (infer/sec)"]),
+            "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan")}, best
+
+
+def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
+    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "ma_models" / MODEL)
+    found, best = profile(work, ma, venv, timeout_s, f"  {MODEL}:\n    cpu_only: true\n")
     variant = best["Model Config Path"]
     text = (work / "ma_run" / "output_models" / variant / "config.pbtxt").read_text()
     config = parse_config(text, f"Model Analyzer's {variant}")
     config.name = MODEL
-    return {"wall_s": wall, "returncode": done.returncode, "measurements": len(rows),
-            "configs": len({r["Model Config Path"] for r in rows}), "best_variant": variant,
-            "reported_throughput": float(best["Throughput (infer/sec)"]),
-            "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan"), "config": config}
+    return found | {"config": config}
 
 
 def run_tuner(work: Path, trials: int) -> dict:
