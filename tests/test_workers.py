@@ -97,11 +97,14 @@ def test_trial_of_a_killed_tuner_is_measured_again_by_the_rerun(tmp_path):
 
 
 def _running_with_params(workdir) -> list[int]:
-    """Read-only peek (opening it through Optuna while the tuner creates the schema would race)."""
+    """Running trials whose knobs are all sampled: the `knobs` attribute is written after the last
+    parameter (a trial caught between two parameters would be queued again with only some of them).
+    A read-only peek: opening it through Optuna while the tuner creates the schema would race."""
     try:
         with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True) as db:
             rows = db.execute("SELECT number FROM trials t WHERE state = 'RUNNING' AND EXISTS "
-                              "(SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)").fetchall()
+                              "(SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+                              "AND a.key = 'knobs')").fetchall()
     except sqlite3.Error:  # not created yet
         return []
     return [number for (number,) in rows]
