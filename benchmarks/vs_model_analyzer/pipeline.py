@@ -33,7 +33,7 @@ from benchmarks.vs_model_analyzer.run import arguments, profile, summarize  # no
 from tuner.evaluate import Evaluator  # noqa: E402
 from tuner.loadgen import LoadSpec  # noqa: E402
 from tuner.modelconfig import read_config  # noqa: E402
-from tuner.pipeline import ensemble_steps, read_members  # noqa: E402
+from tuner.pipeline import read_members  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
@@ -53,8 +53,8 @@ def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict
                           f"  {MODEL}: {{}}\ncpu_only_composing_models: [{', '.join(STEPS)}]\n")
     outputs = work / "ma_run" / "output_models"
     members = {}
-    # Model Analyzer names each step's variant in its ensemble variant's steps
-    for step in ensemble_steps(read_config(outputs / best["Model Config Path"] / "config.pbtxt")):
+    # an ensemble's row names its steps' variants: "detector_pipeline_config_1: preprocess_config_0, ..."
+    for step in best["Model Config Path"].partition(": ")[2].split(", "):
         config = read_config(outputs / step / "config.pbtxt")
         config.name = next(s for s in STEPS if step.startswith(s))
         members[config.name] = config
