@@ -21,7 +21,7 @@ from tuner.faults import EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs, Memory
 from tuner.loadgen import PRECISION, LoadSpec
-from tuner.report import ceiling_text, counts_line, failures, front_table, measurement_text, steps_text
+from tuner.report import ceiling_text, counts_line, failures, front_table, measurement_text, models_text, steps_text
 from tuner.select import POLICIES, baseline_of, choose
 from tuner.server import DEFAULT_IMAGE, RemoteServer
 from tuner.trials import Key
@@ -55,12 +55,33 @@ def _positive(kind):
     return parse
 
 
+def _shares(text: str) -> tuple[tuple[str, float], ...]:
+    """NAME=NUMBER,NAME=NUMBER (each number > 0)."""
+    pairs = []
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.0
+        if not name or number <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=NUMBER,NAME=NUMBER with numbers > 0")
+        pairs.append((name.strip(), number))
+    return tuple(pairs)
+
+
+def _slo(text: str) -> float | tuple[tuple[str, float], ...]:
+    """One P95 limit for every model, or one per model (NAME=MS,...)."""
+    return _shares(text) if "=" in text else _positive(float)(text)
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and server")
     g.add_argument("--model-repository", type=Path, help="the Triton model repository (never modified; "
                    "default: the demo repository, or the server's own with --launcher remote)")
-    g.add_argument("--model", help="model to use (default: the only model in the repository); an ensemble is "
-                   "tuned with its steps")
+    g.add_argument("--model", action="append", default=[], help="model to use (default: the only model in the "
+                   "repository); an ensemble is tuned with its steps; given more than once, the models share one "
+                   "server and are tuned together under a load mix (--mix)")
     g.add_argument("--with", dest="calls", type=lambda s: tuple(n for n in s.split(",") if n), default=(),
                    metavar="MODEL,MODEL", help="the models a BLS --model calls: tuned with it, each with knobs of "
                    "its own (the search space's models: section)")
@@ -86,6 +107,9 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--concurrency", type=_positive(int), default=8, help="requests in flight (closed loop)")
     g.add_argument("--request-rate", type=_positive(float), help="requests/s with Poisson arrivals (open loop) "
                    "instead of a fixed concurrency")
+    g.add_argument("--mix", type=_shares, metavar="MODEL=SHARE,...", help="several --model: each one's share of "
+                   "--concurrency (or of --request-rate), as the traffic you expect; a=3,b=1 at concurrency 8 "
+                   "sends a 6 requests in flight and b 2 (default: equal shares)")
     g.add_argument("--arrivals", default="poisson", help="how open-loop requests arrive, at the mean rate: "
                    "poisson, bursts:ON/OFF (seconds), ramp:PERIOD (seconds), or a recorded CSV/JSON file of "
                    "offset_s (and input) replayed with its gaps scaled to the rate")
@@ -123,8 +147,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
-    s.add_argument("--slo-p95-ms", type=_positive(float), help="P95 limit: a constraint the sampler learns, and the "
-                   "export picks the highest throughput within it")
+    s.add_argument("--slo-p95-ms", type=_slo, metavar="MS or MODEL=MS,...", help="P95 limit: a constraint the "
+                   "sampler learns, and the export picks the highest throughput within it; with several --model, "
+                   "one for each model (a=50,b=200) or one for all")
     s.add_argument("--max-memory-mib", type=_positive(float), help="memory limit for the server (its resident "
                    "memory under load): a constraint the sampler learns; configs over it are never exported")
     s.add_argument("--max-output-error", type=_positive(float), default=DEFAULT_MAX_ERROR,
@@ -190,31 +215,36 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _target(args) -> Target:
-    return Target(Launcher(args.launcher), args.model_repository, args.model, args.url, args.host,
+    first, *shared = args.model or [None]
+    return Target(Launcher(args.launcher), args.model_repository, first, args.url, args.host,
                   tuple(args.gpus) if isinstance(args.gpus, list) else args.gpus, args.run_dir, args.image,
-                  args.docker_network, args.shm_size, args.calls)
+                  args.docker_network, args.shm_size, args.calls, tuple(shared))
 
 
 def _load(args) -> tuple[LoadSpec, Inputs]:
     arrivals = Arrivals() if args.arrivals == "poisson" else parse_arrivals(args.arrivals)
+    mix = args.mix or (tuple((name, 1.0) for name in args.model) if len(args.model) > 1 else ())
     spec = LoadSpec(concurrency=args.concurrency, request_rate=args.request_rate, arrivals=arrivals,
                     warmup_s=args.warmup_s,
                     window_s=args.window_s, min_samples=args.min_samples, max_duration_s=args.max_measure_s,
-                    request_timeout_s=args.request_timeout_s)
+                    request_timeout_s=args.request_timeout_s, mix=mix)
     return spec, Inputs(dict(args.shape) or None, args.input_data, Memory(args.shared_memory))
 
 
 def options(args) -> Options:
     """The search's arguments as the typed options every part of the run (and each worker) gets."""
     spec, inputs = _load(args)
+    per_model = args.slo_p95_ms if isinstance(args.slo_p95_ms, tuple) else ()
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
-                   args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
-                   None if args.no_racing else args.precision, Goal(Objective(args.objective), Cost(args.cost)),
-                   args.workers, not args.no_progress)
+                   None if per_model else args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed,
+                   args.remeasure, None if args.no_racing else args.precision,
+                   Goal(Objective(args.objective), Cost(args.cost)), args.workers, not args.no_progress, per_model)
 
 
 def cmd_search(args) -> int:
     study = search(options(args))
+    if isinstance(args.slo_p95_ms, tuple):  # per-model SLOs keep each trial out of the choice by themselves
+        args.slo_p95_ms = None
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 
@@ -240,9 +270,10 @@ def _finish(study: optuna.Study, model: str, args) -> int:
     print(front_table(final, baseline_of(final), chosen, goal))
     for line in failures(trials, out):
         print(f"failed {line}")
-    steps = steps_text(chosen) if chosen is not None else ""
-    if steps:
-        print(steps)
+    settings = study.user_attrs["settings"]
+    for text in (steps_text(chosen), models_text(chosen, baseline_of(final), settings)) if chosen else ():
+        if text:
+            print(text)
     status = _export(study, model, chosen, args)
     if chosen is not None and status == 0 and args.launcher == "remote" and args.keep_chosen:
         with RemoteServer(args.url) as server:
@@ -255,6 +286,7 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
     if chosen is None:
         settings = study.user_attrs.get("settings") or {}
         limits = [f"P95 <= {args.slo_p95_ms} ms"] * bool(args.slo_p95_ms) + \
+            [f"{name}'s P95 <= {slo:g} ms" for name, slo in (settings.get("model_slos") or {}).items()] + \
             [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
         print(f"\nno measured trial meets {' and '.join(limits) or 'the limits'}: nothing exported", file=sys.stderr)
         return 1
@@ -335,7 +367,8 @@ def cmd_report(args) -> int:
         images.append((args.out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
     table = front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
-    summary = "\n".join(filter(None, [counts_line(trials, out), steps_text(chosen) if chosen else ""]))
+    summary = "\n".join(filter(None, [counts_line(trials, out), steps_text(chosen) if chosen else "",
+                                      models_text(chosen, base, study.user_attrs["settings"]) if chosen else ""]))
     measured = study.user_attrs.get("ceiling") or {}
     ceiling_of = next((t for t in (*final, *trials) if t.number == measured.get("trial") and t.values), None)
     if ceiling_of is not None:

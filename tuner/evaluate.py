@@ -21,7 +21,7 @@ from tuner.capacity import Capacity, CapacitySpec, find_capacity, verdict
 from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.inputs import Inputs, Memory, SharedInputs, infer_requests, load_input_data, synthetic_set, tensor_specs
-from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure
+from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure, measure_mix
 from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.pipeline import Members
 from tuner.server.client import LoadError
@@ -48,23 +48,35 @@ class Outcome:
         return self.measurement is not None and self.measurement.screened and self.capacity is None
 
 
+@dataclass
+class _Feed:
+    """What a model served by the measurement is sent: requests built once from its metadata (inputs
+    do not change between configs), the tensor sets behind them, and their shared memory."""
+    requests: list[bytes]
+    sets: list[dict]
+    shm: SharedInputs | None
+
+
 class Evaluator:
-    """Loads configs of one model into one server and measures them: at the load `spec` says, or,
-    with `capacity`, its capacity under the SLO. Close it (or use `with`) to release the
-    shared-memory regions it registered."""
+    """Loads configs of one model (a pipeline's, or several models' of a shared server: the load
+    spec's mix) into one server and measures them: at the load `spec` says, or, with `capacity`,
+    its capacity under the SLO. Close it (or use `with`) to release the shared-memory regions it
+    registered."""
 
     def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs(),
-                 slo_p95_ms: float | None = None, capacity: CapacitySpec | None = None):
+                 slo_p95_ms: float | None = None, capacity: CapacitySpec | None = None,
+                 slos: dict[str, float] | None = None):
         self.server = server
         self.model = model
         self.spec = spec
         self.inputs = inputs
         self.slo_p95_ms = capacity.slo_p95_ms if capacity else slo_p95_ms  # goodput is counted against it
+        self.slos = slos or {}  # a mix's per-model SLOs: each model's goodput is counted against its own
         self.capacity = capacity
-        self._requests: list[bytes] | None = None
-        self._sets: list[dict] = []
-        self._reference_outputs: Outputs | None = None
-        self._shm: SharedInputs | None = None
+        # the models requests go to: the mix's, or the one named (a pipeline's entry)
+        self.served = tuple(name for name, _ in spec.mix) or (model,)
+        self._feeds: dict[str, _Feed] = {}
+        self._references: dict[str, Outputs] = {}  # each served model's outputs under the user's own config
         # a pipeline member -> the fingerprint of the config this server last loaded it with: an
         # unchanged member is not loaded again (Triton would reload it, and the ensemble with it)
         self._loaded: dict[str, str] = {}
@@ -77,28 +89,35 @@ class Evaluator:
         repo = self.server.model_repository
         return Path(repo) / model / "config.pbtxt" if repo else None
 
-    def requests(self, batching: bool) -> list[bytes]:
-        """Built once from the model's metadata: inputs do not change between configs."""
-        if self._requests is None:
-            metadata = self.server.control.model_metadata(self.model)
+    def _feed(self, model: str, batching: bool) -> _Feed:
+        if model not in self._feeds:
+            metadata = self.server.control.model_metadata(model)
             specs = tensor_specs(metadata["inputs"], 1, self.inputs.shapes, batching)
             sets = (load_input_data(self.inputs.data_file, specs, batching) if self.inputs.data_file
                     else [synthetic_set(specs)])
-            self._sets = sets
+            shm = None
             if self.inputs.shared_memory is not Memory.NONE:
                 outputs = tensor_specs(metadata["outputs"], 1, self.inputs.shapes, batching, strict=False)
                 # CUDA buffers on the server's first GPU (its device 0), numbered as this process sees it
                 gpus = self.server.gpus
                 device = int(gpus[0]) if isinstance(gpus, tuple) and gpus else 0
-                self._shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{self.model}_{id(self):x}",
-                                         self.inputs.shared_memory, device)
-            self._requests = infer_requests(self.model, sets, self._shm)
-        return self._requests
+                shm = SharedInputs(self.server.control, sets, outputs, f"{os.getpid()}_{model}_{id(self):x}",
+                                   self.inputs.shared_memory, device)
+            self._feeds[model] = _Feed(infer_requests(model, sets, shm), sets, shm)
+        return self._feeds[model]
+
+    def requests(self, batching: bool) -> list[bytes]:
+        """The requests of the model named (built once)."""
+        return self._feed(self.model, batching).requests
+
+    def _requests(self, configs: dict[str, ModelConfig]) -> dict[str, list[bytes]]:
+        return {name: self._feed(name, configs[name].max_batch_size > 0).requests for name in self.served}
 
     def close(self) -> None:
-        if self._shm is not None:
-            self._shm.close()
-        self._shm = self._requests = None
+        for feed in self._feeds.values():
+            if feed.shm is not None:
+                feed.shm.close()
+        self._feeds = {}
 
     def __enter__(self) -> Evaluator:
         return self
@@ -143,14 +162,18 @@ class Evaluator:
             self._loaded[name] = key
         load_s = time.perf_counter() - start
         try:
-            requests = self.requests(config.max_batch_size > 0)
+            requests = self._requests({**members, self.model: config})
             error = self._output_error()
             found = None
-            if self.capacity is None:
-                m = measure(self.server.control, self.model, requests, self.spec, race=race, slo_ms=self.slo_p95_ms,
-                            steps=tuple(members))
+            if len(self.served) > 1:
+                m = measure_mix(self.server.control, requests, self.spec, race=race,
+                                slos=self.slos or ({} if self.slo_p95_ms is None
+                                                   else dict.fromkeys(self.served, self.slo_p95_ms)))
+            elif self.capacity is None:
+                m = measure(self.server.control, self.model, requests[self.model], self.spec, race=race,
+                            slo_ms=self.slo_p95_ms, steps=tuple(members))
             else:
-                found = self._capacity(requests, self.capacity, race, first_rate, tuple(members))
+                found = self._capacity(requests[self.model], self.capacity, race, first_rate, tuple(members))
                 m = found.at
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
@@ -162,7 +185,8 @@ class Evaluator:
         if problem:
             # requests that served first and then failed: something broke midway (a backend process
             # killed, say), which a config that cannot serve does not show
-            return self._failed(Failure.BROKE_MIDWAY if m.samples else Failure.REQUESTS, problem, load_s)
+            served = all(each.samples for each in (m.models or {"": m}).values())
+            return self._failed(Failure.BROKE_MIDWAY if served else Failure.REQUESTS, problem, load_s)
         return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error, capacity=found)
 
     def _load(self, model: str, config: ModelConfig, cold: bool) -> None:
@@ -199,29 +223,35 @@ class Evaluator:
         trial, because a model whose own config does not load or serve has nothing to tune from and
         should spend no trial."""
         try:
-            for name, each in {**(members or {}), self.model: config}.items():
+            configs = {**(members or {}), self.model: config}
+            for name, each in configs.items():
                 self.server.control.load(name, to_json(each))
                 self._loaded[name] = fingerprint(each)
-            self.requests(config.max_batch_size > 0)
-            self._reference_outputs = infer_outputs(self.server.url, self.model, self._sets)
+            self._requests(configs)
+            for name in self.served:
+                self._references[name] = infer_outputs(self.server.url, name, self._feeds[name].sets)
         except LoadError as e:
             raise TunerError(f"the model's own config does not load, so there is nothing to tune from: {e}") from None
         except (grpc.RpcError, InferenceServerException) as e:
             raise TunerError(f"the model's own config does not serve, so there is nothing to tune from: {e}") from None
 
     def _output_error(self) -> float | None:
-        """The loaded config's outputs on the fixed inputs against the reference's, when one was taken."""
-        if self._reference_outputs is None:
-            return None
-        return relative_error(self._reference_outputs, infer_outputs(self.server.url, self.model, self._sets))
+        """The loaded configs' outputs on the fixed inputs against the reference's, when one was
+        taken (for several models, the one that differs most)."""
+        errors = [relative_error(reference, infer_outputs(self.server.url, name, self._feeds[name].sets))
+                  for name, reference in self._references.items()]
+        return max(errors) if errors else None
 
     def _problem(self, m: Measurement, errors_allowed: bool = False) -> str | None:
-        """Why a measurement cannot stand for the config (None when it can)."""
-        if m.samples == 0:
-            return f"no request succeeded: {m.first_error}"
-        too_many = not errors_allowed and m.errors > _TOLERATED_ERRORS * (m.samples + m.errors)
-        if too_many or not self.server.healthy():
-            return f"{m.errors} of {m.samples + m.errors} requests failed: {m.first_error}"
+        """Why a measurement cannot stand for the config (None when it can); several models' are
+        judged each on its own, so a small share of the load cannot hide a model that fails."""
+        for name, each in (m.models or {"": m}).items():
+            to = f" to '{name}'" if name else ""
+            if each.samples == 0:
+                return f"no request{to} succeeded: {each.first_error}"
+            too_many = not errors_allowed and each.errors > _TOLERATED_ERRORS * (each.samples + each.errors)
+            if too_many or not self.server.healthy():
+                return f"{each.errors} of {each.samples + each.errors} requests{to} failed: {each.first_error}"
         return None
 
     def _failed(self, failure: Failure, reason: str, load_s: float) -> Outcome:

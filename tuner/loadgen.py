@@ -54,21 +54,42 @@ class LoadSpec:
     max_duration_s: float = 20.0
     stability: float = 0.10  # last 3 windows within 10% (throughput and P95)
     request_timeout_s: float = 30.0
+    # several models on one server: each one's share of the concurrency (or of the request rate)
+    mix: tuple[tuple[str, float], ...] = ()
 
     @property
     def mode(self) -> str:
         """The load in words, as measurements and study settings name it."""
+        parts = [f"{name} {part.request_rate:g}/s" if part.request_rate else f"{name} {part.concurrency}"
+                 for name, part in self.split().items()]
+        mixed = f" ({', '.join(parts)})" if parts else ""
         if not self.request_rate:
-            return f"concurrency {self.concurrency}"
+            return f"concurrency {self.concurrency}{mixed}"
         shape = "" if self.arrivals.shape is Shape.POISSON else f", {self.arrivals.describe()}"
-        return f"request rate {self.request_rate:g}/s{shape}"
+        return f"request rate {self.request_rate:g}/s{shape}{mixed}"
+
+    def split(self) -> dict[str, LoadSpec]:
+        """Each model's part of a mix: its concurrency (the largest remainders of the shares, at
+        least one each) or its request rate, and its share of the samples."""
+        total = sum(share for _, share in self.mix)
+        exact = {name: self.concurrency * share / total for name, share in self.mix}
+        whole = {name: max(1, int(c)) for name, c in exact.items()}
+        left = max(0, self.concurrency - sum(whole.values()))
+        for name in sorted(exact, key=lambda n: int(exact[n]) - exact[n])[:left]:
+            whole[name] += 1
+        return {name: dataclasses.replace(
+            self, mix=(), concurrency=whole[name],
+            request_rate=self.request_rate * share / total if self.request_rate else None,
+            min_samples=max(2 * _MIN_WINDOW_SAMPLES, round(self.min_samples * share / total)))
+            for name, share in self.mix}
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "arrivals": self.arrivals.to_json()}
 
     @staticmethod
     def from_json(found: dict) -> LoadSpec:
-        return LoadSpec(**{**found, "arrivals": Arrivals.from_json(found.get("arrivals"))})
+        mix = tuple((str(name), float(share)) for name, share in found.get("mix") or ())
+        return LoadSpec(**{**found, "arrivals": Arrivals.from_json(found.get("arrivals")), "mix": mix})
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,13 @@ class Measurement:
     offered: float | None = None  # open loop: requests/s sent during the measurement (as drawn, not as asked)
     # a pipeline's members, each as Triton counted it over the measurement: which step is the bottleneck
     steps: dict[str, ServerBreakdown] = field(default_factory=dict)
+    # several models on one server: each one's own; this one is their sum (throughput, goodput)
+    # and the worst of them (P95, with the percentiles of that model)
+    models: dict[str, Measurement] = field(default_factory=dict)
+
+    def slo_excess_ms(self, slos: dict[str, float]) -> float:
+        """How far the P95 furthest over its model's SLO is over it (<= 0: every model within)."""
+        return max(self.models[name].p95_ms - slo for name, slo in slos.items())
 
 
 Interval = tuple[float, float]
@@ -260,70 +288,113 @@ class Recording:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One model's requests and its part of the load, driven beside the others' (a mix)."""
+    requests: list[bytes]
+    spec: LoadSpec
+
+
 def drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int = 0, race: Race | None = None) -> Recording:
     """Sends `requests` (in turn, or as recorded arrivals name them) as `spec` says, and records them."""
-    return asyncio.run(_drive(url, requests, spec, seed, race))
+    return drive_all(url, [Stream(requests, spec)], spec, seed, race)[0]
 
 
-async def _drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int, race: Race | None) -> Recording:
-    rec, stop = _Recorder(), asyncio.Event()
+def drive_all(url: str, streams: list[Stream], spec: LoadSpec, seed: int = 0,
+              race: Race | None = None) -> list[Recording]:
+    """Drives the streams at once, on one channel, and records each: the measurement goes on until
+    every stream meets `spec`'s rule (or the race is settled for them together)."""
+    return asyncio.run(_drive(url, streams, spec, seed, race))
+
+
+async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, race: Race | None) -> list[Recording]:
+    recs, stop = [_Recorder() for _ in streams], asyncio.Event()
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
-        source = (_open_loop(channel, requests, spec, rec, stop, seed) if spec.request_rate
-                  else _closed_loop(channel, requests, spec, rec, stop))
-        traffic = asyncio.create_task(source)
+        sources = [_open_loop(channel, s.requests, s.spec, rec, stop, seed + i) if s.spec.request_rate
+                   else _closed_loop(channel, s.requests, s.spec, rec, stop)
+                   for i, (s, rec) in enumerate(zip(streams, recs, strict=True))]
+        traffic = asyncio.ensure_future(asyncio.gather(*sources))
         try:
             await asyncio.sleep(spec.warmup_s)
-            start, cpu0, first = time.perf_counter(), time.process_time(), len(rec.latency)
-            windows: list[tuple[int, float]] = []
+            start, cpu0, first = time.perf_counter(), time.process_time(), [len(r.latency) for r in recs]
+            windows: list[list[tuple[int, float]]] = [[] for _ in streams]
             window_s, stable, screened, judged = spec.window_s, False, False, first
+            # each stream's share of the samples a race needs before it judges
+            shares = [s.spec.min_samples / sum(t.spec.min_samples for t in streams) for s in streams]
             while True:
-                mark = len(rec.latency)
+                marks = [len(r.latency) for r in recs]
                 await asyncio.sleep(window_s)
                 now = time.perf_counter()
                 if now - start >= spec.max_duration_s:
                     break
-                if rec.errors and len(rec.latency) == first and now - start >= 2 * spec.window_s:
-                    break  # nothing succeeds: no point waiting for the time limit
-                window = rec.latency[mark:]
-                if len(window) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
+                if any(r.errors and len(r.latency) == f for r, f in zip(recs, first, strict=True)) \
+                        and now - start >= 2 * spec.window_s:
+                    break  # a model none of whose requests succeed: no point waiting for the time limit
+                counts = [len(r.latency) - f for r, f in zip(recs, first, strict=True)]
+                window = [r.latency[m:] for r, m in zip(recs, marks, strict=True)]
+                if min(map(len, window)) < _MIN_WINDOW_SAMPLES and window_s < 8 * spec.window_s:
                     window_s *= 2  # too few samples to judge a P95 by: longer windows, start over
-                    windows.clear()
+                    for w in windows:
+                        w.clear()
                     continue
-                windows.append((len(window), float(np.percentile(window, 95)) if window else 0.0))
+                for w, new in zip(windows, window, strict=True):
+                    w.append((len(new), float(np.percentile(new, 95)) if new else 0.0))
                 if race is None:
-                    stable = _stable(windows, spec.stability, poisson=spec.request_rate is not None)
-                    if stable and len(rec.latency) - first >= spec.min_samples:
+                    stable = all(_stable(w, spec.stability, poisson=spec.request_rate is not None)
+                                 and n >= s.spec.min_samples for w, n, s in zip(windows, counts, streams, strict=True))
+                    if stable:
                         break
-                elif len(rec.latency) - first >= race.min_samples and now - start >= race.min_s:
+                elif all(n >= race.min_samples * share for n, share in zip(counts, shares, strict=True)) \
+                        and now - start >= race.min_s:
                     # in a thread: the intervals of a long measurement take milliseconds (numpy releases
                     # the GIL), which would otherwise stall the requests in flight on this event loop
-                    judged = len(rec.latency)
+                    judged = [len(r.latency) for r in recs]
                     # sends are appended in time order: those since `start` found by bisection, not a copy
-                    sent = (len(rec.sent) - bisect.bisect_left(rec.sent, start)) / (now - start) if rec.sent else None
-                    screened, stable = await asyncio.to_thread(_settled, race, rec.latency[first:judged],
-                                                               rec.done[first:judged], sent, start, now)
+                    sent = [(len(r.sent) - bisect.bisect_left(r.sent, start)) / (now - start) if r.sent else None
+                            for r in recs]
+                    screened, stable = await asyncio.to_thread(
+                        _settled, race, [(r.latency[f:j], r.done[f:j]) for r, f, j in zip(recs, first, judged,
+                                                                                            strict=True)],
+                        None if None in sent else sum(s for s in sent if s is not None), start, now)
                     if screened or stable:
                         break
-            end, cpu1, last = time.perf_counter(), time.process_time(), len(rec.latency)
+            end, cpu1, last = time.perf_counter(), time.process_time(), [len(r.latency) for r in recs]
             if race is not None and (screened or stable):
                 end, last = now, judged  # the result is exactly what the race judged
         finally:
             stop.set()
             await traffic
-    return Recording(np.array(rec.latency[first:last]) * 1e3, np.array(rec.done[first:last]), np.array(rec.sent),
-                     start, end, len(windows), stable, screened, rec.errors, (cpu1 - cpu0) / (end - start))
+    cpu = (cpu1 - cpu0) / (end - start)
+    return [Recording(np.array(r.latency[f:n]) * 1e3, np.array(r.done[f:n]), np.array(r.sent), start, end,
+                      len(w), stable, screened, r.errors, cpu)
+            for r, f, n, w in zip(recs, first, last, windows, strict=True)]
 
 
-def _settled(race: Race, latency: list[float], done: list[float], sent: float | None, start: float,
+def _settled(race: Race, streams: list[tuple[list[float], list[float]]], sent: float | None, start: float,
              now: float) -> tuple[bool, bool]:
-    """(decided, precise enough): the two ways a raced measurement's question is settled."""
-    seconds = np.array(latency)
-    throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
-    if race.decided(throughput_ci, p95_ci, sent):
+    """(decided, precise enough): the two ways a raced measurement's question is settled. Several
+    streams are judged together: their summed throughput and their worst P95 (intervals that hold
+    the sum and the maximum whenever each stream's hold its own); precise when each stream is."""
+    throughputs, p95s, precise = [], [], True
+    for latency, done in streams:
+        seconds = np.array(latency)
+        throughput_ci, p95_ci = rate_ci(np.array(done), start, now), quantile_ci(seconds * 1e3, 0.95)
+        throughputs.append(throughput_ci)
+        p95s.append(p95_ci)
+        precise = precise and (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
+                               and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3)
+                               <= race.precision)
+    if race.decided(_sum(throughputs), _worst(p95s), sent):
         return True, False
-    precise = (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
-               and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3) <= race.precision)
     return False, precise
+
+
+def _sum(intervals: list[Interval]) -> Interval:
+    return sum(lo for lo, _ in intervals), sum(hi for _, hi in intervals)
+
+
+def _worst(intervals: list[Interval]) -> Interval:
+    return max(lo for lo, _ in intervals), max(hi for _, hi in intervals)
 
 
 def _sent_rate(sent: np.ndarray, start: float, end: float) -> float | None:
@@ -340,8 +411,37 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
     before = {name: control.statistics(name) for name in (model, *steps)}
     rec = drive(control.url, requests, spec, seed, race)
     after = {name: control.statistics(name) for name in (model, *steps)}
-    server = _breakdown(before[model], after[model])
     by_step = {name: found for name in steps if (found := _breakdown(before[name], after[name])) is not None}
+    return _measurement(rec, spec, _breakdown(before[model], after[model]), slo_ms, by_step)
+
+
+def measure_mix(control: TritonControl, requests: dict[str, list[bytes]], spec: LoadSpec, seed: int = 0,
+                race: Race | None = None, slos: dict[str, float] | None = None) -> Measurement:
+    """Drives several models of one server at once, each with its part of `spec`'s mix, and
+    returns their joint measurement: the total throughput and the worst P95, with each model's
+    own under `models` (its goodput against its SLO in `slos`)."""
+    parts, slos = spec.split(), slos or {}
+    before = {name: control.statistics(name) for name in parts}
+    recs = drive_all(control.url, [Stream(requests[name], part) for name, part in parts.items()], spec, seed, race)
+    after = {name: control.statistics(name) for name in parts}
+    each = {name: _measurement(rec, part, _breakdown(before[name], after[name]), slos.get(name))
+            for (name, part), rec in zip(parts.items(), recs, strict=True)}
+    worst = max(each.values(), key=lambda m: m.p95_ms if m.samples else float("inf"))
+    goodputs = [m.goodput for m in each.values()]
+    offered = [m.offered for m in each.values()]
+    return dataclasses.replace(
+        worst, throughput=sum(m.throughput for m in each.values()),
+        p95_ci_ms=_worst([m.p95_ci_ms for m in each.values()]),
+        throughput_ci=_sum([m.throughput_ci for m in each.values()]),
+        samples=sum(m.samples for m in each.values()), errors=sum(m.errors for m in each.values()),
+        stable=all(m.stable for m in each.values()),
+        first_error=next((m.first_error for m in each.values() if m.first_error), ""), server=None, mode=spec.mode,
+        goodput=None if None in goodputs else sum(g for g in goodputs if g is not None),
+        offered=None if None in offered else sum(o for o in offered if o is not None), models=each)
+
+
+def _measurement(rec: Recording, spec: LoadSpec, server: ServerBreakdown | None, slo_ms: float | None,
+                 steps: dict[str, ServerBreakdown] | None = None) -> Measurement:
     lat, errors = rec.latency_ms, rec.errors
     if len(lat) == 0:
         return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, (float("nan"),) * 2, 0, len(errors),
@@ -356,4 +456,4 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
                        first_error=errors[0] if errors else "", server=server, mode=spec.mode,
                        screened=rec.screened,
                        goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration,
-                       offered=_sent_rate(rec.sent, rec.start, rec.end), steps=by_step)
+                       offered=_sent_rate(rec.sent, rec.start, rec.end), steps=steps or {})

@@ -1,6 +1,8 @@
 """What the user reads at the end: the Pareto front as a table, with gain over the baseline."""
 from __future__ import annotations
 
+import statistics
+
 from optuna.trial import FrozenTrial
 
 from tuner import trials as tr
@@ -13,11 +15,13 @@ from tuner.trials import Key
 def _knob_text(trial: FrozenTrial) -> str:
     if tr.is_baseline(trial):
         return "(your config)"
-    return " ".join(_flat(trial.user_attrs.get(Key.KNOBS, {})))
+    # several models on one server: the first model's knobs are named after it too, as the others' are
+    mixed = (trial.user_attrs.get(Key.METRICS) or {}).get("models") or {}
+    return " ".join(_flat(trial.user_attrs.get(Key.KNOBS, {}), f"{next(iter(mixed))}." if mixed else ""))
 
 
 def _flat(knobs: dict, prefix: str = "") -> list[str]:
-    """`name=value` per knob; a pipeline member's as `member.name=value`."""
+    """`name=value` per knob (prefixed `prefix`); a pipeline member's as `member.name=value`."""
     knobs = dict(knobs)
     params, models = knobs.pop("parameters", {}), knobs.pop("models", {})
     return [f"{prefix}{k}={v}" for k, v in {**knobs, **params}.items()] + \
@@ -82,12 +86,16 @@ def measurement_text(m) -> str:
     """One measurement, as `tuner measure` prints it."""
     lines = [f"mode            {m.mode}",
              f"throughput      {m.throughput:.1f} infer/s",
-             f"latency (ms)    p50 {m.p50_ms:.2f}  p90 {m.p90_ms:.2f}  p95 {m.p95_ms:.2f}  p99 {m.p99_ms:.2f}",
+             f"latency (ms)    {'the worst model: ' if m.models else ''}p50 {m.p50_ms:.2f}  p90 {m.p90_ms:.2f}  "
+             f"p95 {m.p95_ms:.2f}  p99 {m.p99_ms:.2f}",
              f"p95 95% CI      {m.p95_ci_ms[0]:.2f} - {m.p95_ci_ms[1]:.2f} ms",
              f"samples         {m.samples} in {m.duration_s:.1f} s, {m.windows} windows, "
              f"{'stable' if m.stable else 'NOT stable (time limit reached)'}",
              f"errors          {m.errors}" + (f" (first: {m.first_error})" if m.errors else ""),
              f"client CPU      {m.client_cpu:.2f} cores"]
+    for name, each in m.models.items():  # several models: the totals above, then each one's own
+        lines.append(f"{name:15} {each.mode}: {each.throughput:.1f} infer/s, p95 {each.p95_ms:.2f} ms, "
+                     f"{each.errors} errors")
     if m.server:
         s = m.server
         lines.append(f"server (ms/req) queue {s.queue_ms:.2f}  compute input {s.compute_input_ms:.2f}  "
@@ -124,6 +132,40 @@ def steps_text(trial: FrozenTrial) -> str:
               f"{s['compute_output_ms']:8.2f}  {s['avg_batch_size']:.1f}" for name, s in steps.items()]
     lines.append(f"  slowest step: {max(cost, key=lambda n: cost[n])}")
     return "\n".join(lines)
+
+
+def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: dict) -> str:
+    """Several models on one server: what each got in the trial beside the baseline (medians after a
+    re-measurement), and whether it met its SLO. The study's values are the models' total
+    throughput and their worst P95."""
+    got = _per_model(trial)
+    if not got:
+        return ""
+    before = _per_model(base) if base is not None else {}
+    slo = settings.get("slo_p95_ms")
+    slos = settings.get("model_slos") or (dict.fromkeys(got, slo) if slo else {})
+    rows = [("model", "infer/s", "baseline", "p95 ms", "baseline", "SLO ms", "")]
+    for name, (thr, p95) in got.items():
+        b, limit = before.get(name), slos.get(name)
+        rows.append((name, f"{thr:.1f}", f"{b[0]:.1f}" if b else "", f"{p95:.1f}", f"{b[1]:.1f}" if b else "",
+                     f"{limit:g}" if limit else "", "" if not limit else "met" if p95 <= limit else "OVER"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"each model of trial #{trial.number}" + (f" and of the baseline (#{base.number})" if base else "")
+             + f", {settings.get('load', '')} (the front's values: their total and the worst P95):"]
+    lines += ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                   strict=True)))
+              for r in rows]
+    return "\n".join(lines)
+
+
+def _per_model(trial: FrozenTrial) -> dict[str, tuple[float, float]]:
+    """Each model's (throughput, P95 ms): the medians of the final re-measurement, or as measured."""
+    runs = (trial.user_attrs.get(Key.REMEASURED) or {}).get("models")
+    if runs:
+        return {name: (statistics.median(r[name][0] for r in runs), statistics.median(r[name][1] for r in runs))
+                for name in runs[0]}
+    models = (trial.user_attrs.get(Key.METRICS) or {}).get("models") or {}
+    return {name: (m["throughput"], m["p95_ms"]) for name, m in models.items()}
 
 
 def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:

@@ -52,6 +52,7 @@ class StudySettings:
     inputs: dict | None = None  # shapes, input data (its digest), shared memory: what requests carry
     objective: str = "throughput"  # tuner.goal: what is raised, and the cost that is lowered
     cost: str = "p95"
+    model_slos: dict | None = None  # several models on one server: each one's P95 limit
 
 
 def _constrain(trial: optuna.Trial, attrs: dict) -> None:
@@ -212,6 +213,10 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict, members: Membe
                                          s.measurement.errors, s.ok] for s in outcome.capacity.steps])
     if settings.get("slo_p95_ms") is not None:
         attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
+    elif settings.get("model_slos"):  # several models, each with its own SLO
+        attrs[SLO_VIOLATION] = outcome.measurement.slo_excess_ms(settings["model_slos"])
+        if attrs[SLO_VIOLATION] > 0:
+            attrs[Key.OVER_SLO] = True  # measured, but never a candidate to choose
     if settings.get("max_memory_mib") is not None:
         attrs[MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - settings["max_memory_mib"]
         if attrs[MEMORY_VIOLATION] > 0:

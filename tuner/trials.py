@@ -47,6 +47,7 @@ class Key:
     DUPLICATE_OF = "duplicate_of"  # answered from this earlier trial's result
     SCREENED = "screened"  # a raced measurement stopped early: clearly behind the front
     OVER_MEMORY = "over_memory"  # measured, over --max-memory-mib: never chosen
+    OVER_SLO = "over_slo"  # several models: measured, some model over its own SLO: never chosen
     OUTPUTS_DIFFER = "outputs_differ"  # measured, outputs beyond --max-output-error: never chosen
     REMEASURED = "remeasured"  # on a confirmed view: every measurement of the final re-measurement
     CURVE = "curve"  # a capacity search's steps: [offered req/s, served, P95 ms, failed requests, met the SLO]
@@ -61,7 +62,7 @@ LIMITS = (SLO_VIOLATION, MEMORY_VIOLATION, OUTPUT_VIOLATION)
 
 # What a repeat of a config copies from the trial that measured it.
 RESULT_KEYS = (Key.CONFIG, Key.MEMBERS, Key.FINGERPRINT, Key.METRICS, Key.CURVE, Key.FAILURE, Key.FAIL_REASON,
-               Key.MEMORY_MIB, Key.OVER_MEMORY, Key.OUTPUT_ERROR, Key.OUTPUTS_DIFFER, *LIMITS)
+               Key.MEMORY_MIB, Key.OVER_MEMORY, Key.OVER_SLO, Key.OUTPUT_ERROR, Key.OUTPUTS_DIFFER, *LIMITS)
 
 
 def role(trial: FrozenTrial | optuna.Trial) -> Role | None:
@@ -104,9 +105,10 @@ def measured(trial: FrozenTrial) -> bool:
 
 
 def choosable(trial: FrozenTrial) -> bool:
-    """Can be chosen: measured here, within the memory limit, computing the baseline's outputs."""
+    """Can be chosen: measured here, within the memory limit and each model's own SLO, computing
+    the baseline's outputs."""
     return measured(trial) and not trial.user_attrs.get(Key.OVER_MEMORY) \
-        and not trial.user_attrs.get(Key.OUTPUTS_DIFFER)
+        and not trial.user_attrs.get(Key.OUTPUTS_DIFFER) and not trial.user_attrs.get(Key.OVER_SLO)
 
 
 def is_baseline(trial: FrozenTrial) -> bool:

@@ -61,6 +61,7 @@ class Target:
     docker_network: str = "bridge"
     shm_size: str = "1g"
     calls: tuple[str, ...] = ()  # the models a BLS model calls (--with): tuned with it
+    shared: tuple[str, ...] = ()  # more models on the same server (--model a --model b): tuned together
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Options:
     goal: Goal = Goal()  # what is raised and what lowered: throughput against P95 by default
     workers: int = 1
     progress: bool = True
+    slos: tuple[tuple[str, float], ...] = ()  # several models: each one's own P95 limit (--slo-p95-ms a=50,b=200)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,13 @@ class Model:
     name: str
     base: ModelConfig | None
     repository: Path | None
-    members: pipeline.Members = dataclasses.field(default_factory=dict)  # a pipeline's other models
+    # a pipeline's other models, or the other models of a shared server
+    members: pipeline.Members = dataclasses.field(default_factory=dict)
+    shared: bool = False  # the members are served beside it (each gets its part of the load), not called by it
+
+    @property
+    def study_name(self) -> str:
+        return "+".join((self.name, *self.members)) if self.shared else self.name
 
 
 # --- checks that need only files -------------------------------------------------------------
@@ -102,6 +110,7 @@ def check_options(options: Options) -> None:
         raise ConfigError("--launcher remote needs --url HOST:PORT and --model NAME")
     if t.launcher is Launcher.REMOTE and t.calls:
         raise ConfigError(_REMOTE_PIPELINE)
+    check_shared(options)
     if options.inputs.data_file and not options.inputs.data_file.is_file():
         raise ConfigError(f"--input-data {options.inputs.data_file}: no such file")
     check_goal(options.goal, options.slo_p95_ms, options.load.request_rate, t.launcher is Launcher.REMOTE)
@@ -118,6 +127,43 @@ def check_options(options: Options) -> None:
         raise ConfigError("--workers with --gpus all: name the GPUs (e.g. --gpus 0,1), worker i gets the i-th")
     if t.gpus and len(t.gpus) < options.workers:
         raise ConfigError(f"--workers {options.workers} but --gpus names {len(t.gpus)}: one GPU per worker")
+
+
+def check_shared(options: Options) -> None:
+    """Several models on one server: a mix of exactly those models, measured at a fixed load for
+    throughput against the worst P95; per-model SLOs only for models of the mix."""
+    t = options.target
+    names = (t.model or "", *t.shared)
+    slos = dict(options.slos)
+    if not t.shared:
+        if slos:
+            raise ConfigError(f"--slo-p95-ms {','.join(f'{k}={v:g}' for k, v in slos.items())}: per-model SLOs are "
+                              "for several models on one server (--model a --model b); give one number")
+        if options.load.mix:
+            raise ConfigError("--mix shares the load between several models on one server: give --model more than once")
+        return
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--model {' --model '.join(str(n) for n in names)}: a model named twice")
+    if t.launcher is Launcher.REMOTE:
+        raise ConfigError("several models are tuned from their files: use --launcher embedded or docker on the "
+                          "repository")
+    if t.calls:
+        raise ConfigError("--with names the models a BLS model calls: tune a BLS model on its own, not beside others")
+    if options.goal.objective is not Objective.THROUGHPUT:
+        raise ConfigError(f"--objective {options.goal.objective.value} with several models: a mix is tuned for its "
+                          "total throughput against the worst model's P95 (give each model an SLO with "
+                          "--slo-p95-ms NAME=MS,...)")
+    if options.inputs.data_file:
+        raise ConfigError("--input-data with several models: its tensors are one model's; each model of a mix gets "
+                          "synthetic inputs from its own config")
+    mixed = [name for name, _ in options.load.mix]
+    if sorted(mixed) != sorted(names):
+        raise ConfigError(f"--mix {','.join(mixed)}: name each --model once ({', '.join(names)})")
+    if not options.load.request_rate and options.load.concurrency < len(names):
+        raise ConfigError(f"--concurrency {options.load.concurrency} for {len(names)} models: each needs at least "
+                          "one request in flight")
+    if unknown := sorted(set(slos) - set(names)):
+        raise ConfigError(f"--slo-p95-ms {','.join(unknown)}: not a --model of this study ({', '.join(names)})")
 
 
 def check_load(spec: LoadSpec, inputs: Inputs, goal: Goal = Goal()) -> None:
@@ -141,11 +187,18 @@ def find_model(target: Target) -> Model:
     if not repository.is_dir():
         raise ConfigError(f"--model-repository {repository}: not a directory")
     name = _pick_model(repository, target.model)
-    config = modelconfig.read_config(repository / name / "config.pbtxt")
-    if config.name != name:
-        raise ConfigError(f"{repository / name / 'config.pbtxt'}: name is '{config.name}' but the folder is '{name}'")
-    members = pipeline.read_members(repository, config, target.calls) \
-        if pipeline.is_ensemble(config) or target.calls else {}
+    config = _read_model(repository, name)
+    if target.shared:
+        members = {other: _read_model(repository, _pick_model(repository, other)) for other in target.shared}
+        for each, each_config in {name: config, **members}.items():
+            if pipeline.is_ensemble(each_config):
+                raise ConfigError(f"{repository / each / 'config.pbtxt'}: '{each}' is an ensemble; tuning an ensemble "
+                                  "beside other models is not supported: tune it on its own")
+            modelconfig.check_tunable(each_config, str(repository / each / "config.pbtxt"))
+    elif pipeline.is_ensemble(config) or target.calls:
+        members = pipeline.read_members(repository, config, target.calls)
+    else:
+        members = {}
     if target.launcher is Launcher.EMBEDDED:
         why = backends.missing_backend(modelconfig.backend_of(config))
         if why and repository == DEMO_REPOSITORY and target.model is None:
@@ -154,7 +207,14 @@ def find_model(target: Target) -> Model:
             why = backends.missing_backend(modelconfig.backend_of(each_config))
             if why:
                 raise ConfigError(f"{repository / each / 'config.pbtxt'}: {why}")
-    return Model(name, config, repository, members)
+    return Model(name, config, repository, members, shared=bool(target.shared))
+
+
+def _read_model(repository: Path, name: str) -> ModelConfig:
+    config = modelconfig.read_config(repository / name / "config.pbtxt")
+    if config.name != name:
+        raise ConfigError(f"{repository / name / 'config.pbtxt'}: name is '{config.name}' but the folder is '{name}'")
+    return config
 
 
 def _pick_model(repository: Path, model: str | None) -> str:
@@ -194,6 +254,8 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
     if model.members and not options.search_space:
         return _pipeline_default(options, model, base)
     space = _shipped(options.search_space or _default_space(base))
+    if model.shared and model.name in space.models:
+        space = _lifted(space, model.name)
     problems, conditions = _problems(options, model.repository, model.name, base, space)
     members = {}
     for member, sub in space.models.items():
@@ -208,6 +270,16 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
         raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
     return dataclasses.replace(space, conditions=conditions, models=members)
+
+
+def _lifted(space: SearchSpace, name: str) -> SearchSpace:
+    """Several models' space that gives the first one's knobs under `models:` too: they become its
+    own (top-level) knobs, which is where a search keeps the first model's."""
+    if space.knobs or space.parameters:
+        raise ConfigError(f"{space.source}: both knobs: and models.{name}: give '{name}' knobs; give them in one place")
+    own = space.models[name]
+    return dataclasses.replace(space, knobs=own.knobs, parameters=own.parameters,
+                               models={k: v for k, v in space.models.items() if k != name})
 
 
 def _default_space(config: ModelConfig) -> str:
@@ -325,15 +397,15 @@ def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpa
     return StudySettings(model.name, load, pipeline.fingerprint(base, model.members), space.describe(),
                          options.slo_p95_ms,
                          options.max_memory_mib, options.max_output_error, carried, goal.objective.value,
-                         goal.cost.value)
+                         goal.cost.value, dict(options.slos) or None)
 
 
 def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace, index: int = 0) -> optuna.Study:
     """Creates or joins the study (each worker's sampler gets its own seed, or the workers would
     propose the same configs)."""
     seed = None if options.seed is None else options.seed + index
-    return open_study(options.storage, options.study_name or model.name, settings(options, model, base, space), seed,
-                      space.start_with)
+    return open_study(options.storage, options.study_name or model.study_name, settings(options, model, base, space),
+                      seed, space.start_with)
 
 
 def search(options: Options) -> optuna.Study:
@@ -357,7 +429,7 @@ def work(options: Options, index: int) -> optuna.Study:
     if model.base is not None:  # the space checked and the storage opened before any server starts
         space = _checked(options, model, model.base)
         study = _study(options, model, model.base, space, index)
-    name = options.study_name or model.name
+    name = options.study_name or model.study_name
     label = f"worker-{index}" if options.workers > 1 else ""
     gpus = (t.gpus[index],) if options.workers > 1 and t.gpus and t.gpus != "all" else None
     with make_server(options, model, t.run_dir / name / label, gpus) as server:
@@ -375,7 +447,7 @@ def work(options: Options, index: int) -> optuna.Study:
             capacity = CapacitySpec(options.slo_p95_ms, judge_rate=steady) \
                 if options.goal.objective is Objective.CAPACITY and options.slo_p95_ms else None
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
-                           capacity) as evaluator:
+                           capacity, dict(options.slos)) as evaluator:
                 evaluator.take_reference(base, model.members)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
