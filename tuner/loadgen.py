@@ -14,7 +14,8 @@ at least `min_samples` latencies and the last three windows agree on throughput 
 `stability`, or `max_duration_s` passes. All samples after the warm-up make the result. In open
 loop, latency counts from the moment a request was *due*, so a server that falls behind cannot
 hide its queue (no coordinated omission). A raced measurement (`Race`) stops instead as soon as
-its question is settled: clearly behind, or as precise as asked.
+its question is settled: clearly behind, or as precise as asked. Several models of one server
+are driven at once, each with its share of the load (`LoadSpec.mix`), and judged together.
 """
 from __future__ import annotations
 
