@@ -70,9 +70,17 @@ def _shares(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(pairs)
 
 
-def _slo(text: str) -> float | tuple[tuple[str, float], ...]:
-    """One P95 limit for every model, or one per model (NAME=MS,...)."""
-    return _shares(text) if "=" in text else _positive(float)(text)
+class _Slo(argparse.Action):
+    """`--slo-p95-ms MS`, one limit for every model, or `NAME=MS,...`, one per model (into `slos`)."""
+
+    def __call__(self, parser, namespace, text, option_string=None):
+        try:
+            if "=" in text:
+                namespace.slos = _shares(text)
+            else:
+                setattr(namespace, self.dest, _positive(float)(text))
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            parser.error(f"argument {option_string}: {e}")
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -147,7 +155,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
-    s.add_argument("--slo-p95-ms", type=_slo, metavar="MS or MODEL=MS,...", help="P95 limit: a constraint the "
+    s.set_defaults(slos=())
+    s.add_argument("--slo-p95-ms", action=_Slo, metavar="MS or MODEL=MS,...", help="P95 limit: a constraint the "
                    "sampler learns, and the export picks the highest throughput within it; with several --model, "
                    "one for each model (a=50,b=200) or one for all")
     s.add_argument("--max-memory-mib", type=_positive(float), help="memory limit for the server (its resident "
@@ -234,17 +243,14 @@ def _load(args) -> tuple[LoadSpec, Inputs]:
 def options(args) -> Options:
     """The search's arguments as the typed options every part of the run (and each worker) gets."""
     spec, inputs = _load(args)
-    per_model = args.slo_p95_ms if isinstance(args.slo_p95_ms, tuple) else ()
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
-                   None if per_model else args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed,
-                   args.remeasure, None if args.no_racing else args.precision,
-                   Goal(Objective(args.objective), Cost(args.cost)), args.workers, not args.no_progress, per_model)
+                   args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
+                   None if args.no_racing else args.precision, Goal(Objective(args.objective), Cost(args.cost)),
+                   args.workers, not args.no_progress, args.slos)
 
 
 def cmd_search(args) -> int:
     study = search(options(args))
-    if isinstance(args.slo_p95_ms, tuple):  # per-model SLOs keep each trial out of the choice by themselves
-        args.slo_p95_ms = None
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 

@@ -27,7 +27,7 @@ from tuner.evaluate import Evaluator
 from tuner.goal import Objective, goal_of
 from tuner.modelconfig import parse_config
 from tuner.select import POLICIES, choose, pareto_front
-from tuner.trials import SLO_VIOLATION, Key
+from tuner.trials import Key
 
 # study attr: {after_trials, runs: {trial number: {values: [[objective, cost]..], throughput: [..], p95_ms: [..],
 #              throughput_ci: [[lo, hi]..], p95_ci_ms: [[lo, hi]..], failures: [reason..]}}}
@@ -60,9 +60,8 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
     and every failure, on the study."""
     trials = study.get_trials(deepcopy=False)
     goal = goal_of(study.user_attrs["settings"])
-    slos = study.user_attrs["settings"].get("model_slos")
     chosen = candidates(trials, goal.chooses_within(slo_p95_ms))
-    runs = {t.number: _first_run(t, bool(slos)) for t in chosen}
+    runs = {t.number: _first_run(t) for t in chosen}
     with tqdm(total=rounds * len(chosen), disable=not progress, unit="config", desc="re-measuring the front",
               dynamic_ncols=True) as bar:
         for r in range(rounds):
@@ -85,18 +84,15 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
                             run[key].append(tr.jsonable(value))
                         if m.models:  # several models on one server: what each got, every time
                             run["models"].append(_per_model({n: dataclasses.asdict(x) for n, x in m.models.items()}))
-                        if slos:  # several models' own SLOs: judged again on every measurement's P95s
-                            run["slo_excess_ms"].append(round(m.slo_excess_ms(slos), 3))
                 bar.update(1)
     study.set_user_attr(_ATTR, {"after_trials": len(trials), "runs": {str(n): v for n, v in runs.items()}})
 
 
-def _first_run(trial: FrozenTrial, with_slos: bool) -> dict:
+def _first_run(trial: FrozenTrial) -> dict:
     metrics = trial.user_attrs.get(Key.METRICS) or {}
     return {"values": [list(trial.values)], "throughput": [metrics.get("throughput")],
             "p95_ms": [metrics.get("p95_ms")], "throughput_ci": [metrics.get("throughput_ci")],
             "p95_ci_ms": [metrics.get("p95_ci_ms")], "failures": [],
-            "slo_excess_ms": [trial.user_attrs[SLO_VIOLATION]] if with_slos else [],
             "models": [_per_model(metrics["models"])] if metrics.get("models") else []}
 
 
@@ -125,6 +121,7 @@ def confirmed(study: optuna.Study) -> list[FrozenTrial]:
     if not is_current(study):  # never re-measured, or trials were added since
         return trials
     found = study.user_attrs[_ATTR]
+    slos = (study.user_attrs.get("settings") or {}).get("model_slos") or {}
     result = []
     for t in trials:
         runs = found["runs"].get(str(t.number))
@@ -133,7 +130,8 @@ def confirmed(study: optuna.Study) -> list[FrozenTrial]:
             values = runs.get("values") or list(zip(runs["throughput"], runs["p95_ms"], strict=True))  # older studies
             view.values = [statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)]
             view.user_attrs[_ATTR] = runs
-            if runs.get("slo_excess_ms"):  # over a model's own SLO on the median: never chosen
-                view.user_attrs[Key.OVER_SLO] = statistics.median(runs["slo_excess_ms"]) > 0
+            if slos:  # a model's median P95 over its own SLO: never chosen
+                view.user_attrs[Key.OVER_SLO] = any(p95 > slos[name] for name, (_, p95) in tr.models_of(view).items()
+                                                    if name in slos)
             result.append(view)
     return result

@@ -71,10 +71,11 @@ class Evaluator:
         self.spec = spec
         self.inputs = inputs
         self.slo_p95_ms = capacity.slo_p95_ms if capacity else slo_p95_ms  # goodput is counted against it
-        self.slos = slos or {}  # a mix's per-model SLOs: each model's goodput is counted against its own
         self.capacity = capacity
         # the models requests go to: the mix's, or the one named (a pipeline's entry)
         self.served = tuple(name for name, _ in spec.mix) or (model,)
+        # a mix's SLOs, each model's own (or the one for all): its goodput is counted against it
+        self.slos = slos or ({} if self.slo_p95_ms is None else dict.fromkeys(self.served, self.slo_p95_ms))
         self._feeds: dict[str, _Feed] = {}
         self._references: dict[str, Outputs] = {}  # each served model's outputs under the user's own config
         # a pipeline member -> the fingerprint of the config this server last loaded it with: an
@@ -166,9 +167,7 @@ class Evaluator:
             error = self._output_error()
             found = None
             if len(self.served) > 1:
-                m = measure_mix(self.server.control, requests, self.spec, race=race,
-                                slos=self.slos or ({} if self.slo_p95_ms is None
-                                                   else dict.fromkeys(self.served, self.slo_p95_ms)))
+                m = measure_mix(self.server.control, requests, self.spec, race=race, slos=self.slos)
             elif self.capacity is None:
                 m = measure(self.server.control, self.model, requests[self.model], self.spec, race=race,
                             slo_ms=self.slo_p95_ms, steps=tuple(members))

@@ -1,8 +1,6 @@
 """What the user reads at the end: the Pareto front as a table, with gain over the baseline."""
 from __future__ import annotations
 
-import statistics
-
 from optuna.trial import FrozenTrial
 
 from tuner import trials as tr
@@ -16,7 +14,7 @@ def _knob_text(trial: FrozenTrial) -> str:
     if tr.is_baseline(trial):
         return "(your config)"
     # several models on one server: the first model's knobs are named after it too, as the others' are
-    mixed = (trial.user_attrs.get(Key.METRICS) or {}).get("models") or {}
+    mixed = tr.models_of(trial)
     return " ".join(_flat(trial.user_attrs.get(Key.KNOBS, {}), f"{next(iter(mixed))}." if mixed else ""))
 
 
@@ -138,10 +136,10 @@ def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: dict) ->
     """Several models on one server: what each got in the trial beside the baseline (medians after a
     re-measurement), and whether it met its SLO. The study's values are the models' total
     throughput and their worst P95."""
-    got = _per_model(trial)
+    got = tr.models_of(trial)
     if not got:
         return ""
-    before = _per_model(base) if base is not None else {}
+    before = tr.models_of(base) if base is not None else {}
     slo = settings.get("slo_p95_ms")
     slos = settings.get("model_slos") or (dict.fromkeys(got, slo) if slo else {})
     rows = [("model", "infer/s", "baseline", "p95 ms", "baseline", "SLO ms", "")]
@@ -156,16 +154,6 @@ def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: dict) ->
                                                                                                    strict=True)))
               for r in rows]
     return "\n".join(lines)
-
-
-def _per_model(trial: FrozenTrial) -> dict[str, tuple[float, float]]:
-    """Each model's (throughput, P95 ms): the medians of the final re-measurement, or as measured."""
-    runs = (trial.user_attrs.get(Key.REMEASURED) or {}).get("models")
-    if runs:
-        return {name: (statistics.median(r[name][0] for r in runs), statistics.median(r[name][1] for r in runs))
-                for name in runs[0]}
-    models = (trial.user_attrs.get(Key.METRICS) or {}).get("models") or {}
-    return {name: (m["throughput"], m["p95_ms"]) for name, m in models.items()}
 
 
 def config_diff(base: FrozenTrial, chosen: FrozenTrial) -> str:

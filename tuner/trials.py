@@ -15,6 +15,7 @@ How a trial ends in Optuna's terms:
 from __future__ import annotations
 
 import math
+import statistics
 from enum import Enum
 
 import optuna
@@ -109,6 +110,17 @@ def choosable(trial: FrozenTrial) -> bool:
     the baseline's outputs."""
     return measured(trial) and not trial.user_attrs.get(Key.OVER_MEMORY) \
         and not trial.user_attrs.get(Key.OUTPUTS_DIFFER) and not trial.user_attrs.get(Key.OVER_SLO)
+
+
+def models_of(trial: FrozenTrial) -> dict[str, tuple[float, float]]:
+    """Several models on one server: each one's (throughput, P95 ms), the medians of the final
+    re-measurement on a confirmed view, else as measured."""
+    runs = (trial.user_attrs.get(Key.REMEASURED) or {}).get("models")
+    if runs:
+        return {name: (statistics.median(r[name][0] for r in runs), statistics.median(r[name][1] for r in runs))
+                for name in runs[0]}
+    models = (trial.user_attrs.get(Key.METRICS) or {}).get("models") or {}
+    return {name: (m["throughput"], m["p95_ms"]) for name, m in models.items()}
 
 
 def is_baseline(trial: FrozenTrial) -> bool:
