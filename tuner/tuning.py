@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from google.protobuf import json_format
 
-from tuner import backends, cuda, knobs, modelconfig, pipeline
+from tuner import autocomplete, backends, cuda, knobs, modelconfig, pipeline
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Shape, check_inputs
 from tuner.capacity import CapacitySpec
@@ -352,16 +352,19 @@ def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple
     t = options.target
     if t.launcher is Launcher.REMOTE:
         return RemoteServer(t.url or "")
-    assert model.repository is not None
+    assert model.repository is not None and model.base is not None
     work = run_dir / "repository"
     for name in (model.name, *model.members):  # a pipeline's members are written by trials too
         shutil.rmtree(work / name, ignore_errors=True)
         shutil.copytree(model.repository / name, work / name)
     gpus = gpus if gpus is not None else t.gpus
+    completes = any(autocomplete.can_change(model.repository / name, config)
+                    for name, config in {model.name: model.base, **model.members}.items())
     if t.launcher is Launcher.DOCKER:
         return DockerServer(work, run_dir, image=t.image, gpus=gpus, host=t.host, network=t.docker_network,
-                            shm_size=t.shm_size, ipc_host=options.inputs.shared_memory is not Memory.NONE)
-    return EmbeddedServer(work, run_dir, host=t.host, gpus=gpus)
+                            shm_size=t.shm_size, ipc_host=options.inputs.shared_memory is not Memory.NONE,
+                            auto_complete=completes)
+    return EmbeddedServer(work, run_dir, host=t.host, gpus=gpus, auto_complete=completes)
 
 
 def remote_base(server: Server, name: str) -> ModelConfig:

@@ -64,11 +64,13 @@ class DockerServer(Server):
 
     def __init__(self, model_repository: Path, run_dir: Path, image: str = DEFAULT_IMAGE,
                  gpus: str | tuple[str, ...] | None = None, host: str = "127.0.0.1", network: str = "bridge",
-                 shm_size: str = "1g", ipc_host: bool = False, ready_timeout_s: float = 180.0):
+                 shm_size: str = "1g", ipc_host: bool = False, ready_timeout_s: float = 180.0,
+                 auto_complete: bool = True):
         self.model_repository = Path(model_repository)
         self.run_dir = Path(run_dir)
         self.image, self.gpus, self.host, self.network = image, gpus, host, network
         self.shm_size, self.ipc_host, self.ready_timeout_s = shm_size, ipc_host, ready_timeout_s
+        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.autocomplete)
         self.log_path = self.run_dir / "tritonserver.log"
         self.container: Any = None  # a docker Container while started
         self.grpc_port = 0
@@ -86,7 +88,8 @@ class DockerServer(Server):
                 # (strict readiness would say "not ready" then, and a stop from outside would look alike)
                 "--strict-readiness=false",
                 "--backend-config=python,shm-default-byte-size=67108864",
-                "--backend-config=python,shm-growth-byte-size=67108864"]
+                "--backend-config=python,shm-growth-byte-size=67108864",
+                *([] if self.auto_complete else ["--disable-auto-complete-config"])]
 
     def _device_requests(self):
         import docker

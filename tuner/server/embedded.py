@@ -104,7 +104,8 @@ class EmbeddedServer(Server):
 
     def __init__(self, model_repository: Path, run_dir: Path, host: str = "127.0.0.1",
                  extra_args: tuple[str, ...] = (), ready_timeout_s: float = 120.0,
-                 backend_folders: dict[str, Path] | None = None, gpus: str | tuple[str, ...] | None = None):
+                 backend_folders: dict[str, Path] | None = None, gpus: str | tuple[str, ...] | None = None,
+                 auto_complete: bool = True):
         self.model_repository = Path(model_repository)
         self.run_dir = Path(run_dir)
         self.host = host
@@ -112,6 +113,7 @@ class EmbeddedServer(Server):
         self.ready_timeout_s = ready_timeout_s
         self.backend_folders = backend_folders  # default: every built backend
         self.gpus = gpus  # "all", device ids, or None: whatever the tuner sees
+        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.autocomplete)
         self.log_path = self.run_dir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0
@@ -139,6 +141,7 @@ class EmbeddedServer(Server):
                 f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
                 # a batch of 16 such inputs (79 MB) outgrows the 64 MB default pool Triton stages GPU copies in
                 *(f"--cuda-memory-pool-byte-size={gpu}:536870912" for gpu in range(self._visible_gpus())),
+                *([] if self.auto_complete else ["--disable-auto-complete-config"]),
                 *self.extra_args]
 
     def _visible_gpus(self) -> int:
