@@ -7,6 +7,7 @@ never looks built.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -140,10 +141,21 @@ def build(backend: str, source_dir: Path | None = None, jobs: int | None = None,
     if (folder / "build.json").is_file():
         say(f"{backend}: already built ({folder})")
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # another process building the same key (a second tuner, a test worker) finishes first; then it is built
+    with open(folder.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "build.json").is_file():
+            say(f"{backend}: built meanwhile by another process ({folder})")
+            return folder
+        return _build(backend, recipe, lib, key, folder, source_dir, jobs, leave_out, say)
+
+
+def _build(backend: str, recipe: Recipe, lib: Library, key: str, folder: Path, source_dir: Path | None,
+           jobs: int | None, leave_out: frozenset[str], say: Callable[[str], None]) -> Path:
     tools = toolchain()
     if lib.note:
         say(f"{backend}: {lib.note}")
-    folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / "logs" / f"{key}.log"
     log.parent.mkdir(exist_ok=True)
     log.write_text(f"{backend} backend {BRANCH} {recipe.revision} against {lib.package} {lib.version} ({lib.path})\n")
