@@ -1,37 +1,35 @@
-import os
-import subprocess
-import sys
+"""Fixtures shared by the test modules, and the tiers every test belongs to (exactly one):
+
+- unit: pure functions, and the CLI called in this process for every refusal and message;
+- integration: a real Triton, real backends, a real Optuna storage; servers shared where a test
+  does not need its own, the run's lifecycle called in this process;
+- system: what needs processes of its own or the machine's services (signals and kills, Docker,
+  PostgreSQL, a browser, the wheel installed into a new environment, a compiler).
+
+`python -m pytest` runs unit and integration; `python -m pytest -m "unit or integration or system"`
+runs everything (the README names both). Three pytest-xdist workers share the tests: each test
+keeps its own folder, ports and run directory, so isolation already holds."""
 from pathlib import Path
 
-import optuna
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-MODELS = TESTS / "models"
-SPACES = TESTS / "spaces"
-# short measurements, no final re-measurement (one test turns it on): these tests check the path, not the numbers
-FAST = ["--min-samples", "100", "--warmup-s", "0.3", "--window-s", "0.3", "--max-measure-s", "2", "--no-progress",
-        "--remeasure", "0"]
+from support import search, SPACES
+
+TIERS = ("unit", "integration", "system")
 
 
-TINY = ("--model-repository", str(MODELS), "--model", "tiny")
-
-
-def search_command(workdir: Path, *args: str, target: tuple[str, ...] = TINY) -> list[str]:
-    """A short search of `target` (default: the tiny test model; () for the demo, as the quick start runs)."""
-    return [sys.executable, "-m", "tuner", "search", *target,
-            "--storage", f"sqlite:///{workdir / 'study.db'}", "--run-dir", str(workdir / "runs"),
-            "--out", str(workdir / "out"), *FAST, *args]
-
-
-def run_search(workdir: Path, *args: str, timeout: float = 300, target: tuple[str, ...] = TINY) \
-        -> subprocess.CompletedProcess:
-    return subprocess.run(search_command(workdir, *args, target=target), cwd=workdir, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{workdir / 'study.db'}")
+def pytest_itemcollected(item):
+    """Each test's tier, checked as it is collected (before pytest-xdist reads the groups set here)."""
+    tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+    if len(tiers) != 1:
+        raise pytest.UsageError(f"{item.nodeid}: marked {sorted(tiers) or 'with no tier'}; mark it with exactly "
+                                f"one of {', '.join(TIERS)}")
+    # one worker runs the system tier, one test at a time: its faults land in phases by timing; one
+    # worker shares the one finished study among the tests that read it
+    if "system" in tiers:
+        item.add_marker(pytest.mark.xdist_group("system"))
+    elif "tiny_study" in item.fixturenames:
+        item.add_marker(pytest.mark.xdist_group("tiny_study"))
 
 
 @pytest.fixture
@@ -57,17 +55,6 @@ def real_backends() -> dict:
 def tiny_study(tmp_path_factory) -> Path:
     """One real short search, shared by the tests that only read its results."""
     workdir = tmp_path_factory.mktemp("tiny_study")
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "6")
+    done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "6")
     assert done.returncode == 0, done.stderr
     return workdir
-
-
-def servers_of(path) -> list[str]:
-    """pids of the tritonserver processes whose command line names `path` (a test's folder)."""
-    found = subprocess.run(["pgrep", "-f", f"tritonserver.*{path}"], capture_output=True, text=True)
-    return found.stdout.split()
-
-
-def tuner(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tuner", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)

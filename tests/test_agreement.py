@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from conftest import SPACES, load_study, run_search
+from support import SPACES, load_study, search
 from tuner import trials as tr
 from tuner.agreement import relative_error
 
 
+@pytest.mark.unit
 def test_relative_error_is_relative_to_the_outputs_scale():
     ref = [{"y": np.array([[1.0, -4.0]], dtype=np.float32)}]
     assert relative_error(ref, ref) == 0.0
@@ -18,12 +19,13 @@ def test_relative_error_is_relative_to_the_outputs_scale():
     assert relative_error(words, [{"s": np.array([b"b"], dtype=object)}]) == 1.0
 
 
+@pytest.mark.integration
 def test_configs_that_change_the_outputs_are_infeasible_and_never_exported(workdir):
     """tiny's `gain` parameter changes its answers, as a precision knob can."""
     space = workdir / "gain.yaml"
     space.write_text((SPACES / "tiny.yaml").read_text() + '  parameters:\n    gain: ["2", "2.002"]\n'
                      'start_with:\n  - {parameters: {gain: "2.002"}}\n  - {parameters: {gain: "2"}}\n')
-    done = run_search(workdir, "--search-space", str(space), "--trials", "6", "--policy", "max-throughput")
+    done = search(workdir, "--search-space", str(space), "--trials", "6", "--policy", "max-throughput")
     assert done.returncode == 0, done.stderr
     trials = [t for t in load_study(workdir).get_trials() if t.values]  # measured (repeats carry no values)
     base = next(t for t in trials if tr.is_baseline(t))
@@ -37,7 +39,7 @@ def test_configs_that_change_the_outputs_are_infeasible_and_never_exported(workd
     exported = (workdir / "out" / "tiny" / "config.pbtxt").read_text()
     assert "2.002" not in exported
     # a looser limit admits them: the limit is the user's
-    looser = run_search(workdir, "--search-space", str(space), "--trials", "3", "--study-name", "loose",
-                        "--max-output-error", "0.01")
+    looser = search(workdir, "--search-space", str(space), "--trials", "3", "--study-name", "loose",
+                    "--max-output-error", "0.01")
     assert looser.returncode == 0, looser.stderr
     assert not any(t.user_attrs.get("outputs_differ") for t in load_study(workdir, "loose").get_trials())

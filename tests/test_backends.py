@@ -12,7 +12,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from google.protobuf import json_format
 
-from conftest import load_study, run_search, tuner
+from support import load_study, search, tuner, wait_for
+from support.configs import knob_problems
 from tuner import backends
 from tuner.backends import builder as build_module
 from tuner import trials as tr
@@ -38,6 +39,7 @@ def server(tmp_path_factory, real_backends):
         yield server
 
 
+@pytest.mark.integration
 def test_building_what_is_built_is_a_noop(real_backends):
     folder = real_backends["onnxruntime"]
     before = (folder / "build.json").stat().st_mtime_ns
@@ -49,6 +51,7 @@ def test_building_what_is_built_is_a_noop(real_backends):
     assert listing.returncode == 0 and str(folder) in listing.stdout and str(real_backends["openvino"]) in listing.stdout
 
 
+@pytest.mark.unit
 def test_missing_toolchain_is_named_all_at_once(monkeypatch):
     monkeypatch.setattr(build_module, "_tool", lambda name: None)
     monkeypatch.setattr(build_module.shutil, "which", lambda name: None)
@@ -60,6 +63,7 @@ def test_missing_toolchain_is_named_all_at_once(monkeypatch):
         assert what in str(e.value)
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
 def test_failed_build_says_where_its_log_is_and_leaves_nothing_built(tmp_path, monkeypatch):
     sources = tmp_path / "sources"
@@ -80,6 +84,7 @@ def test_failed_build_says_where_its_log_is_and_leaves_nothing_built(tmp_path, m
     assert backends.built() == {}
 
 
+@pytest.mark.integration
 def test_every_onnxruntime_knob_loads_into_the_real_backend(server):
     base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     values = {"intra_op_thread_count": "1", "inter_op_thread_count": "2", "execution_mode": "1",
@@ -105,27 +110,35 @@ def test_every_onnxruntime_knob_loads_into_the_real_backend(server):
     client.close()
 
 
+@pytest.mark.unit
 def test_arena_shrinkage_without_an_arena_is_refused():
-    from test_modelconfig import knob_problems
-
     base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     (why,) = knob_problems(base, {"parameters": {"memory.enable_memory_arena_shrinkage": "cpu:0",
                                                  "enable_mem_arena": "false"}})
     assert "acts only when enable_mem_arena" in why
 
 
+@pytest.mark.integration
 def test_thread_count_really_acts(server):
     """intra_op_thread_count changes how many threads the server runs (ONNX Runtime's pool)."""
     base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
 
+    server.control.load("detector")  # each load below replaces a loaded version
+
+    def unloads() -> int:
+        return server.log_path.read_text().count("successfully unloaded 'detector'")
+
     def threads(count: str) -> int:
+        before = unloads()
         server.control.load("detector", to_json(apply_knobs(base, {"parameters": {"intra_op_thread_count": count}})))
-        time.sleep(1.0)  # the previous instance is unloaded after the new one is ready
+        # the previous version is unloaded (its threads gone) after the new one is ready
+        wait_for(lambda: unloads() > before, "the previous version's unload", timeout=30)
         return len(os.listdir(f"/proc/{server.process.pid}/task"))
 
     assert threads("4") - threads("1") == 3
 
 
+@pytest.mark.integration
 def test_a_value_triton_refuses_fails_the_load_with_its_reason(server):
     base = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     with pytest.raises(LoadError, match="execution_mode are 0 or 1 but got 2"):
@@ -133,51 +146,56 @@ def test_a_value_triton_refuses_fails_the_load_with_its_reason(server):
     server.control.load("detector")  # and the server is fine
 
 
-def test_an_integer_that_would_crash_the_server_is_refused_up_front(workdir):
+@pytest.mark.integration
+def test_an_integer_that_would_crash_the_server_is_refused_up_front(workdir, real_backends):
     """r24.10 parses integers with std::stoi and does not catch out_of_range: tritonserver aborts."""
     space = workdir / "huge.yaml"
     space.write_text('knobs:\n  parameters:\n    intra_op_thread_count: ["1", "99999999999"]\n')
-    done = run_search(workdir, "--search-space", str(space),
-                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    done = search(workdir, "--search-space", str(space),
+                  target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
     assert done.returncode == 2 and "'99999999999' must fit in 32 bits" in done.stderr
 
 
+@pytest.mark.integration
 def test_bad_parameter_value_is_a_failed_trial_with_tritons_reason(workdir, real_backends):
     space = workdir / "bad.yaml"
     space.write_text('knobs:\n  parameters:\n    execution_mode: ["2"]\n')
-    done = run_search(workdir, "--search-space", str(space), "--trials", "2", "--concurrency", "2",
-                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    done = search(workdir, "--search-space", str(space), "--trials", "2", "--concurrency", "2",
+                  target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
     assert done.returncode == 0, done.stderr
     failed = [t for t in load_study(workdir, "detector").get_trials() if tr.config_failed(t)]
     assert len(failed) == 1 and "execution_mode are 0 or 1 but got 2" in failed[0].user_attrs["fail_reason"]
 
 
+@pytest.mark.unit
 def test_a_model_whose_backend_is_missing_is_refused_before_any_trial(workdir, monkeypatch):
     monkeypatch.setenv("TUNER_BACKENDS", str(workdir / "empty-cache"))  # nothing built
-    done = run_search(workdir, target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    done = search(workdir, target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
     assert done.returncode == 2
     assert "no 'onnxruntime' backend yet: build it with `python -m tuner backends build onnxruntime`" in done.stderr
     plan = workdir / "repo" / "plan"
     plan.mkdir(parents=True)
     (plan / "config.pbtxt").write_text('name: "plan"\nplatform: "tensorrt_plan"\nmax_batch_size: 1\n')
-    done = run_search(workdir, target=("--model-repository", str(workdir / "repo"), "--model", "plan"))
+    done = search(workdir, target=("--model-repository", str(workdir / "repo"), "--model", "plan"))
     assert done.returncode == 2 and "cannot serve 'tensorrt' models" in done.stderr
     assert not (workdir / "runs").exists() and not (workdir / "study.db").exists()
 
 
+@pytest.mark.integration
 def test_the_demo_falls_back_to_its_python_twin_when_its_backend_cannot_be_built(workdir, monkeypatch):
     monkeypatch.setenv("TUNER_BACKENDS", str(workdir / "empty-cache"))
     monkeypatch.setenv("TUNER_BACKEND_SOURCES", str(workdir / "no-sources"))  # the build fails at once
     (workdir / "no-sources").mkdir()
-    done = run_search(workdir, "--trials", "2", "--concurrency", "2", target=())  # the demo, as the quick start runs it
+    done = search(workdir, "--trials", "2", "--concurrency", "2", target=())  # the demo, as the quick start runs it
     assert done.returncode == 0, done.stderr
     assert "tuning the demo's python-backend twin 'detector_python' instead" in done.stderr
     assert load_study(workdir, "detector_python").get_trials()[0].values
 
 
+@pytest.mark.integration
 def test_search_on_the_real_demo_exports_a_config_that_answers_like_onnxruntime(workdir, real_backends):
-    done = run_search(workdir, "--trials", "5", "--concurrency", "4", "--seed", "3",
-                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    done = search(workdir, "--trials", "5", "--concurrency", "4", "--seed", "3",
+                  target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
     assert done.returncode == 0, done.stderr
     assert "Pareto front" in done.stdout and "exported trial #" in done.stdout
     trials = load_study(workdir, "detector").get_trials()
@@ -197,6 +215,7 @@ def test_search_on_the_real_demo_exports_a_config_that_answers_like_onnxruntime(
     np.testing.assert_allclose(y, _ort_answer(x), rtol=0, atol=1e-4)
 
 
+@pytest.mark.integration
 def test_stopping_after_a_load_failed_inside_the_backend_does_not_wait_out_the_exit_timeout(tmp_path, real_backends):
     """Such a load leaves a "live" model that holds Triton's shutdown for --exit-timeout-secs (10 s)."""
     broken = tmp_path / "repo" / "broken"
@@ -213,6 +232,7 @@ def test_stopping_after_a_load_failed_inside_the_backend_does_not_wait_out_the_e
     assert time.monotonic() - started < 6 and process.poll() is not None
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
 def test_without_a_source_dir_the_pinned_commits_are_fetched(tmp_path, monkeypatch):
     """The default path for users: GitHub's archives of the pinned commits (top folder

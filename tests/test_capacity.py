@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import MODELS, SPACES, load_study, run_search, tuner
+from support import MODELS, SPACES, load_study, search, tuner
 from tuner.arrivals import Arrivals, Shape, parse_arrivals, schedule
 from tuner.capacity import CapacitySpec, find_capacity
 from tuner.errors import ConfigError
@@ -38,6 +38,7 @@ def _mm1(service_rate: float):
     return at
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("service,slo,first", [(500, 50, 100), (500, 50, 480), (500, 10, 2000), (100, 200, 150)])
 def test_the_capacity_search_brackets_the_slo_crossing_in_few_steps(service, slo, first):
     truth = service - math.log(20) / (slo / 1e3)
@@ -46,6 +47,7 @@ def test_the_capacity_search_brackets_the_slo_crossing_in_few_steps(service, slo
     assert len(found.steps) <= 6 and found.at.p95_ms <= slo
 
 
+@pytest.mark.unit
 def test_no_rate_meets_an_slo_below_the_service_time():
     found = find_capacity(_mm1(100), CapacitySpec(slo_p95_ms=1.0), 80)  # ln(20)/100 s = 30 ms at the least
     assert found.rate == 0 and not found.bracketed and found.at.p95_ms > 1.0
@@ -58,6 +60,7 @@ def _first(arrivals: Arrivals, rate: float, n: int) -> np.ndarray:
     return np.array([next(it)[0] for _ in range(n)])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("arrivals", [Arrivals(), Arrivals(Shape.BURSTS, on_s=0.2, off_s=0.6),
                                       Arrivals(Shape.RAMP, period_s=2.0)])
 def test_every_shape_has_the_asked_mean_rate(arrivals):
@@ -65,6 +68,7 @@ def test_every_shape_has_the_asked_mean_rate(arrivals):
     assert abs(len(times) / times[-1] / 100 - 1) < 0.03
 
 
+@pytest.mark.unit
 def test_bursts_send_nothing_between_bursts_and_ramps_climb():
     bursts = _first(Arrivals(Shape.BURSTS, on_s=0.2, off_s=0.6), 100.0, 5000)
     assert np.all(np.mod(bursts, 0.8) <= 0.2 + 1e-9)
@@ -73,6 +77,7 @@ def test_bursts_send_nothing_between_bursts_and_ramps_climb():
     assert abs(late / early - 3) < 0.3  # a rate rising linearly: 3/4 of a period's requests in its second half
 
 
+@pytest.mark.unit
 def test_a_recording_is_replayed_with_its_gaps_scaled_and_looped(tmp_path):
     path = tmp_path / "arrivals.csv"
     path.write_text("offset_s,input\n1000.0,0\n1000.1,1\n1000.4,0\n1000.5,1\n")  # looped with its mean gap: 6/s
@@ -84,6 +89,7 @@ def test_a_recording_is_replayed_with_its_gaps_scaled_and_looped(tmp_path):
     assert [i for _, i in got] == [0, 1, 0, 1, 0, 1]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text,error", [
     ("offset_s\n0.1\nabc\n", r"line 3: offset_s 'abc' is not a number"),
     ("time\n0.1\n", r"line 1: expected a header naming offset_s"),
@@ -97,6 +103,7 @@ def test_a_bad_recording_is_refused_naming_the_line(tmp_path, text, error):
         parse_arrivals(str(path))
 
 
+@pytest.mark.unit
 def test_bad_shapes_are_refused():
     for text in ("bursts:1", "bursts:0/1", "ramp:-2", "poisson:3"):
         with pytest.raises(ConfigError, match="expected poisson, bursts:ON/OFF or ramp:PERIOD"):
@@ -123,11 +130,12 @@ def server(fixed_cost, tmp_path_factory):
         yield s
 
 
+@pytest.mark.integration
 def test_a_capacity_search_finds_each_configs_closed_form_capacity(fixed_cost, workdir):
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_capacity.yaml"), "--trials", "4",
-                      "--objective", "capacity", "--slo-p95-ms", f"{SLO_MS:g}", "--seed", "1", "--warmup-s", "1",
-                      "--max-measure-s", "4",
-                      target=("--model-repository", str(fixed_cost), "--model", "tiny"), timeout=600)
+    done = search(workdir, "--search-space", str(SPACES / "tiny_capacity.yaml"), "--trials", "4",
+                  "--objective", "capacity", "--slo-p95-ms", f"{SLO_MS:g}", "--seed", "1", "--warmup-s", "1",
+                  "--max-measure-s", "4",
+                  target=("--model-repository", str(fixed_cost), "--model", "tiny"))
     assert done.returncode == 0, done.stderr
     assert re.search(r"holds \d+\.\d req/s at P95 <= 300 ms", done.stdout), done.stdout
     study = load_study(workdir)
@@ -149,6 +157,7 @@ def test_a_capacity_search_finds_each_configs_closed_form_capacity(fixed_cost, w
     assert (workdir / "rep" / "curves.png").stat().st_size > 10_000  # P95 against offered rate, drawn
 
 
+@pytest.mark.integration
 def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
     gaps = [0.01, 0.05, 0.02, 0.08, 0.03, 0.11]  # seconds, replayed at the recording's own rate
     offsets = np.cumsum([0.0, *gaps])
@@ -166,6 +175,7 @@ def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
     assert not recording.errors
 
 
+@pytest.mark.integration
 def test_bursts_queue_as_a_fixed_cost_server_must(server):
     """1 instance, batches of one at 50 ms each: 20 requests/s at most. At a mean of 10/s, Poisson
     arrivals queue a little; bursts of 40/s for 0.5 s in every 2 s bring (40 - 20) * 0.5 = 10
@@ -184,10 +194,11 @@ def test_bursts_queue_as_a_fixed_cost_server_must(server):
     assert 200 <= bursts.p50_ms <= 400 and bursts.server.queue_ms > 3 * poisson.server.queue_ms
 
 
+@pytest.mark.integration
 def test_goodput_against_instances_is_a_study_of_its_own(fixed_cost, workdir):
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_capacity.yaml"), "--trials", "2",
-                      "--objective", "goodput", "--cost", "instances", "--slo-p95-ms", "250",
-                      "--request-rate", "40", target=("--model-repository", str(fixed_cost), "--model", "tiny"))
+    done = search(workdir, "--search-space", str(SPACES / "tiny_capacity.yaml"), "--trials", "2",
+                  "--objective", "goodput", "--cost", "instances", "--slo-p95-ms", "250",
+                  "--request-rate", "40", target=("--model-repository", str(fixed_cost), "--model", "tiny"))
     assert done.returncode == 0, done.stderr
     study = load_study(workdir)
     assert study.metric_names == ["goodput_req_per_s", "instances"]

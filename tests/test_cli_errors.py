@@ -1,22 +1,26 @@
 """Bad input is refused before any trial, with a message naming the file, line or field."""
-from conftest import MODELS, SPACES, run_search
+import pytest
+
+from support import MODELS, SPACES, search
+
+pytestmark = pytest.mark.unit
 
 
 def test_invalid_search_space_is_refused_before_starting(workdir):
     bad = workdir / "bad.yaml"
     bad.write_text("knobs:\n  instance_count: {low: 3, high: 1}\n")
-    done = run_search(workdir, "--search-space", str(bad), "--trials", "2")
+    done = search(workdir, "--search-space", str(bad), "--trials", "2")
     assert done.returncode == 2
     assert f"{bad}:2: knobs.instance_count: low and high must be numbers with low <= high" in done.stderr
     assert not (workdir / "runs").exists()  # no server was started, no study made
-    nested = run_search(workdir, "--search-space", str(bad), "--storage", f"sqlite:///{workdir / 'db' / 'x.db'}")
+    nested = search(workdir, "--search-space", str(bad), "--storage", f"sqlite:///{workdir / 'db' / 'x.db'}")
     assert nested.returncode == 2 and not (workdir / "db").exists()  # not even the storage's folder
 
 
 def test_storage_under_a_regular_file_is_a_clear_error(workdir):
     (workdir / "file").write_text("")
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2",
-                      "--storage", f"sqlite:///{workdir / 'file' / 'x.db'}")
+    done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2",
+                  "--storage", f"sqlite:///{workdir / 'file' / 'x.db'}")
     assert done.returncode == 2 and "cannot create its folder" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -27,7 +31,7 @@ def test_knob_that_does_not_apply_is_refused(workdir):
     repo.mkdir(parents=True)
     text = (MODELS / "tiny" / "config.pbtxt").read_text().replace("max_batch_size: 8", "max_batch_size: 0")
     (repo / "config.pbtxt").write_text(text)
-    done = run_search(workdir, "--search-space", str(space), "--model-repository", str(workdir / "repo"))
+    done = search(workdir, "--search-space", str(space), "--model-repository", str(workdir / "repo"))
     assert done.returncode == 2 and "max_batch_size 0" in done.stderr
 
 
@@ -35,13 +39,13 @@ def test_invalid_pbtxt_is_refused_with_line(workdir):
     repo = workdir / "repo" / "tiny"
     repo.mkdir(parents=True)
     (repo / "config.pbtxt").write_text('name: "tiny"\nbackend: "python"\nmax_batch_size: "x"\n')
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"),
-                      "--model-repository", str(workdir / "repo"))
+    done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"),
+                  "--model-repository", str(workdir / "repo"))
     assert done.returncode == 2 and f"{repo / 'config.pbtxt'}:3:" in done.stderr
 
 
 def test_an_unknown_model_lists_the_models_there(workdir):
-    done = run_search(workdir, target=("--model-repository", str(MODELS), "--model", "nosuchmodel"))
+    done = search(workdir, target=("--model-repository", str(MODELS), "--model", "nosuchmodel"))
     assert done.returncode == 2
     assert "--model nosuchmodel: no " in done.stderr and "the repository has alltypes, checker, tiny" in done.stderr
 
@@ -61,13 +65,13 @@ def test_goals_and_traffic_shapes_that_cannot_be_measured_are_refused(workdir):
         (("--arrivals", str(recorded), "--request-rate", "10"),
          f"{recorded}: input 1 named, but the synthetic input (no --input-data) has 1 entry"),
     ]:
-        done = run_search(workdir, *space, *args)
+        done = search(workdir, *space, *args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and not (workdir / "runs").exists()
 
 
 def test_cuda_shared_memory_without_a_gpu_is_refused_before_starting(workdir):
     """These machines have no GPU (and, with torch's CPU build, no CUDA runtime either)."""
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--shared-memory", "cuda")
+    done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--shared-memory", "cuda")
     assert done.returncode == 2 and "--shared-memory cuda" in done.stderr and "--shared-memory system" in done.stderr
     assert "Traceback" not in done.stderr and not (workdir / "runs").exists()

@@ -1,8 +1,17 @@
-"""Re-measuring the front: which trials are candidates, and choosing on their medians."""
-import optuna
+"""Re-measuring the front: which trials are candidates, choosing on their medians, and a candidate
+loaded cold (from its own config.pbtxt, as a deployment loads it) before it is exported."""
+import shutil
+from pathlib import Path
 
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from support import MODELS, load_study, search
 from tuner.confirm import _ATTR, candidates, confirmed
+from tuner.modelconfig import read_config
 from tuner.select import choose
+from tuner.server import EmbeddedServer
 
 
 def _study_with(points):
@@ -17,6 +26,7 @@ POINTS = [(100, 50, {"role": "baseline"}), (180, 45, {}), (190, 90, {}), (120, 4
           (185, 60, {}), (175, 42, {})]
 
 
+@pytest.mark.unit
 def test_candidates_are_the_baseline_and_what_each_policy_would_pick():
     trials = _study_with(POINTS).get_trials()
     picked = [t.number for t in candidates(trials, limit=4)]
@@ -27,6 +37,7 @@ def test_candidates_are_the_baseline_and_what_each_policy_would_pick():
     assert 4 not in picked  # dominated: never a candidate
 
 
+@pytest.mark.unit
 def test_choice_after_remeasuring_uses_the_medians():
     study = _study_with(POINTS)
     assert choose(confirmed(study), "max-throughput").number == 2  # before: the single measurements
@@ -42,6 +53,7 @@ def test_choice_after_remeasuring_uses_the_medians():
     assert study.trials[2].values == [190, 90]  # the stored trial is untouched
 
 
+@pytest.mark.unit
 def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points():
     from tuner.study import _race
 
@@ -58,3 +70,39 @@ def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points
     assert behind((100, 119), (41, 60))  # beyond (120, 40)
     assert not behind((195, 210), (100, 120))  # faster than anything: maybe a new front point
     assert not behind((10, 20), (30, 35))  # quicker than anything
+
+
+def _limited_tiny(workdir: Path) -> Path:
+    """tiny that refuses more than two instances in its initialize, slow enough that instances matter."""
+    repo = workdir / "repo"
+    shutil.copytree(MODELS / "tiny", repo / "tiny")
+    config = repo / "tiny" / "config.pbtxt"
+    config.write_text(config.read_text() + 'parameters [ { key: "max_instances" value { string_value: "2" } },\n'
+                      '  { key: "delay_ms" value { string_value: "20" } } ]\n')
+    return repo
+
+
+@pytest.mark.integration
+def test_a_config_triton_updates_in_place_but_that_fails_cold_is_never_exported(workdir):
+    repo = _limited_tiny(workdir)
+    space = workdir / "space.yaml"
+    space.write_text("knobs:\n  instance_count: [1, 2, 3]\nstart_with:\n  - {instance_count: 2}\n"
+                     "  - {instance_count: 3}\n")
+    done = search(workdir, "--search-space", str(space), "--trials", "3", "--remeasure", "1",
+                  target=("--model-repository", str(repo), "--model", "tiny"))
+    assert done.returncode == 0, done.stderr
+    trials = load_study(workdir).get_trials()
+    three = next(t for t in trials if t.params == {"instance_count": 3})
+    # Triton applied 2 -> 3 instances in place, initialising the new one with the old config: it measured
+    assert three.state == TrialState.COMPLETE
+    # loaded cold from its own config.pbtxt it fails: rejected by the final re-measurement, with the reason
+    assert f"failed #{three.number} (final re-measurement): cold_load loaded cold" in done.stdout
+    assert "at most 2" in done.stdout
+    exported = read_config(workdir / "out" / "tiny" / "config.pbtxt")
+    assert exported.instance_group[0].count <= 2
+    deploy = workdir / "deploy"
+    shutil.copytree(repo / "tiny", deploy / "tiny")
+    shutil.copy(workdir / "out" / "tiny" / "config.pbtxt", deploy / "tiny" / "config.pbtxt")
+    with EmbeddedServer(deploy, workdir / "deploy_run") as server:
+        server.control.load("tiny")  # from the exported file, as a deployment loads it
+        assert server.control.is_model_ready("tiny")

@@ -3,11 +3,11 @@ on a study made by a real short search."""
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
+from support import wait_for
 from tuner.server.embedded import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -15,8 +15,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 
-pytestmark = pytest.mark.skipif(not shutil.which("chromium"),
-                                reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed "
+                                 "(apt-get install chromium); .ci/run installs it")]
 
 
 @pytest.fixture
@@ -26,14 +27,16 @@ def dashboard(tiny_study):
                              f"sqlite:///{tiny_study / 'study.db'}", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(f"{url}/api/studies", timeout=2)
-            break
+            return True
         except OSError:
             assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.3)
+            return False
+
+    wait_for(answers, "the dashboard to answer", timeout=60)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

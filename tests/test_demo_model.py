@@ -17,10 +17,12 @@ import build_onnx  # noqa: E402
 ONNX = DEMO_REPOSITORY / "detector" / "1" / "model.onnx"
 
 
+@pytest.mark.unit
 def test_shipped_onnx_is_what_build_onnx_makes():
     assert ONNX.read_bytes() == build_onnx.build().SerializeToString()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", ["detector", "detector_python", "detector_openvino"])
 def test_demo_models_match_onnxruntime(tmp_path, real_backends, model):
     shutil.copytree(DEMO_REPOSITORY, tmp_path / "repo")

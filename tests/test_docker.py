@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPACES, load_study, run_search
+from support import SPACES, load_study, search
 from tuner.server.docker import _OWNER, DockerServer
+
+# building the stand-in image (the first test) takes minutes
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1500)]
 
 IMAGE = "tuner-test/tritonserver:standin"
 BUILD = Path(__file__).resolve().parent / "docker" / "build_standin_image.sh"
@@ -49,8 +52,8 @@ def _ours(client) -> list:
 
 
 def test_search_in_a_container_and_the_container_is_removed(workdir, docker_client):
-    done = run_search(workdir, "--launcher", "docker", "--image", IMAGE, "--docker-network", "host",
-                      "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3")
+    done = search(workdir, "--launcher", "docker", "--image", IMAGE, "--docker-network", "host",
+                  "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3")
     assert done.returncode == 0, done.stderr
     assert "(docker, ready in" in done.stderr
     study = load_study(workdir)

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from conftest import MODELS, load_study, search_command
+from support import MODELS, load_study, search_command, trial_rows, wait_for
 from tuner import trials as tr
 from tuner.faults import Failure
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.system, pytest.mark.faults]
 
 SPACE = "knobs:\n  instance_count: [1, 2]\nstart_with:\n  - {instance_count: 2}\n"
 LOAD_S = 1.5  # each model instance takes this long to initialize: a load is a phase that can be hit
@@ -48,28 +48,12 @@ def _command(workdir: Path) -> list[str]:
                           target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
 
 
-def _rows(workdir: Path) -> list[tuple[int, str]]:
-    """(number, state) of each trial, read-only (opening it through Optuna could race the tuner)."""
-    try:
-        with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
-    except sqlite3.Error:
-        return []
-
-
-def _wait(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _running(number: int):
-    return lambda workdir: (number, "RUNNING") in _rows(workdir)
+    return lambda workdir: (number, "RUNNING") in trial_rows(workdir)
 
 
 def _finished(workdir: Path) -> bool:
-    return sum(state == "COMPLETE" for _, state in _rows(workdir)) >= 2
+    return sum(state == "COMPLETE" for _, state in trial_rows(workdir)) >= 2
 
 
 # phase -> (when it has begun, seconds after that to land inside it). Before trial 0, the user's
@@ -121,7 +105,7 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
     _repo(workdir)
     proc = _start(workdir)
     began, after = PHASES[phase]
-    _wait(lambda: began(workdir), phase)
+    wait_for(lambda: began(workdir), phase)
     time.sleep(after)
     _inject(fault, workdir / "runs" / "tiny")
     out, err = proc.communicate(timeout=240)
@@ -145,7 +129,7 @@ def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
     _repo(workdir)
     proc = _start(workdir)
     began, after = PHASES[phase]
-    _wait(lambda: began(workdir), phase)
+    wait_for(lambda: began(workdir), phase)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -167,13 +151,13 @@ def test_sigkill_of_the_tuner_leaves_nothing_after_the_rerun(workdir):
     _repo(workdir)
     proc = _start(workdir)
     began, after = PHASES["measurement"]
-    _wait(lambda: began(workdir), "measurement")
+    wait_for(lambda: began(workdir), "measurement")
     time.sleep(after)
     proc.kill()
     proc.wait(timeout=10)
     server = workdir / "runs" / "tiny"
     # the server got SIGTERM from the kernel (it dies with its parent) and shuts down
-    _wait(lambda: not subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"]).returncode == 0,
+    wait_for(lambda: not subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"]).returncode == 0,
           "tritonserver to exit", timeout=30)
     rerun = subprocess.run(_command(workdir), cwd=workdir, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -188,7 +172,7 @@ def test_sigkill_of_the_tuner_leaves_nothing_after_the_rerun(workdir):
 def test_a_storage_locked_for_a_while_only_delays_the_study(workdir):
     _repo(workdir)
     proc = _start(workdir)
-    _wait(lambda: PHASES["measurement"][0](workdir), "measurement")
+    wait_for(lambda: PHASES["measurement"][0](workdir), "measurement")
 
     def hold() -> None:
         with sqlite3.connect(workdir / "study.db", timeout=30) as db:
@@ -229,7 +213,7 @@ def test_a_fault_of_the_server_during_export_verify(finished, tmp_path, fault):
                             stderr=subprocess.PIPE, text=True)
     run_dir = tmp_path / "vr" / "verify"
     loaded = lambda: "successfully loaded 'tiny'" in _text(run_dir / "tritonserver.log")  # noqa: E731
-    _wait(loaded, "the verify server to load the export")
+    wait_for(loaded, "the verify server to load the export")
     time.sleep(1.0)  # measuring
     _inject(fault, run_dir)
     out, err = proc.communicate(timeout=240)

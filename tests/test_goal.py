@@ -8,6 +8,8 @@ from tuner.goal import Cost, Goal, Objective, check_goal, goal_of
 from tuner.loadgen import Measurement
 from tuner.modelconfig import parse_config
 
+pytestmark = pytest.mark.unit
+
 CONFIG = parse_config('name: "m"\nbackend: "python"\ninstance_group [ { count: 3 } ]\n', "config")
 M = Measurement(150.0, 5.0, 8.0, 9.5, 12.0, (9.0, 10.0), (145.0, 155.0), 1000, 0, 2.0, 2, True, 0.1, goodput=140.0)
 

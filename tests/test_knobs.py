@@ -5,9 +5,8 @@ import shutil
 import pytest
 from google.protobuf import json_format
 
-from conftest import MODELS
-from test_modelconfig import ONNX_TRT, TRT_PLAN
-from test_modelconfig import knob_problems
+from support import MODELS
+from support.configs import ONNX_TRT, OPENVINO, PYTORCH, TRT_PLAN, knob_problems
 from tuner.modelconfig import ModelConfig, apply_knobs, parse_config, read_config, render_pbtxt, to_json
 from tuner.server import EmbeddedServer
 
@@ -20,15 +19,6 @@ KNOBS = [
     {"parameters": {"delay_ms": "0"}},
 ]
 
-OPENVINO = """
-name: "ov"
-backend: "openvino"
-max_batch_size: 8
-input [ { name: "x" data_type: TYPE_FP32 dims: [ 3, 224, 224 ] } ]
-output [ { name: "y" data_type: TYPE_FP32 dims: [ 1000 ] } ]
-"""
-PYTORCH = OPENVINO.replace('"ov"', '"pt"').replace('"openvino"', '"pytorch"')
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -38,6 +28,7 @@ def server(tmp_path_factory):
         yield server
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("knobs", KNOBS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
 def test_each_knob_loads_into_triton(server, knobs):
     config = apply_knobs(read_config(MODELS / "tiny" / "config.pbtxt"), knobs)
@@ -62,6 +53,7 @@ def _schema_checked(config: ModelConfig) -> ModelConfig:
     return again
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("accelerator, gpu, cpu", [("tensorrt", ["tensorrt"], []), ("cuda", ["cuda"], []),
                                                     ("openvino", [], ["openvino"]), ("none", [], [])])
 def test_onnxruntime_accelerator_knob(accelerator, gpu, cpu):
@@ -73,6 +65,7 @@ def test_onnxruntime_accelerator_knob(accelerator, gpu, cpu):
         assert accelerators.gpu_execution_accelerator[0].parameters["precision_mode"] == "FP16"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text, parameters", [
     (ONNX_TRT, {"intra_op_thread_count": "2", "execution_mode": "1"}),
     (OPENVINO, {"NUM_STREAMS": "2", "PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": "4",
@@ -89,6 +82,7 @@ def test_backend_parameters_render_and_are_known_to_the_backend(text, parameters
     assert knob_problems(base, {"max_batch_size": [4], "parameters": parameters}) == []
 
 
+@pytest.mark.unit
 def test_knobs_a_backend_does_not_read_are_refused_with_the_reason():
     ov = parse_config(OPENVINO)
     problems = knob_problems(ov, {"instance_kind": ["KIND_CPU"], "accelerator": ["none"], "precision": ["FP16"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODELS
+from support import MODELS
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator
 from tuner.inputs import Inputs, Memory
@@ -32,17 +32,20 @@ def _measure(server, model, spec=QUICK, inputs=Inputs(), config=None, race=None)
         return evaluator.evaluate(config or read_config(MODELS / model / "config.pbtxt"), race)
 
 
+@pytest.mark.integration
 def test_every_datatype_is_synthesized_in_the_right_shape(server):
     outcome = _measure(server, "alltypes", inputs=Inputs(shapes={"IN_DYNAMIC": [5]}))
     assert (outcome.measurement is not None), outcome.reason
     assert outcome.measurement.errors == 0 and outcome.measurement.samples >= 100
 
 
+@pytest.mark.integration
 def test_dynamic_dimension_without_shape_is_refused(server):
     with pytest.raises(ConfigError, match="IN_DYNAMIC.*--shape IN_DYNAMIC"):
         _measure(server, "alltypes")
 
 
+@pytest.mark.integration
 def test_real_input_data_reaches_the_model(server, tmp_path):
     # synthetic data is refused by this model ...
     refused = _measure(server, "checker", spec=LoadSpec(concurrency=2, warmup_s=0.2, window_s=0.3,
@@ -56,6 +59,7 @@ def test_real_input_data_reaches_the_model(server, tmp_path):
     assert (outcome.measurement is not None) and outcome.measurement.errors == 0
 
 
+@pytest.mark.unit
 def test_input_data_errors_name_file_entry_and_input(tmp_path):
     specs = [TensorSpec("INPUT0", "FP32", (1, 8))]
     bad = tmp_path / "bad.json"
@@ -67,6 +71,7 @@ def test_input_data_errors_name_file_entry_and_input(tmp_path):
         load_input_data(bad, specs, batching=True)
 
 
+@pytest.mark.integration
 def test_request_rate_mode_achieves_the_asked_rate(server):
     spec = LoadSpec(request_rate=200, warmup_s=0.5, window_s=1.0, min_samples=1000, max_duration_s=8)
     m = _measure(server, "tiny", spec=spec).measurement
@@ -74,6 +79,7 @@ def test_request_rate_mode_achieves_the_asked_rate(server):
     assert abs(m.throughput / 200 - 1) <= 0.05, m.throughput
 
 
+@pytest.mark.integration
 def test_shared_memory_inputs_and_outputs(server):
     m = _measure(server, "tiny", inputs=Inputs(shared_memory=Memory.SYSTEM)).measurement
     assert m.errors == 0 and m.samples >= 100
@@ -81,6 +87,7 @@ def test_shared_memory_inputs_and_outputs(server):
     assert not server.control.client.get_system_shared_memory_status(as_json=True).get("regions")
 
 
+@pytest.mark.integration
 def test_server_breakdown_is_recorded(server):
     m = _measure(server, "tiny").measurement
     s = m.server
@@ -92,6 +99,7 @@ def test_server_breakdown_is_recorded(server):
 UNSETTLED = LoadSpec(concurrency=4, warmup_s=0.3, window_s=0.3, min_samples=100_000, max_duration_s=6)
 
 
+@pytest.mark.integration
 def test_a_raced_measurement_stops_once_clearly_behind(server):
     asked = []
 
@@ -107,6 +115,7 @@ def test_a_raced_measurement_stops_once_clearly_behind(server):
     assert low < m.throughput < high
 
 
+@pytest.mark.integration
 def test_a_raced_measurement_stops_once_as_precise_as_asked(server):
     loose = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=0.2)).measurement
     assert loose.stable and not loose.screened and loose.duration_s < 3
@@ -116,6 +125,7 @@ def test_a_raced_measurement_stops_once_as_precise_as_asked(server):
     assert not tight.stable and tight.duration_s >= 5.5  # never that precise: the time limit ends it
 
 
+@pytest.mark.unit
 def test_specs_of_metadata():
     meta = [{"name": "x", "datatype": "FP32", "shape": ["-1", "3", "-1"]}]
     assert tensor_specs(meta, 2, {"x": [3, 7]}) == [TensorSpec("x", "FP32", (2, 3, 7))]

@@ -16,7 +16,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_search, load_study
+from support import load_study, search
 from tuner import backends
 from tuner.shipped import DEMO_REPOSITORY
 from tuner.modelconfig import read_config
@@ -107,6 +107,7 @@ def _hammer(url: str, model: str, sizes: list[int], clients: int = 8, requests: 
     return failed[0], wrong[0], first[0]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_batching_at_concurrency_8_returns_exact_answers(tmp_path, openvino_folder, scenario):
     padding, batcher, sizes = SCENARIOS[scenario]
@@ -119,9 +120,10 @@ def test_batching_at_concurrency_8_returns_exact_answers(tmp_path, openvino_fold
     assert (failed, wrong) == (0, 0), f"{failed} failed ({first}), {wrong} wrong answers of 192"
 
 
+@pytest.mark.integration
 def test_openvino_search_on_the_demo_exports_a_config_that_loads_back(workdir, real_backends):
-    done = run_search(workdir, "--trials", "4", "--concurrency", "4", "--seed", "1",
-                      target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector_openvino"))
+    done = search(workdir, "--trials", "4", "--concurrency", "4", "--seed", "1",
+                  target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector_openvino"))
     assert done.returncode == 0, done.stderr
     assert "exported trial #" in done.stdout
     trials = load_study(workdir, "detector_openvino").get_trials()

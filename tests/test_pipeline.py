@@ -4,8 +4,9 @@ import json
 import shutil
 
 import pytest
-from conftest import MODELS, load_study, run_search, tuner
 from optuna.trial import TrialState
+
+from support import MODELS, PIPELINES, load_study, search, tuner
 
 from tuner import trials as tr
 from tuner.errors import ConfigError
@@ -18,7 +19,6 @@ from tuner.server import EmbeddedServer
 from tuner.space import parse_space
 from tuner.trials import Key
 
-PIPELINES = MODELS.parent / "pipelines"
 CHAIN = ("--model", "chain")
 
 
@@ -42,13 +42,14 @@ def _files(root):
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.integration
 def test_an_ensemble_is_tuned_step_by_step_and_its_export_serves(repo, workdir):
     space = workdir / "chain.yaml"
     space.write_text("models:\n"
                      "  step_a: {instance_count: {low: 1, high: 2}, dynamic_batching: [true, false]}\n"
                      "  step_b: {instance_count: {low: 1, high: 2}, parameters: {delay_ms: ['2', '6']}}\n")
     before = _files(repo)
-    done = run_search(workdir, "--search-space", str(space), "--trials", "4", target=_target(repo, *CHAIN))
+    done = search(workdir, "--search-space", str(space), "--trials", "4", target=_target(repo, *CHAIN))
     assert done.returncode == 0, done.stderr
     study = load_study(workdir, "chain")
     measured = [t for t in study.get_trials() if t.values and not tr.is_repeat(t)]
@@ -71,11 +72,12 @@ def test_an_ensemble_is_tuned_step_by_step_and_its_export_serves(repo, workdir):
     assert _files(repo) == before  # the user's repository is never modified
 
 
+@pytest.mark.integration
 def test_a_step_that_fails_to_load_fails_the_trial_naming_it_and_the_study_goes_on(repo, workdir):
     space = workdir / "failing.yaml"
     space.write_text("models:\n  step_a: {instance_count: [1, 2]}\n"
                      "  step_b: {parameters: {fail_on_load: ['yes', 'no']}}\n")
-    done = run_search(workdir, "--search-space", str(space), "--trials", "5", target=_target(repo, *CHAIN))
+    done = search(workdir, "--search-space", str(space), "--trials", "5", target=_target(repo, *CHAIN))
     assert done.returncode == 0, done.stderr
     trials = [t for t in load_study(workdir, "chain").get_trials() if not tr.is_repeat(t)]
     failed = [t for t in trials if tr.config_failed(t)]
@@ -97,18 +99,20 @@ def test_a_step_that_fails_to_load_fails_the_trial_naming_it_and_the_study_goes_
     assert then.measurement is not None and then.measurement.samples > 0, then
 
 
+@pytest.mark.integration
 def test_a_bls_model_is_tuned_with_the_model_it_calls(repo, workdir):
     space = workdir / "bls.yaml"
     space.write_text("knobs:\n  instance_count: [1, 2]\nmodels:\n  tiny: {instance_count: [1, 2], "
                      "dynamic_batching: [true, false]}\n")
-    done = run_search(workdir, "--search-space", str(space), "--trials", "3", "--with", "tiny",
-                      target=_target(repo, "--model", "bls_caller"))
+    done = search(workdir, "--search-space", str(space), "--trials", "3", "--with", "tiny",
+                  target=_target(repo, "--model", "bls_caller"))
     assert done.returncode == 0, done.stderr
     measured = [t for t in load_study(workdir, "bls_caller").get_trials() if t.values]
     assert measured and all("tiny" in t.user_attrs[Key.METRICS]["steps"] for t in measured)
     assert (workdir / "out" / "tiny" / "config.pbtxt").is_file()
 
 
+@pytest.mark.unit
 def test_pipeline_mistakes_are_refused_before_any_server_starts(repo, workdir):
     cases = [
         (("--model", "chain"), "knobs:\n  instance_count: [1, 2]\n", "'chain' is an ensemble, with no instances"),
@@ -124,11 +128,12 @@ def test_pipeline_mistakes_are_refused_before_any_server_starts(repo, workdir):
     for target, text, message in cases:
         space = workdir / "space.yaml"
         space.write_text(text)
-        done = run_search(workdir, "--search-space", str(space), target=_target(repo, *target))
+        done = search(workdir, "--search-space", str(space), target=_target(repo, *target))
         assert done.returncode == 2 and message in done.stderr, (target, done.stderr)
         assert not (workdir / "runs").exists()
 
 
+@pytest.mark.unit
 def test_a_nested_ensemble_is_refused_with_the_reason(repo):
     outer = repo / "outer"
     outer.mkdir()
@@ -138,6 +143,7 @@ def test_a_nested_ensemble_is_refused_with_the_reason(repo):
         read_members(repo, read_config(outer / "config.pbtxt"))
 
 
+@pytest.mark.unit
 def test_a_pipeline_space_gives_each_member_its_own_knobs():
     space = parse_space("models:\n  a: {instance_count: {low: 1, high: 3}}\n  b: {max_batch_size: [1, 4]}\n")
     assert set(space.models) == {"a", "b"} and not space.knobs
@@ -146,10 +152,11 @@ def test_a_pipeline_space_gives_each_member_its_own_knobs():
         parse_space("models:\n  b: {max_batch_size: [0]}\n", "s.yaml")
 
 
+@pytest.mark.integration
 def test_the_demo_pipeline_is_tuned_per_step(real_backends, workdir):
     """preprocess (python letterbox) -> detector (ONNX Runtime) -> postprocess (python NMS)."""
-    done = run_search(workdir, "--search-space", "detector_pipeline", "--trials", "3",
-                      target=("--model", "detector_pipeline"))
+    done = search(workdir, "--search-space", "detector_pipeline", "--trials", "3",
+                  target=("--model", "detector_pipeline"))
     assert done.returncode == 0, done.stderr
     measured = [t for t in load_study(workdir, "detector_pipeline").get_trials() if t.values]
     assert measured and all(set(t.user_attrs[Key.METRICS]["steps"]) == {"preprocess", "detector", "postprocess"}

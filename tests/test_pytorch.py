@@ -8,7 +8,7 @@ import sys
 import pytest
 from optuna.trial import TrialState
 
-from conftest import SPACES, load_study, run_search
+from support import SPACES, load_study, search
 from tuner import trials as tr
 from tuner.knobs import parameter_problems
 from tuner.shipped import DEMO_REPOSITORY
@@ -25,12 +25,13 @@ def torch_repository(tmp_path_factory, real_backends):
     return repository
 
 
+@pytest.mark.integration
 def test_the_precision_version_is_searched_and_an_fp16_that_disagrees_is_never_exported(torch_repository, workdir):
     space = workdir / "variants.yaml"
     space.write_text((SPACES / "torch_variants.yaml").read_text() + "start_with:\n  - {model_version: 2}\n")
     before = {p: p.read_bytes() for p in torch_repository.rglob("*") if p.is_file()}
-    done = run_search(workdir, "--search-space", str(space), "--trials", "4", "--max-output-error", "5e-4",
-                      target=("--model-repository", str(torch_repository), "--model", "detector_torch"))
+    done = search(workdir, "--search-space", str(space), "--trials", "4", "--max-output-error", "5e-4",
+                  target=("--model-repository", str(torch_repository), "--model", "detector_torch"))
     assert done.returncode == 0, done.stderr
     study = load_study(workdir, "detector_torch")
     assert all(t.state == TrialState.COMPLETE for t in study.get_trials() if not tr.is_repeat(t))
@@ -47,16 +48,18 @@ def test_the_precision_version_is_searched_and_an_fp16_that_disagrees_is_never_e
     assert {p: p.read_bytes() for p in torch_repository.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.integration
 def test_a_version_the_model_lacks_is_refused_before_any_server_starts(torch_repository, workdir):
     space = workdir / "v3.yaml"
     space.write_text("knobs:\n  model_version: [1, 3]\n")
-    done = run_search(workdir, "--search-space", str(space), "--trials", "2",
-                      target=("--model-repository", str(torch_repository), "--model", "detector_torch"))
+    done = search(workdir, "--search-space", str(space), "--trials", "2",
+                  target=("--model-repository", str(torch_repository), "--model", "detector_torch"))
     assert done.returncode == 2
     assert "model_version: no version folder 3" in done.stderr and "it has 1, 2" in done.stderr
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.unit
 def test_the_pytorch_catalog_follows_the_backends_source():
     none = {}
     # cuDNN and cache cleaning act on CUDA devices only
@@ -78,6 +81,7 @@ def test_the_pytorch_catalog_follows_the_backends_source():
     assert problems and "'maybe' must be one of" in problems[0]
 
 
+@pytest.mark.unit
 def test_torchscript_export_is_deterministic(tmp_path):
     import build_torchscript
 

@@ -2,13 +2,16 @@
 import shutil
 import time
 
-from conftest import FAST, MODELS, SPACES, load_study, tuner
+import pytest
+
+from support import FAST, MODELS, SPACES, load_study, tuner
 from tuner import trials as tr
 from tuner.server.embedded import free_port
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
 
 
+@pytest.mark.integration
 def test_remote_search_tunes_only_its_model_and_restores_its_config(tmp_path):
     for model in ("tiny", "checker"):
         shutil.copytree(MODELS / model, tmp_path / "repo" / model)
@@ -34,6 +37,7 @@ def test_remote_search_tunes_only_its_model_and_restores_its_config(tmp_path):
     assert len(tr.counted(trials)) == 3 and all(t.values for t in trials if not tr.is_repeat(t))
 
 
+@pytest.mark.integration
 def test_remote_server_not_in_explicit_mode_is_refused(tmp_path):
     (tmp_path / "repo").mkdir()
     args = ("--model-control-mode=none",)
@@ -44,14 +48,16 @@ def test_remote_server_not_in_explicit_mode_is_refused(tmp_path):
     assert "not in explicit model-control mode" in done.stderr and "--model-control-mode=explicit" in done.stderr
 
 
+@pytest.mark.unit
 def test_a_remote_url_where_nothing_listens_is_said_at_once(tmp_path):
     started = time.monotonic()
     done = tuner(tmp_path, "search", "--launcher", "remote", "--url", f"127.0.0.1:{free_port()}", "--model", "tiny",
                  "--storage", f"sqlite:///{tmp_path / 'study.db'}", *FAST)
     assert done.returncode == 2 and "cannot connect (Connection refused)" in done.stderr, done.stderr
-    assert time.monotonic() - started < 15  # not the 30 s readiness wait (the rest is Python starting)
+    assert time.monotonic() - started < 15  # not the 30 s readiness wait
 
 
+@pytest.mark.unit
 def test_remote_needs_url_and_model(tmp_path):
     done = tuner(tmp_path, "search", "--launcher", "remote")
     assert done.returncode == 2 and "--url HOST:PORT and --model NAME" in done.stderr

@@ -1,13 +1,16 @@
-"""report and export on a study made by a real search."""
+"""report and export on a study made by a real search; the knobs' importances on a study made here."""
 import json
 import shutil
 import sqlite3
+import warnings
 
+import optuna
 import pytest
 
-from conftest import load_study, tuner
+from support import load_study, tuner
 from tuner import trials as tr
 from tuner.confirm import confirmed
+from tuner.report import importances
 from tuner.select import choose
 from tuner.modelconfig import read_config
 
@@ -16,6 +19,7 @@ def _storage(workdir):
     return f"sqlite:///{workdir / 'study.db'}"
 
 
+@pytest.mark.integration
 def test_report_writes_pictures_table_and_diff(tiny_study, tmp_path):
     done = tuner(tiny_study, "report", "--storage", _storage(tiny_study), "--out", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
@@ -30,6 +34,7 @@ def test_report_writes_pictures_table_and_diff(tiny_study, tmp_path):
         assert f"--- baseline (trial #0)\n+++ chosen (trial #{chosen.number})" in done.stdout
 
 
+@pytest.mark.integration
 def test_export_by_trial_with_manifest(tiny_study, tmp_path):
     done = tuner(tiny_study, "export", "--storage", _storage(tiny_study), "--trial", "0", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -54,6 +59,7 @@ def _with_stored_intervals(tiny_study, tmp_path, throughput_ci, p95_ci) -> str:
     return f"sqlite:///{db}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("throughput_ci, p95_ci, status, verdict", [
     ([0, 1e12], [0, 1e12], 0, "verdict      within the stored confidence intervals"),
     ([1e9, 2e9], [0, 1e12], 1, "verdict      NOT within the stored confidence intervals"),
@@ -67,8 +73,30 @@ def test_export_verify_remeasures_and_its_exit_status_is_the_verdict(tiny_study,
     assert done.returncode == status
 
 
+@pytest.mark.integration
 def test_unknown_trial_and_storage_are_refused(tiny_study, tmp_path):
     done = tuner(tiny_study, "export", "--storage", _storage(tiny_study), "--trial", "999")
     assert done.returncode == 2 and "--trial 999" in done.stderr
     done = tuner(tmp_path, "report", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
     assert done.returncode == 2 and "no such database" in done.stderr
+
+
+@pytest.mark.unit
+def test_importance_is_for_high_throughput_and_low_p95():
+    """Optuna 5's default (PED-ANOVA) ranks what matters for low values; throughput is maximized.
+    Here `fast` alone decides the highest throughputs, and `slow` alone the lowest ones."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.set_metric_names(["throughput", "p95"])
+    dist = {"fast": optuna.distributions.IntDistribution(0, 1), "slow": optuna.distributions.IntDistribution(0, 9)}
+    for fast in (0, 1):
+        for slow in range(10):
+            for _ in range(3 if fast == 0 else 1):
+                values = [1000.0 if fast else 10.0 * slow + 1, 5.0]
+                study.add_trial(optuna.trial.create_trial(params={"fast": fast, "slow": slow}, distributions=dist,
+                                                          values=values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = importances(study)["throughput"]
+    assert scores["fast"] > scores["slow"]

@@ -4,6 +4,8 @@ import pytest
 
 from tuner.select import choose, pareto_front
 
+pytestmark = pytest.mark.unit
+
 
 def _trial(number, thr, p95, **attrs):
     t = optuna.trial.create_trial(values=[thr, p95], user_attrs=attrs)

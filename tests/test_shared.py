@@ -6,8 +6,8 @@ import math
 import shutil
 
 import pytest
-from conftest import MODELS, load_study, run_search, tuner
 
+from support import MODELS, load_study, search, tuner
 from tuner import trials as tr
 from tuner.loadgen import LoadSpec, Measurement
 from tuner.modelconfig import read_config
@@ -31,6 +31,7 @@ def _files(root):
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.integration
 def test_two_models_on_one_server_record_each_models_metrics_and_respect_its_own_slo(repo, workdir):
     # fast's SLO is loose and slow's tight: a config that slows fast down stays feasible, one that
     # slows slow down does not, although fast's P95 is then above slow's SLO
@@ -38,9 +39,9 @@ def test_two_models_on_one_server_record_each_models_metrics_and_respect_its_own
     space.write_text("models:\n  fast: {parameters: {delay_ms: ['2', '25']}}\n"
                      "  slow: {parameters: {delay_ms: ['2', '30']}}\n")
     before = _files(repo)
-    done = run_search(workdir, "--search-space", str(space), "--trials", "5", "--concurrency", "2",
-                      "--slo-p95-ms", "fast=1000,slow=15", "--remeasure", "1",
-                      target=("--model-repository", str(repo), *TWO))
+    done = search(workdir, "--search-space", str(space), "--trials", "5", "--concurrency", "2",
+                  "--slo-p95-ms", "fast=1000,slow=15", "--remeasure", "1",
+                  target=("--model-repository", str(repo), *TWO))
     assert done.returncode == 0, done.stderr
     measured = [t for t in load_study(workdir, "fast+slow").get_trials() if tr.measured(t)]
     delays = {(t.user_attrs[Key.KNOBS]["parameters"]["delay_ms"],
@@ -73,10 +74,11 @@ def test_two_models_on_one_server_record_each_models_metrics_and_respect_its_own
     assert _files(repo) == before  # the user's repository is never modified
 
 
+@pytest.mark.integration
 def test_two_real_backends_share_one_server_under_a_mix(real_backends, workdir):
     """The demo's ONNX Runtime and OpenVINO detectors, each with its backend's shipped knobs."""
-    done = run_search(workdir, "--trials", "3", "--concurrency", "3", "--mix", "detector=2,detector_openvino=1",
-                      target=("--model", "detector", "--model", "detector_openvino"))
+    done = search(workdir, "--trials", "3", "--concurrency", "3", "--mix", "detector=2,detector_openvino=1",
+                  target=("--model", "detector", "--model", "detector_openvino"))
     assert done.returncode == 0, done.stderr
     measured = [t for t in load_study(workdir, "detector+detector_openvino").get_trials() if tr.measured(t)]
     assert len(measured) == 3
@@ -90,6 +92,7 @@ def test_two_real_backends_share_one_server_under_a_mix(real_backends, workdir):
     assert {p.name for p in (workdir / "out").iterdir()} == {"detector", "detector_openvino"}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args, message", [
     (("--mix", "fast=1,other=1"), "--mix fast,other: name each --model once"),
     (("--slo-p95-ms", "fast=10,other=5"), "--slo-p95-ms other: not a --model of this study"),
@@ -98,19 +101,21 @@ def test_two_real_backends_share_one_server_under_a_mix(real_backends, workdir):
     (("--with", "slow"), "--with names the models a BLS model calls"),
 ])
 def test_shared_server_mistakes_are_refused_before_any_server_starts(repo, workdir, args, message):
-    done = run_search(workdir, *args, target=("--model-repository", str(repo), *TWO))
+    done = search(workdir, *args, target=("--model-repository", str(repo), *TWO))
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (workdir / "runs").exists() and not (workdir / "study.db").exists()
 
 
+@pytest.mark.unit
 def test_per_model_slos_and_a_mix_need_several_models(repo, workdir):
     one = ("--model-repository", str(repo), "--model", "fast")
-    done = run_search(workdir, "--slo-p95-ms", "fast=10", target=one)
+    done = search(workdir, "--slo-p95-ms", "fast=10", target=one)
     assert done.returncode == 2 and "per-model SLOs are for several models" in done.stderr
-    done = run_search(workdir, "--mix", "fast=1", target=one)
+    done = search(workdir, "--mix", "fast=1", target=one)
     assert done.returncode == 2 and "give --model more than once" in done.stderr
 
 
+@pytest.mark.unit
 def test_a_mix_splits_the_concurrency_by_largest_remainders_and_the_rate_by_share():
     spec = LoadSpec(concurrency=8, min_samples=1000, mix=(("a", 1), ("b", 1), ("c", 1)))
     assert {n: s.concurrency for n, s in spec.split().items()} == {"a": 3, "b": 3, "c": 2}
@@ -124,6 +129,7 @@ def test_a_mix_splits_the_concurrency_by_largest_remainders_and_the_rate_by_shar
     assert LoadSpec.from_json(json.loads(json.dumps(rate.to_json()))) == rate  # as the manifest stores it
 
 
+@pytest.mark.unit
 def test_the_slo_excess_is_the_model_furthest_over_its_own_slo():
     def m(p95: float) -> Measurement:
         return Measurement(1.0, p95, p95, p95, p95, (p95, p95), (1.0, 1.0), 1, 0, 1.0, 1, True, 0.0)

@@ -7,6 +7,8 @@ from tuner.errors import ConfigError
 from tuner.modelconfig import apply_knobs, parse_config
 from tuner.space import load_space, parse_space
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_spaces_load_and_sample(path):

@@ -7,6 +7,8 @@ import pytest
 from benchmarks.common import correlated_latencies, event_times
 from tuner.stats import autocorrelation_time, mean_ci, quantile_ci, rate_ci, relative_half_width, t975
 
+pytestmark = pytest.mark.unit
+
 TRUE_P95 = math.exp(0.5 * 1.6448536)  # of exp(0.5 * N(0, 1)), a lognormal latency
 
 

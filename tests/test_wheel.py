@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FAST
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import FAST, ROOT
+
+pytestmark = pytest.mark.system
 
 
 def test_the_installed_wheel_finds_its_data_and_runs_a_search(tmp_path, real_backends):

@@ -7,14 +7,13 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import SPACES, load_study, run_search, search_command
+from support import SPACES, load_study, search, search_command, wait_for
 from tuner.server.embedded import free_port
 
 
@@ -51,6 +50,7 @@ def postgres_url():
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.system
 def test_two_workers_complete_one_study_on_postgresql(tmp_path, postgres_url):
     command = search_command(tmp_path, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "10",
                              "--workers", "2")
@@ -70,6 +70,7 @@ def test_two_workers_complete_one_study_on_postgresql(tmp_path, postgres_url):
     assert (tmp_path / "runs" / "tiny" / "worker-1" / "tritonserver.log").exists()
 
 
+@pytest.mark.system
 def test_trial_of_a_killed_tuner_is_measured_again_by_the_rerun(tmp_path):
     """kill -9 of the tuner itself: nothing can clean up. Its trial stops beating, the rerun fails
     it after the grace period and measures the same knobs again; the total comes out exact."""
@@ -77,15 +78,13 @@ def test_trial_of_a_killed_tuner_is_measured_again_by_the_rerun(tmp_path):
     slow = ["--max-measure-s", "4", "--min-samples", "1000000"]  # every trial measures for 4 s
     proc = subprocess.Popen(search_command(tmp_path, "--search-space", space, "--trials", "4", *slow),
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _running_with_params(tmp_path):
-        time.sleep(0.3)
+    wait_for(lambda: _running_with_params(tmp_path), "a trial with all its knobs sampled")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     cut = _running_with_params(tmp_path)
     assert cut, "no trial was running when the tuner was killed"
 
-    done = run_search(tmp_path, "--search-space", space, "--trials", "4", *slow)
+    done = search(tmp_path, "--search-space", space, "--trials", "4", *slow)
     assert done.returncode == 0, done.stderr
     study = load_study(tmp_path)
     lost = study.get_trials()[cut[0]]
@@ -110,9 +109,10 @@ def _running_with_params(workdir) -> list[int]:
     return [number for (number,) in rows]
 
 
+@pytest.mark.unit
 def test_workers_option_is_checked_before_anything_starts(tmp_path):
-    done = run_search(tmp_path, "--workers", "2", "--gpus", "all")
+    done = search(tmp_path, "--workers", "2", "--gpus", "all")
     assert done.returncode == 2 and "name the GPUs" in done.stderr
-    done = run_search(tmp_path, "--workers", "3", "--gpus", "0,1")
+    done = search(tmp_path, "--workers", "3", "--gpus", "0,1")
     assert done.returncode == 2 and "one GPU per worker" in done.stderr
     assert not (tmp_path / "study.db").exists()

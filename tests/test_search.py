@@ -1,9 +1,9 @@
-"""End to end against a real embedded Triton, a real model and a real SQLite Optuna storage."""
+"""A search end to end against a real embedded Triton, a real model and a real SQLite Optuna storage:
+its export, failed configs, constraints, resuming, and a server or a user that stops it."""
 import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -12,17 +12,18 @@ import tritonclient.grpc as grpcclient
 import pytest
 from optuna.trial import TrialState
 
+from support import MODELS, SPACES, finished_rows, load_study, search, search_command, servers_of, wait_for
 from tuner import trials as tr
 from tuner.faults import Failure
-from conftest import MODELS, SPACES, load_study, run_search, search_command, servers_of
 from tuner.modelconfig import read_config
 from tuner.select import pareto_front
 from tuner.server import EmbeddedServer
 
 
+@pytest.mark.integration
 def test_short_search_exports_a_config_that_loads(workdir):
     before = (MODELS / "tiny" / "config.pbtxt").read_text()
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5", "--remeasure", "1")
+    done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5", "--remeasure", "1")
     assert done.returncode == 0, done.stderr
     assert "Pareto front (re-measured: medians)" in done.stdout and "exported trial #" in done.stdout
 
@@ -65,13 +66,14 @@ def test_short_search_exports_a_config_that_loads(workdir):
         client.close()
 
 
+@pytest.mark.integration
 def test_a_model_whose_own_config_does_not_load_spends_no_trial(workdir):
     model = workdir / "repo" / "tiny"
     shutil.copytree(MODELS / "tiny", model)
     config = model / "config.pbtxt"
     config.write_text(config.read_text() + 'parameters [ { key: "fail_on_load" value { string_value: "yes" } } ]\n')
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
-                      target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
+    done = search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
+                  target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
     assert done.returncode == 2
     assert "the model's own config does not load, so there is nothing to tune from" in done.stderr
     assert "fail_on_load is set" in done.stderr  # Triton's reason
@@ -79,8 +81,9 @@ def test_a_model_whose_own_config_does_not_load_spends_no_trial(workdir):
     assert [t.state for t in trials] == [TrialState.WAITING] * 2 and not servers_of(workdir)
 
 
+@pytest.mark.integration
 def test_config_that_fails_to_load_is_a_failed_trial_and_the_study_goes_on(workdir):
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_failing.yaml"), "--trials", "4")
+    done = search(workdir, "--search-space", str(SPACES / "tiny_failing.yaml"), "--trials", "4")
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
     assert trials[0].state == TrialState.COMPLETE  # the baseline
@@ -100,25 +103,13 @@ def _counted(study):
     return tr.counted(study.get_trials())
 
 
-def _finished_rows(workdir) -> int:
-    """Trials that count so far (measured, or failed by their config; a repeat is a FAIL row and does
-    not). Read-only peek: opening the storage through Optuna while the tuner creates its schema would
-    race the tuner's own schema creation."""
-    try:
-        with sqlite3.connect(f"file:{workdir / 'study.db'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
-    except sqlite3.Error:  # not created yet
-        return 0
-
-
+@pytest.mark.system
 def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     space = str(SPACES / "tiny.yaml")
     slow = ("--max-measure-s", "3", "--min-samples", "100000", "--no-racing")  # each trial measures 3 s
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8", *slow), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and _finished_rows(workdir) < 3:
-        time.sleep(0.2)
+    wait_for(lambda: finished_rows(workdir) >= 3, "three finished trials", timeout=180)
     time.sleep(1.5)  # inside the next trial's 3 s measurement
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -129,7 +120,7 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     assert len(cut) == 1 and cut[0].params, "the signal did not land inside a trial"
     assert 3 <= len(_counted(load_study(workdir))) < 8  # a repeat is answered at once: maybe one more
 
-    done = run_search(workdir, "--search-space", space, "--trials", "8", *slow)
+    done = search(workdir, "--search-space", space, "--trials", "8", *slow)
     assert done.returncode == 0, done.stderr
     study = load_study(workdir)
     assert len(_counted(study)) == 8
@@ -139,15 +130,17 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     assert again.params == cut[0].params and again.state == TrialState.COMPLETE
 
 
+@pytest.mark.integration
 def test_resuming_with_other_settings_is_refused(workdir):
-    assert run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2").returncode == 0
-    again = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--concurrency", "4")
+    assert search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "2").returncode == 0
+    again = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3", "--concurrency", "4")
     assert again.returncode == 2 and "other settings (load)" in again.stderr
 
 
+@pytest.mark.integration
 def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(workdir):
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
-                      "--slo-p95-ms", "1000")
+    done = search(workdir, "--search-space", str(SPACES / "tiny_slo.yaml"), "--trials", "4",
+                  "--slo-p95-ms", "1000")
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
     # the known-good config first (a good config in hand within seconds), measured fully; then the baseline
@@ -162,14 +155,13 @@ def test_slo_is_a_constraint_inside_the_search_and_known_good_configs_go_first(w
         assert t.user_attrs["output_violation"] == -1.0
 
 
+@pytest.mark.system
 def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(workdir):
     space = str(SPACES / "tiny.yaml")
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "6",
                                            "--max-measure-s", "3", "--min-samples", "100000"),
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and _finished_rows(workdir) < 2:
-        time.sleep(0.3)
+    wait_for(lambda: finished_rows(workdir) >= 2, "two finished trials")
     time.sleep(2.5)  # inside the next trial's measurement (each runs 3 s)
     victims = servers_of(workdir)
     assert victims
@@ -186,9 +178,11 @@ def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(work
     assert not servers_of(workdir)
 
 
+@pytest.mark.integration
 def test_requests_that_hang_time_out_and_fail_the_trial(workdir):
-    done = run_search(workdir, "--search-space", str(SPACES / "tiny_hanging.yaml"), "--trials", "3",
-                      "--request-timeout-s", "0.5")
+    # two requests in flight: each hung config's backlog (1.5 s per execution) drains in seconds
+    done = search(workdir, "--search-space", str(SPACES / "tiny_hanging.yaml"), "--trials", "3",
+                  "--request-timeout-s", "0.5", "--concurrency", "2")
     assert done.returncode == 0, done.stderr
     trials = load_study(workdir).get_trials()
     assert trials[0].state == TrialState.COMPLETE  # the baseline answers in time
@@ -197,15 +191,16 @@ def test_requests_that_hang_time_out_and_fail_the_trial(workdir):
     assert all("no response within 0.5 s" in t.user_attrs["fail_reason"] for t in hung)
 
 
+@pytest.mark.integration
 def test_memory_limit_is_a_constraint_and_configs_over_it_are_never_exported(workdir):
-    roomy = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
-                       "--max-memory-mib", "100000", "--study-name", "roomy")
+    roomy = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
+                   "--max-memory-mib", "100000", "--study-name", "roomy")
     assert roomy.returncode == 0, roomy.stderr
     for t in (t for t in load_study(workdir, "roomy").get_trials() if tr.measured(t)):
         assert 20 < t.user_attrs["memory_mib"] < 100000  # tritonserver and its python stubs, resident
         assert t.constraints == {"memory_violation_mib": t.user_attrs["memory_violation_mib"],
                                  "output_violation": t.user_attrs["output_violation"]}
-    tight = run_search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
-                       "--max-memory-mib", "1", "--study-name", "tight")
+    tight = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3",
+                   "--max-memory-mib", "1", "--study-name", "tight")
     assert tight.returncode == 1 and "no measured trial meets memory <= 1.0 MiB" in tight.stderr
     assert all(t.user_attrs["over_memory"] for t in load_study(workdir, "tight").get_trials())
