@@ -12,8 +12,7 @@ keeps its own folder, ports and run directory, so isolation already holds."""
 from pathlib import Path
 
 import pytest
-
-from support import search, SPACES
+from support import SPACES, search
 
 TIERS = ("unit", "integration", "system")
 

@@ -1,8 +1,8 @@
 """Output agreement: every trial's outputs on fixed inputs against the baseline's, as a constraint."""
 import numpy as np
 import pytest
-
 from support import SPACES, load_study, search
+
 from tuner import trials as tr
 from tuner.agreement import relative_error
 

@@ -5,9 +5,9 @@ import re
 import shutil
 
 import pytest
-
 from support import MODELS, tuner
 from support.configs import ENSEMBLE, ONNX_TRT, PYTHON
+
 from tuner.autocomplete import can_change
 from tuner.modelconfig import parse_config
 

@@ -1,6 +1,5 @@
 """Bad input is refused before any trial, with a message naming the file, line or field."""
 import pytest
-
 from support import MODELS, SPACES, search
 
 pytestmark = pytest.mark.unit

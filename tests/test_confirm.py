@@ -6,8 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-
 from support import MODELS, load_study, search
+
 from tuner.confirm import _ATTR, candidates, confirmed
 from tuner.modelconfig import read_config
 from tuner.select import choose

@@ -6,8 +6,8 @@ import sys
 import urllib.request
 
 import pytest
-
 from support import wait_for
+
 from tuner.server.embedded import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import SPACES, load_study, search
+
 from tuner.server.docker import _OWNER, DockerServer
 
 # building the stand-in image (the first test) takes minutes

@@ -3,8 +3,8 @@ leaves nothing running."""
 import socket
 
 import pytest
-
 from support import servers_of
+
 from tuner.errors import ServerError
 from tuner.server import EmbeddedServer, embedded
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
+from support import MODELS, load_study, log_text, search_command, trial_rows, wait_for, wait_serving
 
-from support import MODELS, load_study, search_command, trial_rows, wait_for
 from tuner import trials as tr
 from tuner.faults import Failure
 
@@ -48,24 +48,52 @@ def _command(workdir: Path) -> list[str]:
                           target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
 
 
-def _running(number: int):
-    return lambda workdir: (number, "RUNNING") in trial_rows(workdir)
+MEASURING = 300  # requests served since a phase's load: its measurement (4 s, hundreds a second) is under way
 
 
-def _finished(workdir: Path) -> bool:
-    return sum(state == "COMPLETE" for _, state in trial_rows(workdir)) >= 2
+def _run_dir(workdir: Path) -> Path:
+    return workdir / "runs" / "tiny"
 
 
-# phase -> (when it has begun, seconds after that to land inside it). Before trial 0, the user's
-# config (1 instance) is loaded for its reference outputs. Trial 0 is the start_with config: adding
-# its second instance in place takes about 2 s (it initializes for LOAD_S); a measurement 4.3 s.
-# Trial 1 is the baseline: removing the instance again is quick.
-PHASES = {
-    "load": (_running(0), 0.5),  # a config loading (its new instance initializing)
-    "measurement": (_running(0), LOAD_S + 2.5),  # that config measured
-    "baseline": (_running(1), 2.0),  # measuring the user's config
-    "final re-measurement": (_finished, LOAD_S + 3.0),  # a candidate loaded cold, then measured
-}
+def _running(workdir: Path, number: int) -> None:
+    wait_for(lambda: (number, "RUNNING") in trial_rows(workdir), f"trial {number} to start")
+
+
+def _loads(workdir: Path) -> int:
+    return log_text(_run_dir(workdir)).count("successfully loaded 'tiny'")
+
+
+def _in_load(workdir: Path) -> None:
+    """Trial 0, the start_with config, adds its second instance in place: inside its LOAD_S initialize."""
+    _running(workdir, 0)
+    wait_for(lambda: "ModelInstanceInitialize: tiny_0_1 " in log_text(_run_dir(workdir)), "the second instance")
+
+
+def _in_measurement(workdir: Path) -> None:
+    """Trial 0's config loaded (after the user's, loaded for its reference outputs) and being measured."""
+    _running(workdir, 0)
+    wait_for(lambda: _loads(workdir) >= 2, "trial 0's config loaded")
+    wait_serving(_run_dir(workdir), "tiny", MEASURING, "trial 0's measurement")
+
+
+def _in_baseline(workdir: Path) -> None:
+    """Trial 1, the user's config, being measured."""
+    _running(workdir, 1)
+    wait_serving(_run_dir(workdir), "tiny", MEASURING, "the baseline's measurement")
+
+
+def _in_final_remeasurement(workdir: Path) -> None:
+    """Both trials done; a candidate loaded cold from its file and being measured again."""
+    wait_for(lambda: sum(state == "COMPLETE" for _, state in trial_rows(workdir)) >= 2, "both trials")
+    loads = _loads(workdir)
+    wait_for(lambda: _loads(workdir) > loads, "a candidate loaded cold")
+    wait_serving(_run_dir(workdir), "tiny", MEASURING, "its measurement")
+
+
+# Before trial 0, the user's config (1 instance) is loaded for its reference outputs. Trial 0 is the
+# start_with config (2 instances); trial 1 the baseline; then each is loaded cold and measured again.
+PHASES = {"load": _in_load, "measurement": _in_measurement, "baseline": _in_baseline,
+          "final re-measurement": _in_final_remeasurement}
 
 
 def _server_pid(run_dir: Path) -> int:
@@ -104,10 +132,8 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
         pytest.skip("a stub killed during its model's load is that config's failed load (module docstring)")
     _repo(workdir)
     proc = _start(workdir)
-    began, after = PHASES[phase]
-    wait_for(lambda: began(workdir), phase)
-    time.sleep(after)
-    _inject(fault, workdir / "runs" / "tiny")
+    PHASES[phase](workdir)
+    _inject(fault, _run_dir(workdir))
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     study = load_study(workdir)
@@ -128,9 +154,7 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
 def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
     _repo(workdir)
     proc = _start(workdir)
-    began, after = PHASES[phase]
-    wait_for(lambda: began(workdir), phase)
-    time.sleep(after)
+    PHASES[phase](workdir)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -150,12 +174,10 @@ def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
 def test_sigkill_of_the_tuner_leaves_nothing_after_the_rerun(workdir):
     _repo(workdir)
     proc = _start(workdir)
-    began, after = PHASES["measurement"]
-    wait_for(lambda: began(workdir), "measurement")
-    time.sleep(after)
+    _in_measurement(workdir)
     proc.kill()
     proc.wait(timeout=10)
-    server = workdir / "runs" / "tiny"
+    server = _run_dir(workdir)
     # the server got SIGTERM from the kernel (it dies with its parent) and shuts down
     wait_for(lambda: not subprocess.run(["pgrep", "-f", f"tritonserver.*{workdir}"]).returncode == 0,
           "tritonserver to exit", timeout=30)
@@ -172,7 +194,7 @@ def test_sigkill_of_the_tuner_leaves_nothing_after_the_rerun(workdir):
 def test_a_storage_locked_for_a_while_only_delays_the_study(workdir):
     _repo(workdir)
     proc = _start(workdir)
-    wait_for(lambda: PHASES["measurement"][0](workdir), "measurement")
+    _in_measurement(workdir)
 
     def hold() -> None:
         with sqlite3.connect(workdir / "study.db", timeout=30) as db:
@@ -208,19 +230,16 @@ def test_a_fault_of_the_server_during_export_verify(finished, tmp_path, fault):
             conn.execute("UPDATE trial_user_attributes SET value_json = json_set(value_json, "
                          "'$.throughput_ci', json('[0, 1e12]'), '$.p95_ci_ms', json('[0, 1e12]')) "
                          "WHERE trial_id = ? AND key = 'metrics'", (trial_id,))
-    proc = subprocess.Popen([sys.executable, "-m", "tuner", "export", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "o"),
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", "export", "--storage", f"sqlite:///{db}", "--out",
+                             str(tmp_path / "o"),
                              "--verify", "--run-dir", str(tmp_path / "vr")], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     run_dir = tmp_path / "vr" / "verify"
-    loaded = lambda: "successfully loaded 'tiny'" in _text(run_dir / "tritonserver.log")  # noqa: E731
-    wait_for(loaded, "the verify server to load the export")
-    time.sleep(1.0)  # measuring
+    wait_for(lambda: "successfully loaded 'tiny'" in log_text(run_dir), "the verify server to load the export")
+    wait_serving(run_dir, "tiny", MEASURING, "the export's measurement")
     _inject(fault, run_dir)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, out + err
     assert "re-measured" in out and "verdict      within" in out
     assert not _left_behind(tmp_path, proc.pid)
 
-
-def _text(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""

@@ -26,7 +26,8 @@ def test_each_goal_says_its_values_in_words():
     assert Goal().text([150.0, 9.54], None) == "150.0 infer/s, 9.5 ms p95"
     assert Goal(Objective.CAPACITY, Cost.INSTANCES).text([420.0, 2.0], 50.0) == \
         "holds 420.0 req/s at P95 <= 50 ms, 2 instances"
-    assert Goal(Objective.GOODPUT, Cost.MEMORY).text([42.0, 812.4], 50.0) == "goodput 42.0 req/s (P95 <= 50 ms), 812 MiB"
+    assert Goal(Objective.GOODPUT, Cost.MEMORY).text([42.0, 812.4], 50.0) == \
+        "goodput 42.0 req/s (P95 <= 50 ms), 812 MiB"
 
 
 def test_only_throughput_is_filtered_by_the_slo_when_choosing():

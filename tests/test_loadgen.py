@@ -5,12 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from support import MODELS
+
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator
-from tuner.inputs import Inputs, Memory
-from tuner.inputs import TensorSpec, load_input_data, tensor_specs
+from tuner.inputs import Inputs, Memory, TensorSpec, load_input_data, tensor_specs
 from tuner.loadgen import LoadSpec, Race
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer

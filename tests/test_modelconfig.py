@@ -2,10 +2,18 @@
 import json
 
 import pytest
-
 from support.configs import ENSEMBLE, ONNX_TRT, PYTHON, TRT_PLAN, knob_problems
+
 from tuner.errors import ConfigError
-from tuner.modelconfig import apply_knobs, fingerprint, parse_config, preferred_sizes, read_config, render_pbtxt, to_json
+from tuner.modelconfig import (
+    apply_knobs,
+    fingerprint,
+    parse_config,
+    preferred_sizes,
+    read_config,
+    render_pbtxt,
+    to_json,
+)
 from tuner.pipeline import ensemble_steps
 
 pytestmark = pytest.mark.unit
@@ -104,4 +112,5 @@ def test_graph_optimization_all_is_onnxruntimes_default_and_no_change():
     assert apply_knobs(base, {"graph_optimization": "disabled"}).optimization.graph.level == 2
     # a config that had a level goes back to the default, and keeps its accelerators
     tuned = apply_knobs(apply_knobs(base, {"graph_optimization": "extended"}), {"graph_optimization": "all"})
-    assert not tuned.optimization.HasField("graph") and tuned.optimization.execution_accelerators.gpu_execution_accelerator
+    assert not tuned.optimization.HasField("graph")
+    assert tuned.optimization.execution_accelerators.gpu_execution_accelerator

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 from optuna.trial import TrialState
-
 from support import MODELS, PIPELINES, load_study, search, tuner
 
 from tuner import trials as tr

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from optuna.trial import TrialState
-
 from support import SPACES, load_study, search
+
 from tuner import trials as tr
 from tuner.knobs import parameter_problems
 from tuner.shipped import DEMO_REPOSITORY
@@ -36,7 +36,8 @@ def test_the_precision_version_is_searched_and_an_fp16_that_disagrees_is_never_e
     study = load_study(workdir, "detector_torch")
     assert all(t.state == TrialState.COMPLETE for t in study.get_trials() if not tr.is_repeat(t))
     measured = [t for t in study.get_trials() if t.values]
-    by_version = {v: [t for t in measured if t.user_attrs.get("knobs", {}).get("model_version", 1) == v] for v in (1, 2)}
+    by_version = {v: [t for t in measured if t.user_attrs.get("knobs", {}).get("model_version", 1) == v]
+                  for v in (1, 2)}
     assert by_version[1] and by_version[2], [t.params for t in measured]
     for t in by_version[1]:  # the baseline's own version: identical answers
         assert t.user_attrs["output_error"] == 0.0 and t.constraints["output_violation"] <= 0

@@ -3,12 +3,12 @@ import shutil
 import time
 
 import pytest
-
 from support import FAST, MODELS, SPACES, load_study, tuner
+
 from tuner import trials as tr
-from tuner.server.embedded import free_port
 from tuner.modelconfig import read_config
 from tuner.server import EmbeddedServer
+from tuner.server.embedded import free_port
 
 
 @pytest.mark.integration

@@ -6,13 +6,13 @@ import warnings
 
 import optuna
 import pytest
-
 from support import load_study, tuner
+
 from tuner import trials as tr
 from tuner.confirm import confirmed
+from tuner.modelconfig import read_config
 from tuner.report import importances
 from tuner.select import choose
-from tuner.modelconfig import read_config
 
 
 def _storage(workdir):

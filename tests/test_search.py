@@ -5,14 +5,23 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import numpy as np
-import tritonclient.grpc as grpcclient
 import pytest
+import tritonclient.grpc as grpcclient
 from optuna.trial import TrialState
+from support import (
+    MODELS,
+    SPACES,
+    finished_rows,
+    load_study,
+    search,
+    search_command,
+    servers_of,
+    wait_for,
+    wait_serving,
+)
 
-from support import MODELS, SPACES, finished_rows, load_study, search, search_command, servers_of, wait_for
 from tuner import trials as tr
 from tuner.faults import Failure
 from tuner.modelconfig import read_config
@@ -110,7 +119,7 @@ def test_interrupted_study_resumes_to_the_total_without_losing_a_trial(workdir):
     proc = subprocess.Popen(search_command(workdir, "--search-space", space, "--trials", "8", *slow), cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: finished_rows(workdir) >= 3, "three finished trials", timeout=180)
-    time.sleep(1.5)  # inside the next trial's 3 s measurement
+    wait_serving(workdir / "runs" / "tiny", "tiny", 300, "the next trial's 3 s measurement")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -162,7 +171,7 @@ def test_server_killed_mid_trial_is_restarted_and_the_config_measured_again(work
                                            "--max-measure-s", "3", "--min-samples", "100000"),
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: finished_rows(workdir) >= 2, "two finished trials")
-    time.sleep(2.5)  # inside the next trial's measurement (each runs 3 s)
+    wait_serving(workdir / "runs" / "tiny", "tiny", 300, "the next trial's 3 s measurement")
     victims = servers_of(workdir)
     assert victims
     for pid in victims:

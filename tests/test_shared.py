@@ -6,8 +6,8 @@ import math
 import shutil
 
 import pytest
-
 from support import MODELS, load_study, search, tuner
+
 from tuner import trials as tr
 from tuner.loadgen import LoadSpec, Measurement
 from tuner.modelconfig import read_config

@@ -2,9 +2,9 @@
 import optuna
 import pytest
 
-from tuner.shipped import SPACES
 from tuner.errors import ConfigError
 from tuner.modelconfig import apply_knobs, parse_config
+from tuner.shipped import SPACES
 from tuner.space import load_space, parse_space
 
 pytestmark = pytest.mark.unit
@@ -65,7 +65,8 @@ def test_start_with_entries_become_checked_params():
     ("{parameters: {threads: 3}}", r"param.threads='3' is not one of"),
 ])
 def test_start_with_entries_outside_the_space_are_refused(entry, message):
-    text = f"knobs:\n  instance_count: {{low: 1, high: 3}}\n  parameters:\n    threads: ['1', '2']\nstart_with:\n  - {entry}\n"
+    text = (f"knobs:\n  instance_count: {{low: 1, high: 3}}\n  parameters:\n    threads: ['1', '2']\n"
+            f"start_with:\n  - {entry}\n")
     with pytest.raises(ConfigError, match=rf"bad.yaml:5: start_with: entry 0: {message}"):
         parse_space(text, "bad.yaml")
 

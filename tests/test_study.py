@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 from optuna.trial import TrialState
-
 from support import MODELS
+
 from tuner import trials as tr
 from tuner.errors import ConfigError
 from tuner.evaluate import Outcome

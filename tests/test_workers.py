@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-
 from support import SPACES, load_study, search, search_command, wait_for
+
 from tuner.server.embedded import free_port
 
 

@@ -1,14 +1,13 @@
 """Running the tuner as a user does, with its arguments, output and exit status.
 
 In this process (`tuner`, `search`): `tuner.cli.main` with its output captured, as fast as a
-function call. As a process of its own (`tuner_process`, `search_process`): only where the test
-sends it a signal, kills it, or needs its own interpreter (an installed wheel)."""
+function call. As a process of its own (`search_command`): only where the test sends it a signal
+or kills it."""
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,19 +69,6 @@ def search(workdir: Path, *args: str, target: tuple[str, ...] = TINY) -> Run:
 def search_command(workdir: Path, *args: str, target: tuple[str, ...] = TINY) -> list[str]:
     """The command line of `search`, for a process of its own."""
     return [sys.executable, "-m", "tuner", *_search_args(workdir, args, target)]
-
-
-def tuner_process(workdir: Path, *args: str, timeout: float = 300) -> Run:
-    """`python -m tuner ARGS` as a process of its own, to its end."""
-    done = subprocess.run([sys.executable, "-m", "tuner", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
-def search_process(workdir: Path, *args: str, timeout: float = 300, target: tuple[str, ...] = TINY) -> Run:
-    done = subprocess.run(search_command(workdir, *args, target=target), cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def load_study(workdir: Path, name: str = "tiny") -> optuna.Study:

@@ -1,10 +1,12 @@
-"""Waiting on a state (a trial's row, a process, a log line) with a deadline, never a fixed sleep;
-and the read-only looks at a running study that such waits need."""
+"""Waiting on a state (a trial's row, a process, a log line, requests served) with a deadline, never a
+fixed sleep; and the read-only looks at a running study and its server that such waits need."""
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,3 +40,31 @@ def servers_of(path: Path) -> list[str]:
     """pids of the tritonserver processes whose command line names `path` (a test's folder)."""
     found = subprocess.run(["pgrep", "-f", f"tritonserver.*{path}"], capture_output=True, text=True)
     return found.stdout.split()
+
+
+def log_text(run_dir: Path) -> str:
+    """The server log of the run directory `run_dir` (every start of its server, appended)."""
+    log = run_dir / "tritonserver.log"
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
+def served(run_dir: Path, model: str) -> int:
+    """Requests for `model` that the server now running in `run_dir` has answered since it started,
+    from its metrics endpoint (0 while it does not answer)."""
+    ports = re.findall(r"Started Metrics Service at [\d.]+:(\d+)", log_text(run_dir))
+    if not ports:
+        return 0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/metrics", timeout=2) as answer:
+            body = answer.read().decode()
+    except OSError:
+        return 0
+    return sum(int(float(n)) for n in re.findall(rf'^nv_inference_request_success{{model="{model}",[^}}]*}} (\S+)$',
+                                                  body, re.MULTILINE))
+
+
+def wait_serving(run_dir: Path, model: str, requests: int, what: str, timeout: float = 120) -> None:
+    """Returns once the server of `run_dir` has answered `requests` more requests for `model` than it
+    had when called: a measurement is under way."""
+    start = served(run_dir, model)
+    wait_for(lambda: served(run_dir, model) >= start + requests, what, timeout)

@@ -14,7 +14,7 @@ class TritonPythonModel:
         responses = []
         for r in requests:
             shapes = [tuple(pb_utils.get_input_tensor_by_name(r, n).shape()) for n in self.names]
-            wrong = [(n, s) for n, s in zip(self.names, shapes) if n != "IN_DYNAMIC" and s[1:] != (2, 3)]
+            wrong = [(n, s) for n, s in zip(self.names, shapes, strict=True) if n != "IN_DYNAMIC" and s[1:] != (2, 3)]
             if wrong:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"wrong shapes {wrong}")))
                 continue
