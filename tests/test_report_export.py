@@ -6,13 +6,14 @@ import warnings
 
 import optuna
 import pytest
-from support import load_study, tuner
+from support import MODELS, load_study, tuner
 
 from tuner import trials as tr
 from tuner.confirm import confirmed
 from tuner.modelconfig import read_config
 from tuner.report import importances
 from tuner.select import choose
+from tuner.study import StudySettings, open_study
 
 
 def _storage(workdir):
@@ -100,3 +101,26 @@ def test_importance_is_for_high_throughput_and_low_p95():
         warnings.simplefilter("ignore")
         scores = importances(study)["throughput"]
     assert scores["fast"] > scores["slow"]
+
+
+@pytest.mark.unit
+def test_export_and_report_choose_within_the_studys_slo_unless_told_otherwise(tmp_path):
+    """A study searched under a 50 ms SLO (its trial #0, the queued baseline, never ran): the fastest
+    config breaks it, the next one keeps it."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = open_study(storage, "tiny", StudySettings("tiny", "concurrency 8", "x", {}, slo_p95_ms=50.0))
+    config = (MODELS / "tiny" / "config.pbtxt").read_text()
+    for values, role in (([100.0, 40.0], "baseline"), ([300.0, 45.0], "search"), ([500.0, 80.0], "search")):
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs={"role": role, "config_pbtxt": config}))
+
+    def exported(*args: str) -> int:
+        done = tuner(tmp_path, "export", "--storage", storage, "--policy", "max-throughput", "--out",
+                     str(tmp_path / "out"), *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads((tmp_path / "out" / "tiny" / "tuner_manifest.json").read_text())["trial"]
+
+    assert exported() == 2  # within the study's SLO, although #2 serves more
+    assert exported("--slo-p95-ms", "100") == 3  # another limit, asked for
+    report = tuner(tmp_path, "report", "--storage", storage, "--policy", "max-throughput", "--out", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    assert [line.split()[1] for line in report.stdout.splitlines() if line.startswith("*")] == ["#2"]

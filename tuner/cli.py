@@ -139,7 +139,8 @@ def _add_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     p.add_argument("--study-name", help="default: the only study in the storage")
     p.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
-    p.add_argument("--slo-p95-ms", type=_positive(float), help="choose the highest throughput under this P95")
+    p.add_argument("--slo-p95-ms", type=_positive(float), help="choose the highest throughput under this P95 "
+                   "(default: the study's own SLO, if it was searched under one)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -267,10 +268,16 @@ def cmd_measure(args) -> int:
     return 0
 
 
+def _slo(args, study: optuna.Study) -> float | None:
+    """The P95 limit a choice keeps to: the one given, else the one the study was searched under."""
+    searched_under = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
+    return args.slo_p95_ms if args.slo_p95_ms is not None else searched_under
+
+
 def _finish(study: optuna.Study, model: str, args) -> int:
     trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     goal = goal_of(study.user_attrs["settings"])
-    chosen = choose(final, args.policy, goal.chooses_within(args.slo_p95_ms))
+    chosen = choose(final, args.policy, goal.chooses_within(_slo(args, study)))
     how = " (re-measured: medians)" if is_current(study) else ""
     print(f"\n{counts_line(trials, out)}\nPareto front{how} (* = exported):")
     print(front_table(final, baseline_of(final), chosen, goal))
@@ -289,16 +296,17 @@ def _finish(study: optuna.Study, model: str, args) -> int:
 
 
 def _export(study: optuna.Study, model: str, chosen, args) -> int:
+    slo = _slo(args, study)
     if chosen is None:
         settings = study.user_attrs.get("settings") or {}
-        limits = [f"P95 <= {args.slo_p95_ms} ms"] * bool(args.slo_p95_ms) + \
+        limits = [f"P95 <= {slo} ms"] * bool(slo) + \
             [f"{name}'s P95 <= {slo:g} ms" for name, slo in (settings.get("model_slos") or {}).items()] + \
             [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
         print(f"\nno measured trial meets {' and '.join(limits) or 'the limits'}: nothing exported", file=sys.stderr)
         return 1
     context = {"study": study.study_name, "storage": args.storage, "search_settings": study.user_attrs.get("settings"),
                "policy": "trial" if getattr(args, "trial", None) is not None else
-               ("slo" if args.slo_p95_ms else args.policy), "slo_p95_ms": args.slo_p95_ms,
+               ("slo" if slo else args.policy), "slo_p95_ms": slo,
                **study.user_attrs.get("context", {})}
     goal = goal_of(study.user_attrs["settings"])
     found = _ceiling(chosen, model, context)
@@ -309,8 +317,8 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
     base = baseline_of(confirmed(study))
     gain = (f", {chosen.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
             if base and base.values[0] > 0 else "")
-    slo = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
-    print(f"\nexported trial #{chosen.number} ({goal.text(chosen.values, slo)}{gain}) to {path}")
+    counted_against = (study.user_attrs.get("settings") or {}).get("slo_p95_ms")  # what goodput was counted within
+    print(f"\nexported trial #{chosen.number} ({goal.text(chosen.values, counted_against)}{gain}) to {path}")
     if found is not None:
         print(ceiling_text(context["ceiling"], chosen))
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
@@ -357,7 +365,7 @@ def cmd_report(args) -> int:
     study = _open_existing(args)
     trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     goal = goal_of(study.user_attrs["settings"])
-    base, chosen = baseline_of(final), choose(final, args.policy, goal.chooses_within(args.slo_p95_ms))
+    base, chosen = baseline_of(final), choose(final, args.policy, goal.chooses_within(_slo(args, study)))
     args.out.mkdir(parents=True, exist_ok=True)
     images = [(args.out / "pareto.png", f"{goal.objective.value} against {goal.cost.value}; the front, the "
                "baseline and the choice")]
@@ -401,7 +409,7 @@ def cmd_export(args) -> int:
         chosen = found[0]
     else:
         chosen = choose(confirmed(study), args.policy, goal_of(study.user_attrs["settings"]).chooses_within(
-            args.slo_p95_ms))
+            _slo(args, study)))
     if args.verify and not goal_of(study.user_attrs["settings"]).is_default:
         raise ConfigError("--verify repeats a throughput study's measurement; for a goodput or capacity study, "
                           "measure the export with `tuner measure --config ... --request-rate RATE`")
