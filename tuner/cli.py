@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner import backends, ceiling, modelconfig
+from tuner import __version__, backends, ceiling, modelconfig
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Arrivals, parse_arrivals
 from tuner.ceiling import Ceiling
@@ -145,6 +145,7 @@ def _add_study(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tuner", description="Auto-tune a Triton model's config.pbtxt.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
     s = sub.add_parser("search", help="run (or resume) a study and export the chosen config", formatter_class=fmt)
@@ -186,7 +187,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_positive(int), default=1, help="servers measuring trials of the study "
                    "in parallel on this host, each on its own GPU (--gpus) or its own share of the CPU cores; "
                    "other hosts join by running the same command on the same --storage")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not "
+                   "a terminal: a log or a pipe)")
     _add_load(s)
     d = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage", formatter_class=fmt)
     d.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
@@ -247,7 +249,7 @@ def options(args) -> Options:
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
                    args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
                    None if args.no_racing else args.precision, Goal(Objective(args.objective), Cost(args.cost)),
-                   args.workers, not args.no_progress, args.slos)
+                   args.workers, not args.no_progress and sys.stderr.isatty(), args.slos)
 
 
 def cmd_search(args) -> int:
