@@ -1,6 +1,6 @@
 """Bad input is refused before any trial, with a message naming the file, line or field."""
 import pytest
-from support import MODELS, SPACES, search
+from support import MODELS, SPACES, search, tuner
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +74,21 @@ def test_cuda_shared_memory_without_a_gpu_is_refused_before_starting(workdir):
     done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--shared-memory", "cuda")
     assert done.returncode == 2 and "--shared-memory cuda" in done.stderr and "--shared-memory system" in done.stderr
     assert "Traceback" not in done.stderr and not (workdir / "runs").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("search", "--trials", "0"), "argument --trials: 0: must be > 0"),
+    (("search", "--trials", "abc"), "argument --trials: 'abc': expected an integer > 0"),
+    (("search", "--concurrency", "1.5"), "argument --concurrency: '1.5': expected an integer > 0"),
+    (("search", "--slo-p95-ms", "abc"), "argument --slo-p95-ms: 'abc': expected a number > 0"),
+    (("search", "--remeasure", "-1"), "argument --remeasure: -1: must be >= 0"),
+    (("search", "--warmup-s", "-5"), "argument --warmup-s: -5: must be >= 0"),
+    (("measure", "--window-s", "0"), "argument --window-s: 0: must be > 0"),
+    (("export", "--trial", "x"), "argument --trial: 'x': expected an integer >= 0"),
+    (("dashboard", "--port", "99999"), "argument --port: 99999: a port is 1 to 65535"),
+    (("dashboard", "--port", "0"), "argument --port: 0: must be >= 1"),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_a_bad_value_is_one_line_naming_the_option(workdir, args, message):
+    done = tuner(workdir, *args)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"tuner {args[0]}: error: {message} (see tuner {args[0]} --help)"], done.stderr

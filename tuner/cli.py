@@ -46,13 +46,42 @@ def _gpus(text: str) -> str | list[str]:
     return [i.strip() for i in ids]
 
 
-def _positive(kind):
+def _number(kind, low: float, inclusive: bool):
+    """A parser of numbers of `kind` above `low` (or at it, `inclusive`), whose refusal says what it takes."""
+    bound = f">= {low:g}" if inclusive else f"> {low:g}"
+    what = f"{'an integer' if kind is int else 'a number'} {bound}"
+
     def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}") from None
+        if value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text}: must be {bound}")
         return value
     return parse
+
+
+def _positive(kind):
+    return _number(kind, 0, inclusive=False)
+
+
+def _non_negative(kind):
+    return _number(kind, 0, inclusive=True)
+
+
+def _port(text: str) -> int:
+    value = _number(int, 1, inclusive=True)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text}: a port is 1 to 65535")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A refused argument is one line naming it (and where help is), not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _shares(text: str) -> tuple[tuple[str, float], ...]:
@@ -122,7 +151,7 @@ def _add_load(p: argparse.ArgumentParser) -> None:
                    "poisson, bursts:ON/OFF (seconds), ramp:PERIOD (seconds), or a recorded CSV/JSON file of "
                    "offset_s (and input) replayed with its gaps scaled to the rate")
     g.add_argument("--min-samples", type=_positive(int), default=1000, help="latency samples per measurement")
-    g.add_argument("--warmup-s", type=float, default=1.0, help="warm-up before measuring")
+    g.add_argument("--warmup-s", type=_non_negative(float), default=1.0, help="warm-up before measuring")
     g.add_argument("--window-s", type=_positive(float), default=1.0, help="measurement window length")
     g.add_argument("--max-measure-s", type=_positive(float), default=20.0, help="time limit per measurement")
     g.add_argument("--request-timeout-s", type=_positive(float), default=30.0,
@@ -144,7 +173,7 @@ def _add_study(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tuner", description="Auto-tune a Triton model's config.pbtxt.")
+    p = _Parser(prog="tuner", description="Auto-tune a Triton model's config.pbtxt.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -174,9 +203,9 @@ def parser() -> argparse.ArgumentParser:
                    "capacity is weighed against: P95 (at capacity), the instances the config runs, or the "
                    "server's memory")
     s.add_argument("--seed", type=int, help="sampler seed")
-    s.add_argument("--remeasure", type=int, default=2, metavar="ROUNDS", help="at the end, measure the baseline "
-                   "and the Pareto candidates this many more times, alternately, and choose on the medians "
-                   "(0: choose on the single measurements)")
+    s.add_argument("--remeasure", type=_non_negative(int), default=2, metavar="ROUNDS", help="at the end, measure "
+                   "the baseline and the Pareto candidates this many more times, alternately, and choose on the "
+                   "medians (0: choose on the single measurements)")
     s.add_argument("--precision", type=_positive(float), default=PRECISION, help="racing: a proposed config is "
                    "measured until it is clearly behind the front, or until its throughput and P95 intervals are "
                    "within this fraction of their values")
@@ -193,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve optuna-dashboard on the study storage", formatter_class=fmt)
     d.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     d.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--port", type=_port, default=8080)
     r = sub.add_parser("report", help="Pareto picture, importances, front table and config diff",
                        formatter_class=fmt)
     _add_study(r)
@@ -201,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
                    "importance.png and report.html")
     e = sub.add_parser("export", help="write a chosen trial's config.pbtxt (and verify it)", formatter_class=fmt)
     _add_study(e)
-    e.add_argument("--trial", type=int, help="export this trial number instead of choosing by policy")
+    e.add_argument("--trial", type=_non_negative(int), help="export this trial number instead of choosing by policy")
     e.add_argument("--out", type=Path, default=Path("tuner_out"), help="writes <out>/<model>/config.pbtxt")
     e.add_argument("--verify", action="store_true", help="deploy the export into a fresh embedded server "
                    "and measure it again, with the study's load settings")
