@@ -64,9 +64,19 @@ def _loads(workdir: Path) -> int:
 
 
 def _in_load(workdir: Path) -> None:
-    """Trial 0, the start_with config, adds its second instance in place: inside its LOAD_S initialize."""
+    """Trial 0, the start_with config (2 instances), loading: inside its second instance's LOAD_S
+    initialize, once that instance's stub process runs (while Triton starts a stub it ignores SIGINT)."""
     _running(workdir, 0)
     wait_for(lambda: "ModelInstanceInitialize: tiny_0_1 " in log_text(_run_dir(workdir)), "the second instance")
+    server = _server_pid(_run_dir(workdir))
+    wait_for(lambda: any(b"tiny_0_1" in _cmdline(stub) for stub in _stub_pids(server)), "its stub process")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it has just exited
+        return b""
 
 
 def _in_measurement(workdir: Path) -> None:
