@@ -12,7 +12,6 @@ table and writes benchmarks/results/auto_complete.json.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import table, write_json  # noqa: E402
+from benchmarks.common import scratch_repository, table, write_json  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
@@ -34,9 +33,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--run-dir", type=Path, default=Path("/tmp/tuner_auto_complete"))
     args = ap.parse_args()
-    shutil.rmtree(args.run_dir, ignore_errors=True)
-    work = args.run_dir / "repository"
-    shutil.copytree(DEMO_REPOSITORY / MODEL, work / MODEL)
+    work = scratch_repository(args.run_dir, DEMO_REPOSITORY / MODEL)
     base = read_config(work / MODEL / "config.pbtxt")
     batching = [apply_knobs(base, {"dynamic_batching": on, "max_batch_size": 4}) for on in (True, False)]
     seconds: dict[tuple[str, str], list[float]] = {}

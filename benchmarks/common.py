@@ -18,6 +18,17 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+def scratch_repository(run_dir: Path, source: Path) -> Path:
+    """A fresh repository under `run_dir` holding a copy of the model folder `source` (a benchmark
+    never writes to the shipped one)."""
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    work = run_dir / "repository"
+    shutil.copytree(source, work / source.name)
+    return work
+
+
 def median(values: list[float]) -> float:
     values = [v for v in values if v == v]  # drop NaN (failed runs)
     return statistics.median(values) if values else float("nan")

@@ -11,7 +11,6 @@ returns when the model is ready again). Prints a table and writes benchmarks/res
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import table, write_json  # noqa: E402
+from benchmarks.common import scratch_repository, table, write_json  # noqa: E402
 from tuner.modelconfig import apply_knobs, read_config, render_pbtxt, to_json  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY  # noqa: E402
@@ -31,9 +30,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--run-dir", type=Path, default=Path("/tmp/tuner_reload"))
     args = ap.parse_args()
-    shutil.rmtree(args.run_dir, ignore_errors=True)
-    work = args.run_dir / "repository"
-    shutil.copytree(DEMO_REPOSITORY / DEMO_MODEL, work / DEMO_MODEL)
+    work = scratch_repository(args.run_dir, DEMO_REPOSITORY / DEMO_MODEL)
     base = read_config(work / DEMO_MODEL / "config.pbtxt")
     one, two = (apply_knobs(base, {"instance_count": n, "parameters": {"intra_op_thread_count": "1"}}) for n in (1, 2))
     other_threads = apply_knobs(base, {"instance_count": 1, "parameters": {"intra_op_thread_count": "2"}})
