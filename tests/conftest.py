@@ -8,7 +8,11 @@
 
 `python -m pytest` runs unit and integration; `python -m pytest -m "unit or integration or system"`
 runs everything (the README names both). Three pytest-xdist workers share the tests: each test
-keeps its own folder, ports and run directory, so isolation already holds."""
+keeps its own folder, ports and run directory, so isolation already holds. A test marked `alone`
+compares timings with a closed form: it runs while no other test does (the others wait)."""
+import fcntl
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,25 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.xdist_group("system"))
     elif "tiny_study" in item.fixturenames:
         item.add_marker(pytest.mark.xdist_group("tiny_study"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item):
+    """Setup, call and teardown of each test hold a lock shared by pytest-xdist's workers: shared for
+    ordinary tests, exclusive for one marked `alone`. A gate in front keeps an `alone` test that
+    waits from being starved by the others taking turns on the shared lock."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing runs beside it
+        yield
+        return
+    alone = item.get_closest_marker("alone") is not None
+    base = Path(tempfile.gettempdir()) / f"tuner-tests-{run}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield  # closing the files releases the locks
 
 
 @pytest.fixture

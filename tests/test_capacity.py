@@ -129,7 +129,8 @@ def server(fixed_cost, tmp_path_factory):
         yield s
 
 
-@pytest.mark.integration
+@pytest.mark.system
+@pytest.mark.alone  # the closed form holds for a sleep that gets the cores it needs
 def test_a_capacity_search_finds_each_configs_closed_form_capacity(fixed_cost, workdir):
     done = search(workdir, "--search-space", str(SPACES / "tiny_capacity.yaml"), "--trials", "4",
                   "--objective", "capacity", "--slo-p95-ms", f"{SLO_MS:g}", "--seed", "1", "--warmup-s", "1",
