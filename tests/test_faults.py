@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.system, pytest.mark.faults]
 SPACE = "knobs:\n  instance_count: [1, 2]\nstart_with:\n  - {instance_count: 2}\n"
 LOAD_S = 1.5  # each model instance takes this long to initialize: a load is a phase that can be hit
 SLOW = ("--trials", "2", "--max-measure-s", "4", "--min-samples", "100000", "--no-racing", "--remeasure", "1")
-SERVER_FAULTS = {"server SIGTERM": signal.SIGTERM, "server SIGINT": signal.SIGINT, "server SIGKILL": signal.SIGKILL}
+# SIGSTOP: a server that stops answering without dying (a wedged driver, a deadlock, a host swapping)
+SERVER_FAULTS = {"server SIGTERM": signal.SIGTERM, "server SIGINT": signal.SIGINT, "server SIGKILL": signal.SIGKILL,
+                 "server SIGSTOP": signal.SIGSTOP}
 
 
 def _repo(workdir: Path) -> Path:
@@ -157,6 +159,24 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
         assert all(len(run["throughput"]) == 2 for run in runs.values())  # the cut measurement was taken again
     else:
         assert [t.user_attrs["attempts"] for t in trials].count(2) == 1
+    assert not _left_behind(workdir, proc.pid)
+
+
+def test_a_config_that_hangs_its_model_fails_and_the_study_goes_on(workdir):
+    """The start_with config (2 instances) makes the model's execute block for good: its requests
+    get no answer, the server is killed and started afresh, it hangs the fresh one too, and it fails
+    as the config's fault; the baseline is measured on a third server."""
+    config = _repo(workdir) / "tiny" / "config.pbtxt"
+    hang = 'parameters [ { key: "hang_with_instances" value { string_value: "2" } } ]\n'
+    config.write_text(config.read_text() + hang)
+    proc = _start(workdir)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    trials = load_study(workdir).get_trials()
+    assert len(tr.counted(trials)) == 2 and trials[0].params == {"instance_count": 2}
+    assert tr.failure(trials[0]) is Failure.STALLED and trials[0].user_attrs["attempts"] == 2
+    assert "the model stopped answering" in tr.reason(trials[0])
+    assert trials[1].state == TrialState.COMPLETE and tr.is_baseline(trials[1])
     assert not _left_behind(workdir, proc.pid)
 
 

@@ -19,13 +19,14 @@ DEFAULT_MAX_ERROR = 1e-3  # FP32 reorderings stay near 1e-6; bf16 inference of t
 Outputs = list[dict[str, np.ndarray]]
 
 
-def infer_outputs(url: str, model: str, tensor_sets: list[dict[str, tuple[TensorSpec, bytes]]]) -> Outputs:
+def infer_outputs(url: str, model: str, tensor_sets: list[dict[str, tuple[TensorSpec, bytes]]],
+                  timeout_s: float = 60.0) -> Outputs:
     """Every output of one inference per input set, over plain gRPC (no shared memory)."""
     with grpc.insecure_channel(url, options=[("grpc.max_send_message_length", -1),
                                              ("grpc.max_receive_message_length", -1)]) as channel:
         infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
                                     response_deserializer=service_pb2.ModelInferResponse.FromString)
-        return [_arrays(infer(request, timeout=60)) for request in infer_requests(model, tensor_sets)]
+        return [_arrays(infer(request, timeout=timeout_s)) for request in infer_requests(model, tensor_sets)]
 
 
 def _arrays(response) -> dict[str, np.ndarray]:

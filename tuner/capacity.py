@@ -83,8 +83,8 @@ def verdict(throughput: Interval, p95_ms: Interval, sent: float | None, spec: Ca
 def meets(m: Measurement, spec: CapacitySpec) -> bool:
     """A finished step's answer: P95 within the SLO, few failed requests, and it kept up."""
     requests = m.samples + m.errors
-    return (m.samples > 0 and m.p95_ms <= spec.slo_p95_ms and m.errors <= spec.max_errors * requests
-            and not _falls_behind(m.throughput_ci[1], m.offered, spec))
+    return (m.samples > 0 and not m.overloaded and m.p95_ms <= spec.slo_p95_ms
+            and m.errors <= spec.max_errors * requests and not _falls_behind(m.throughput_ci[1], m.offered, spec))
 
 
 def _falls_behind(served_high: float, sent: float | None, spec: CapacitySpec) -> bool:
@@ -111,9 +111,11 @@ def find_capacity(measure_at: Callable[[float], Measurement], spec: CapacitySpec
 
 
 def _overloaded(step: Step) -> bool:
-    """It failed, serving for certain much less than was offered: about the most the config can."""
+    """It failed, serving for certain much less than was offered (or its backlog passed the load
+    generator's bound): about the most the config can."""
     m = step.measurement
-    return not step.ok and m.samples > 0 and m.throughput_ci[1] < _SERVED * (m.offered or step.offered)
+    behind = m.throughput_ci[1] < _SERVED * (m.offered or step.offered)
+    return not step.ok and m.samples > 0 and (m.overloaded or behind)
 
 
 def _upper(steps: list[Step]) -> float | None:

@@ -17,7 +17,7 @@ from tuner.ceiling import Ceiling
 from tuner.confirm import confirmed, is_current, rejected
 from tuner.errors import ConfigError, TunerError
 from tuner.export import export
-from tuner.faults import EnvironmentBroken
+from tuner.faults import OUTAGE_S, EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
 from tuner.inputs import Inputs, Memory
 from tuner.loadgen import PRECISION, LoadSpec
@@ -154,8 +154,10 @@ def _add_load(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-s", type=_non_negative(float), default=1.0, help="warm-up before measuring")
     g.add_argument("--window-s", type=_positive(float), default=1.0, help="measurement window length")
     g.add_argument("--max-measure-s", type=_positive(float), default=20.0, help="time limit per measurement")
-    g.add_argument("--request-timeout-s", type=_positive(float), default=30.0,
-                   help="a request without a response by then counts as failed (a hanging config fails its trial)")
+    g.add_argument("--request-timeout-s", type=_positive(float),
+                   help="a request without a response by then counts as failed, and when none at all comes for "
+                   "that long the server is restarted (default: 20x the first measured P99, 10 s at the least; "
+                   "30 s until then)")
     g.add_argument("--shape", type=_shape, action="append", default=[], help="NAME:D1,D2 for an input with "
                    "dynamic dims, as config.pbtxt's dims: without the batch dimension")
     g.add_argument("--input-data", type=Path, help="real inputs, a JSON file in perf_analyzer's --input-data format")
@@ -183,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
                    "model's backend: default for onnxruntime, openvino, else generic)")
     s.add_argument("--trials", type=_positive(int), default=50, help="trials in the study, baseline included")
     s.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    s.add_argument("--outage-s", type=_positive(float), default=OUTAGE_S, help="how long a storage or a remote "
+                   "server out of reach (a database restarting, a network down) is waited for before the study stops, "
+                   "to be resumed by the same command")
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
@@ -278,7 +283,7 @@ def options(args) -> Options:
     return Options(_target(args), spec, inputs, args.search_space, args.trials, args.storage, args.study_name,
                    args.slo_p95_ms, args.max_memory_mib, args.max_output_error, args.seed, args.remeasure,
                    None if args.no_racing else args.precision, Goal(Objective(args.objective), Cost(args.cost)),
-                   args.workers, not args.no_progress and sys.stderr.isatty(), args.slos)
+                   args.workers, not args.no_progress and sys.stderr.isatty(), args.slos, args.outage_s)
 
 
 def cmd_search(args) -> int:

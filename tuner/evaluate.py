@@ -1,9 +1,13 @@
 """One config, end to end: write it, hot-reload it into the server, measure it.
 
 Every way this can go wrong (Triton refuses the config, the model fails to initialize, requests
-fail, the server dies or stops) comes back as an `Outcome` with the failure and its reason, never
-as an exception, so the study records it and goes on; a server that went down is restarted first
-(tuner.faults says whose fault that was).
+fail, the server dies, stops or hangs) comes back as an `Outcome` with the failure and its reason,
+never as an exception, so the study records it and goes on; a server that went down or hangs is
+restarted first (tuner.faults says whose fault that was).
+
+Deadlines come from what was measured, unless the user set them: a request's is
+`_DEADLINE_P99S` times the first measured config's P99 (`_DEADLINE_FLOOR_S` at the least), a
+load's `_LOAD_DEADLINE_X` times the slowest load so far (`_LOAD_DEADLINE_FLOOR_S` at the least).
 """
 from __future__ import annotations
 
@@ -24,11 +28,13 @@ from tuner.inputs import Inputs, Memory, SharedInputs, infer_requests, load_inpu
 from tuner.loadgen import PRECISION, Interval, LoadSpec, Measurement, Race, measure, measure_mix
 from tuner.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.pipeline import Members
-from tuner.server.client import LoadError
+from tuner.server.client import LOAD_S, LoadError, Stalled
 
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
 # measured again when these happen, and the config's fault if they happen on every attempt
-_AGAIN = {Failure.SERVER_DOWN: Failure.CRASH, Failure.BROKE_MIDWAY: Failure.REQUESTS}
+_AGAIN = {Failure.SERVER_DOWN: Failure.CRASH, Failure.BROKE_MIDWAY: Failure.REQUESTS, Failure.HUNG: Failure.STALLED}
+_DEADLINE_P99S, _DEADLINE_FLOOR_S = 20, 10.0
+_LOAD_DEADLINE_X, _LOAD_DEADLINE_FLOOR_S = 10, 120.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class Evaluator:
         # a pipeline member -> the fingerprint of the config this server last loaded it with: an
         # unchanged member is not loaded again (Triton would reload it, and the ensemble with it)
         self._loaded: dict[str, str] = {}
+        self._slowest_load_s = 0.0
+        self._user_deadline, self._deadline_measured = spec.request_timeout_s is not None, False
 
     @property
     def work_config_path(self) -> Path | None:
@@ -154,13 +162,17 @@ class Evaluator:
             if name != self.model and not cold and self._loaded.get(name) == key:
                 continue
             self._loaded.pop(name, None)
+            began = time.perf_counter()
             try:
                 self._load(name, each, cold)
             except LoadError as e:
                 which = f"load of '{name}' failed" if members else "load failed"
                 return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"{which}: {e}",
                                     time.perf_counter() - start)
+            except Stalled as e:
+                return self._hung(str(e), time.perf_counter() - start)
             self._loaded[name] = key
+            self._slowest_load_s = max(self._slowest_load_s, time.perf_counter() - began)
         load_s = time.perf_counter() - start
         try:
             requests = self._requests({**members, self.model: config})
@@ -174,9 +186,14 @@ class Evaluator:
             else:
                 found = self._capacity(requests[self.model], self.capacity, race, first_rate, tuple(members))
                 m = found.at
+            _check_answered(m)
+        except Stalled as e:
+            return self._hung(f"{e} after load", load_s)
         except InferenceServerException as e:  # the server went away between our calls
             return self._failed(Failure.REQUESTS, f"server error: {e.message() or e}", load_s)
         except grpc.RpcError as e:  # the fixed-input inference failed: so would the measurement
+            if e.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                return self._hung(f"an inference got no answer within {self.spec.timeout_s:g} s after load", load_s)
             return self._failed(Failure.REQUESTS, f"inference failed: {e.details()}", load_s)
         # a capacity step over the limit may fail requests: that is its answer, not a failure, unless
         # even the lowest rate's did (or the server went down)
@@ -186,17 +203,20 @@ class Evaluator:
             # killed, say), which a config that cannot serve does not show
             served = all(each.samples for each in (m.models or {"": m}).values())
             return self._failed(Failure.BROKE_MIDWAY if served else Failure.REQUESTS, problem, load_s)
+        self._derive_deadline(m.p99_ms, measured=True)
         return Outcome(m, None, "", load_s, memory_mib=self.server.memory_mib(), output_error=error, capacity=found)
 
     def _load(self, model: str, config: ModelConfig, cold: bool) -> None:
         path = self._config_path(model)
         if path is not None:  # the working copy shows the config being measured, and survives restarts
             path.write_text(render_pbtxt(config))
+        control, slowest = self.server.control, self._slowest_load_s
+        deadline = max(_LOAD_DEADLINE_FLOOR_S, _LOAD_DEADLINE_X * slowest) if slowest else LOAD_S
         if cold and path is not None:
-            self.server.control.unload(model)
-            self.server.control.load(model)
+            control.unload(model, deadline)
+            control.load(model, timeout_s=deadline)
         else:
-            self.server.control.load(model, to_json(config))
+            control.load(model, to_json(config), deadline)
 
     def _capacity(self, requests: list[bytes], spec: CapacitySpec, race: Race | None,
                   first_rate: float | None, steps: tuple[str, ...]) -> Capacity:
@@ -207,8 +227,8 @@ class Evaluator:
 
             step_race = Race(decided, race.precision if race else PRECISION, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
-            return measure(self.server.control, self.model, requests, at, race=step_race, slo_ms=spec.slo_p95_ms,
-                           steps=steps)
+            return _check_answered(measure(self.server.control, self.model, requests, at, race=step_race,
+                                           slo_ms=spec.slo_p95_ms, steps=steps))
 
         if first_rate is None:  # what the closed loop gets through is about the most it can take
             closed = dataclasses.replace(self.spec, request_rate=None)
@@ -227,8 +247,10 @@ class Evaluator:
                 self.server.control.load(name, to_json(each))
                 self._loaded[name] = fingerprint(each)
             self._requests(configs)
+            began = time.perf_counter()
             for name in self.served:
                 self._references[name] = infer_outputs(self.server.url, name, self._feeds[name].sets)
+            self._derive_deadline((time.perf_counter() - began) * 1e3)
         except LoadError as e:
             raise TunerError(f"the model's own config does not load, so there is nothing to tune from: {e}") from None
         except (grpc.RpcError, InferenceServerException) as e:
@@ -237,7 +259,8 @@ class Evaluator:
     def _output_error(self) -> float | None:
         """The loaded configs' outputs on the fixed inputs against the reference's, when one was
         taken (for several models, the one that differs most)."""
-        errors = [relative_error(reference, infer_outputs(self.server.url, name, self._feeds[name].sets))
+        errors = [relative_error(reference, infer_outputs(self.server.url, name, self._feeds[name].sets,
+                                                          self.spec.timeout_s))
                   for name, reference in self._references.items()]
         return max(errors) if errors else None
 
@@ -246,6 +269,9 @@ class Evaluator:
         judged each on its own, so a small share of the load cannot hide a model that fails."""
         for name, each in (m.models or {"": m}).items():
             to = f" to '{name}'" if name else ""
+            if each.overloaded and not errors_allowed:
+                return (f"overloaded{to}: it served {each.throughput:.1f} of the {each.offered or 0:.1f} requests/s "
+                        f"offered, and its backlog passed the load generator's bound")
             if each.samples == 0:
                 return f"no request{to} succeeded: {each.first_error}"
             too_many = not errors_allowed and each.errors > _TOLERATED_ERRORS * (each.samples + each.errors)
@@ -253,15 +279,41 @@ class Evaluator:
                 return f"{each.errors} of {each.samples + each.errors} requests{to} failed: {each.first_error}"
         return None
 
+    def _derive_deadline(self, latency_ms: float, measured: bool = False) -> None:
+        """A request's deadline, unless the user set one: from the reference outputs' inferences
+        until a config is measured, then from the first measured P99."""
+        if self._user_deadline or self._deadline_measured:
+            return
+        self._deadline_measured = measured
+        self.spec = dataclasses.replace(self.spec, request_timeout_s=max(_DEADLINE_FLOOR_S,
+                                                                         _DEADLINE_P99S * latency_ms / 1e3))
+
+    def _hung(self, reason: str, load_s: float) -> Outcome:
+        """Requests or a load got no answer at all: whether the server still answers its liveness
+        probe says whose (the server's, or the model's), but either way what hangs holds the server,
+        so it is killed and started afresh, and the config measured again."""
+        who = "the model" if self.server.healthy() else "the server"
+        self._restart(f"{who} stopped answering: {reason}", graceful=False)
+        return Outcome(None, Failure.HUNG, f"{who} stopped answering: {reason}; restarted the server", load_s)
+
+    def _restart(self, reason: str, graceful: bool = True) -> None:
+        self.close()  # a new server knows nothing of our shared-memory registrations, nor of what was loaded
+        self._loaded.clear()
+        try:
+            self.server.restart(graceful)
+        except ServerError as e:
+            raise EnvironmentBroken(f"the server went down ({reason}) and could not be brought back: {e}") from None
+
     def _failed(self, failure: Failure, reason: str, load_s: float) -> Outcome:
         """The config's failure, unless the server went down under it (died, or stopped from
         outside and shutting down): then it is restarted, so the next measurement finds one."""
         if self.server.healthy():
             return Outcome(None, failure, reason, load_s)
-        self.close()  # a new server knows nothing of our shared-memory registrations, nor of what was loaded
-        self._loaded.clear()
-        try:
-            self.server.restart()
-        except ServerError as e:
-            raise EnvironmentBroken(f"the server went down ({reason}) and could not be brought back: {e}") from None
+        self._restart(reason)
         return Outcome(None, Failure.SERVER_DOWN, f"the server went down ({reason}); restarted it", load_s)
+
+
+def _check_answered(m: Measurement) -> Measurement:
+    if m.stalled_s is not None:
+        raise Stalled(f"requests got no answer for {m.stalled_s:.1f} s")
+    return m

@@ -16,6 +16,14 @@ loop, latency counts from the moment a request was *due*, so a server that falls
 hide its queue (no coordinated omission). A raced measurement (`Race`) stops instead as soon as
 its question is settled: clearly behind, or as precise as asked. Several models of one server
 are driven at once, each with its share of the load (`LoadSpec.mix`), and judged together.
+
+Bounded whatever the server does. An open loop keeps at most as many requests in flight as
+`_IN_FLIGHT_BYTES` of inputs allow (gRPC holds a copy of each request until it is answered);
+past that the server is behind the offered rate, the requests it cannot take count as failed and the
+measurement ends with the window (`overloaded`). Every request has a deadline; when no answer at
+all comes for that long, the server or the model hangs and the measurement ends (`stalled`). A
+measurement ends by `warmup_s + max_duration_s + _DRAIN_S`, plus the statistics calls' deadlines
+(`tuner.server.client.CALL_S`) when the server stops answering.
 """
 from __future__ import annotations
 
@@ -40,6 +48,9 @@ _STREAM_INFER = "/inference.GRPCInferenceService/ModelStreamInfer"
 _STREAM_ERROR_TAG = b"\x0a"
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 _MAX_OPEN_LOOP_IN_FLIGHT = 4096  # beyond this the server is hopelessly behind: count as errors
+_IN_FLIGHT_BYTES = 256 << 20  # inputs an open loop holds in flight at most
+_DRAIN_S = 1.0  # at the end, requests still unanswered after this are cancelled (they are not measured)
+TIMEOUT_S = 30.0  # a request's deadline until one is derived from what was measured (Evaluator)
 _MIN_WINDOW_SAMPLES = 50  # as perf_analyzer's count windows
 PRECISION = 0.05  # a raced measurement stops once its intervals are within 5 % of its estimates
 
@@ -54,7 +65,7 @@ class LoadSpec:
     min_samples: int = 500
     max_duration_s: float = 20.0
     stability: float = 0.10  # last 3 windows within 10% (throughput and P95)
-    request_timeout_s: float = 30.0
+    request_timeout_s: float | None = None  # None: TIMEOUT_S, or derived from what was measured
     # several models on one server: each one's share of the concurrency (or of the request rate)
     mix: tuple[tuple[str, float], ...] = ()
 
@@ -83,6 +94,10 @@ class LoadSpec:
             request_rate=self.request_rate * share / total if self.request_rate else None,
             min_samples=max(2 * _MIN_WINDOW_SAMPLES, round(self.min_samples * share / total)))
             for name, share in self.mix}
+
+    @property
+    def timeout_s(self) -> float:
+        return self.request_timeout_s or TIMEOUT_S
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "arrivals": self.arrivals.to_json()}
@@ -129,6 +144,8 @@ class Measurement:
     # several models on one server: each one's own; this one is their sum (throughput, goodput)
     # and the worst of them (P95, with the percentiles of that model)
     models: dict[str, Measurement] = field(default_factory=dict)
+    overloaded: bool = False  # open loop: the backlog passed its bound, and the measurement stopped
+    stalled_s: float | None = None  # no answer at all for this long: stopped (the server or model hangs)
 
     def slo_excess_ms(self, slos: dict[str, float]) -> float:
         """How far the P95 furthest over its model's SLO is over it (<= 0: every model within)."""
@@ -185,25 +202,51 @@ def _breakdown(before: dict, after: dict) -> ServerBreakdown | None:
                            inferences / executions)
 
 
+def in_flight_limit(request_bytes: int) -> int:
+    """How many requests an open loop keeps in flight at most: as many as `_IN_FLIGHT_BYTES` of
+    inputs hold (one at the least), and never more than `_MAX_OPEN_LOOP_IN_FLIGHT`."""
+    return min(_MAX_OPEN_LOOP_IN_FLIGHT, max(1, _IN_FLIGHT_BYTES // max(request_bytes, 1)))
+
+
 class _Recorder:
     def __init__(self):
         self.latency: list[float] = []
         self.done: list[float] = []  # when each request completed, for the throughput interval
         self.sent: list[float] = []  # open loop: when each request was sent
         self.errors: list[str] = []
+        self.answered = time.perf_counter()  # when the server last answered, with a result or an error
+        self.waiting = 0  # requests sent and not answered yet
+        self.overloaded = False
 
     def record(self, since: float) -> None:
         now = time.perf_counter()
         self.latency.append(now - since)
         self.done.append(now)
+        self.answered = now
+
+    def refused(self, error: str) -> None:
+        """The server answered with an error."""
+        self.errors.append(error)
+        self.answered = time.perf_counter()
+
+    def silent_s(self, now: float) -> float:
+        """How long requests have waited with no answer at all from the server (0: none waiting)."""
+        return now - self.answered if self.waiting else 0.0
 
     async def send(self, infer, request: bytes, due: float, timeout: float) -> None:
         self.sent.append(time.perf_counter())
+        self.waiting += 1
         try:
             await infer(request, timeout=timeout)
         except grpc.aio.AioRpcError as e:
-            self.errors.append(f"{e.code().name}: {e.details()}")
+            error = f"{e.code().name}: {e.details()}"
+            if e.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                self.errors.append(error)  # no answer: not a sign of life
+            else:
+                self.refused(error)
             return
+        finally:
+            self.waiting -= 1
         self.record(due)
 
 
@@ -214,20 +257,25 @@ async def _closed_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Rec
         call = open_stream()
         while not stop.is_set():
             start = time.perf_counter()
+            rec.waiting += 1
             try:
                 await call.write(requests[k % len(requests)])
-                response = await asyncio.wait_for(call.read(), spec.request_timeout_s)
+                response = await asyncio.wait_for(call.read(), spec.timeout_s)
             except (grpc.aio.AioRpcError, asyncio.TimeoutError, asyncio.InvalidStateError) as e:
                 # InvalidStateError: the server ended the stream (it died) between our read and write
-                rec.errors.append(f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError)
-                                  else "stream closed" if isinstance(e, asyncio.InvalidStateError)
-                                  else f"no response within {spec.request_timeout_s:g} s")
+                if isinstance(e, asyncio.TimeoutError):
+                    rec.errors.append(f"no response within {spec.timeout_s:g} s")
+                else:
+                    rec.refused(f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError)
+                                else "stream closed")
                 call.cancel()
                 await asyncio.sleep(0.01)  # a failing server must not be hammered in a tight loop
                 call = open_stream()
                 continue
+            finally:
+                rec.waiting -= 1
             if response is grpc.aio.EOF or response[:1] == _STREAM_ERROR_TAG:
-                rec.errors.append("server: " + _stream_error(response))
+                rec.refused("server: " + _stream_error(response))
                 if response is grpc.aio.EOF:  # a closed stream takes no more writes
                     await asyncio.sleep(0.01)
                     call = open_stream()
@@ -248,26 +296,37 @@ def _stream_error(response) -> str:
 
 
 async def _open_loop(channel, requests: list[bytes], spec: LoadSpec, rec: _Recorder, stop: asyncio.Event,
-                     seed: int) -> None:
+                     seed: int, measuring: asyncio.Event, alarm: asyncio.Event) -> None:
+    """Sends each request when it is due; past the backlog's bound, a due request is not sent: in
+    the warm-up silently, once `measuring`, as a failed request, and the `alarm` is raised."""
     infer = channel.unary_unary(_INFER)  # bytes in, bytes out: nothing serialized per call
     in_flight: set[asyncio.Task] = set()
+    limit = in_flight_limit(max(map(len, requests)))
     origin = time.perf_counter()
     due_times = schedule(spec.arrivals, spec.request_rate or 1.0, seed)  # only an open-loop spec gets here
-    for k, (offset, entry) in enumerate(due_times):
-        if stop.is_set():
-            break
-        due = origin + offset
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if len(in_flight) >= _MAX_OPEN_LOOP_IN_FLIGHT:
-            rec.errors.append(f"client: more than {_MAX_OPEN_LOOP_IN_FLIGHT} requests in flight")
-            continue
-        request = requests[(k if entry is None else entry) % len(requests)]
-        task = asyncio.create_task(rec.send(infer, request, due, spec.request_timeout_s))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
-    await asyncio.gather(*in_flight, return_exceptions=True)
+    try:
+        for k, (offset, entry) in enumerate(due_times):
+            if stop.is_set():
+                break
+            due = origin + offset
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(in_flight) >= limit:
+                if measuring.is_set():
+                    rec.sent.append(time.perf_counter())  # offered all the same
+                    rec.errors.append(f"client: the server is behind: {limit} requests in flight, the bound")
+                    rec.overloaded = True
+                    alarm.set()
+                continue
+            request = requests[(k if entry is None else entry) % len(requests)]
+            task = asyncio.create_task(rec.send(infer, request, due, spec.timeout_s))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight, return_exceptions=True)  # cut short by the driver after _DRAIN_S
+    finally:
+        for task in in_flight:
+            task.cancel()
 
 
 @dataclass(frozen=True)
@@ -283,6 +342,8 @@ class Recording:
     screened: bool
     errors: list[str]
     client_cpu: float
+    overloaded: bool = False
+    stalled_s: float | None = None
 
     @property
     def duration(self) -> float:
@@ -309,14 +370,16 @@ def drive_all(url: str, streams: list[Stream], spec: LoadSpec, seed: int = 0,
 
 
 async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, race: Race | None) -> list[Recording]:
-    recs, stop = [_Recorder() for _ in streams], asyncio.Event()
+    recs, stop, measuring, alarm = [_Recorder() for _ in streams], asyncio.Event(), asyncio.Event(), asyncio.Event()
+    stalled_s = None
     async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
-        sources = [_open_loop(channel, s.requests, s.spec, rec, stop, seed + i) if s.spec.request_rate
-                   else _closed_loop(channel, s.requests, s.spec, rec, stop)
+        sources = [_open_loop(channel, s.requests, s.spec, rec, stop, seed + i, measuring, alarm)
+                   if s.spec.request_rate else _closed_loop(channel, s.requests, s.spec, rec, stop)
                    for i, (s, rec) in enumerate(zip(streams, recs, strict=True))]
         traffic = asyncio.ensure_future(asyncio.gather(*sources))
         try:
             await asyncio.sleep(spec.warmup_s)
+            measuring.set()
             start, cpu0, first = time.perf_counter(), time.process_time(), [len(r.latency) for r in recs]
             windows: list[list[tuple[int, float]]] = [[] for _ in streams]
             window_s, stable, screened, judged = spec.window_s, False, False, first
@@ -324,10 +387,17 @@ async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, rac
             shares = [s.spec.min_samples / sum(t.spec.min_samples for t in streams) for s in streams]
             while True:
                 marks = [len(r.latency) for r in recs]
-                await asyncio.sleep(window_s)
+                await _sleep(min(window_s, max(spec.max_duration_s - (time.perf_counter() - start), 0.0)),
+                             alarm if any(m > f for m, f in zip(marks, first, strict=True)) else None)
                 now = time.perf_counter()
+                silent = max(r.silent_s(now) for r in recs)
+                if silent >= spec.timeout_s:
+                    stalled_s = silent  # requests went out and nothing at all came back: it hangs
+                    break
                 if now - start >= spec.max_duration_s:
                     break
+                if alarm.is_set() and any(len(r.latency) > f for r, f in zip(recs, first, strict=True)):
+                    break  # overloaded: what it served by now is what it serves
                 if any(r.errors and len(r.latency) == f for r, f in zip(recs, first, strict=True)) \
                         and now - start >= 2 * spec.window_s:
                     break  # a model none of whose requests succeed: no point waiting for the time limit
@@ -364,11 +434,24 @@ async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, rac
                 end, last = now, judged  # the result is exactly what the race judged
         finally:
             stop.set()
-            await traffic
+            await asyncio.wait([traffic], timeout=_DRAIN_S)
+            traffic.cancel()  # requests unanswered by now are not measured: a hung server holds them
+            await asyncio.gather(traffic, return_exceptions=True)
     cpu = (cpu1 - cpu0) / (end - start)
     return [Recording(np.array(r.latency[f:n]) * 1e3, np.array(r.done[f:n]), np.array(r.sent), start, end,
-                      len(w), stable, screened, r.errors, cpu)
+                      len(w), stable, screened, r.errors, cpu, r.overloaded, stalled_s)
             for r, f, n, w in zip(recs, first, last, windows, strict=True)]
+
+
+async def _sleep(seconds: float, alarm: asyncio.Event | None) -> None:
+    """Sleeps `seconds`, or until `alarm` is raised (when given)."""
+    if alarm is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        await asyncio.wait_for(alarm.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
 
 
 def _settled(race: Race, streams: list[tuple[list[float], list[float]]], sent: float | None, start: float,
@@ -411,9 +494,10 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
     `steps` (the models `model` calls), what each of them served."""
     before = {name: control.statistics(name) for name in (model, *steps)}
     rec = drive(control.url, requests, spec, seed, race)
-    after = {name: control.statistics(name) for name in (model, *steps)}
-    by_step = {name: found for name in steps if (found := _breakdown(before[name], after[name])) is not None}
-    return _measurement(rec, spec, _breakdown(before[model], after[model]), slo_ms, by_step)
+    # a server that hangs would not answer either: its deadline would only add to the wait
+    after = {name: control.statistics(name) for name in (model, *steps)} if rec.stalled_s is None else {}
+    by_step = {name: found for name in steps if (found := _breakdown(before[name], after.get(name, {}))) is not None}
+    return _measurement(rec, spec, _breakdown(before[model], after.get(model, {})), slo_ms, by_step)
 
 
 def measure_mix(control: TritonControl, requests: dict[str, list[bytes]], spec: LoadSpec, seed: int = 0,
@@ -447,7 +531,8 @@ def _measurement(rec: Recording, spec: LoadSpec, server: ServerBreakdown | None,
     if len(lat) == 0:
         return Measurement(0.0, *(float("nan"),) * 4, (float("nan"),) * 2, (float("nan"),) * 2, 0, len(errors),
                            rec.duration, rec.windows, False, rec.client_cpu,
-                           errors[0] if errors else "no response", server, spec.mode, goodput=0.0)
+                           errors[0] if errors else "no response", server, spec.mode, goodput=0.0,
+                           overloaded=rec.overloaded, stalled_s=rec.stalled_s)
     p50, p90, p95, p99 = (float(v) for v in np.percentile(lat, [50, 90, 95, 99]))
     return Measurement(throughput=len(lat) / rec.duration, p50_ms=p50, p90_ms=p90,
                        p95_ms=p95, p99_ms=p99, p95_ci_ms=quantile_ci(lat, 0.95),
@@ -457,4 +542,5 @@ def _measurement(rec: Recording, spec: LoadSpec, server: ServerBreakdown | None,
                        first_error=errors[0] if errors else "", server=server, mode=spec.mode,
                        screened=rec.screened,
                        goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration,
-                       offered=_sent_rate(rec.sent, rec.start, rec.end), steps=steps or {})
+                       offered=_sent_rate(rec.sent, rec.start, rec.end), steps=steps or {},
+                       overloaded=rec.overloaded, stalled_s=rec.stalled_s)

@@ -10,13 +10,11 @@ command, or another worker, measures them and no trial is lost.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,7 +24,7 @@ from tuner import pipeline
 from tuner import trials as tr
 from tuner.errors import ConfigError, TunerError
 from tuner.evaluate import Evaluator, Outcome
-from tuner.faults import EnvironmentBroken, Failure
+from tuner.faults import OUTAGE_S, EnvironmentBroken, Failure
 from tuner.goal import Goal, Objective, goal_of
 from tuner.inputs import Memory
 from tuner.loadgen import PRECISION, Interval, Race
@@ -34,6 +32,7 @@ from tuner.modelconfig import ModelConfig, apply_knobs, render_pbtxt
 from tuner.pipeline import Members
 from tuner.select import choose, pareto_front
 from tuner.space import SearchSpace
+from tuner.storage import HEARTBEAT_S, StorageLost, storage_for
 from tuner.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
 
 DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
@@ -67,45 +66,9 @@ def _constrain(trial: optuna.Trial, attrs: dict) -> None:
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
 
-HEARTBEAT_S = 5  # a running trial's worker proves it is alive this often
-GRACE_S = 20  # a trial silent this long lost its worker (killed, host gone): it is run again
-
-
-def storage_for(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats, so trials of a worker that died are found and run again.
-    SQLite serves several local workers (they wait for its lock); PostgreSQL/MySQL serve hosts."""
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    if url.startswith("sqlite:///"):  # created only now: refused input leaves nothing on disk
-        try:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # a path under a regular file, no permission
-            raise ConfigError(f"--storage {url}: cannot create its folder: {e}") from None
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" only in name, since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S, heartbeat_stale_trial_callback=_enqueue_again)
-    except (ImportError, ModuleNotFoundError) as e:
-        raise ConfigError(f"--storage {url}: its database driver is not installed ({e}); "
-                          "for PostgreSQL: pip install 'tuner[postgres]'") from None
-    except Exception as e:  # SQLAlchemy's errors: bad URL, server down, wrong password
-        raise ConfigError(f"--storage {url}: {e}") from None
-
-
-def check_writable(url: str) -> None:
-    """Before any server starts: a SQLite file (or the folder it will be made in) that cannot be
-    written would otherwise fail the first trial's bookkeeping, after Triton started."""
-    if not url.startswith("sqlite:///"):
-        return  # a database server: reached (and its credentials checked) when the study opens
-    target = Path(url.removeprefix("sqlite:///"))
-    while not target.exists() and target != target.parent:  # the folders are made when the study opens
-        target = target.parent
-    if not os.access(target, os.W_OK):
-        raise ConfigError(f"--storage {url}: {target} is not writable")
-
 
 def open_study(storage: str, name: str, settings: StudySettings, seed: int | None = None,
-               start_with: tuple[dict, ...] = ()) -> optuna.Study:
+               start_with: tuple[dict, ...] = (), wait_s: float = OUTAGE_S) -> optuna.Study:
     """Creates the study, or joins it (a resume, or another worker). Whoever creates it queues the
     search space's known-good configs first, so that a good config is in hand within seconds,
     then the user's own config (the baseline) that every gain is measured against. Both are
@@ -116,7 +79,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
     # constant_liar: trials running on other workers count as bad for now, so parallel workers do
     # not all sample the same promising config at once.
     sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=8, constant_liar=True)
-    rdb = storage_for(storage)
+    rdb = storage_for(storage, _enqueue_again, wait_s)
     wanted = dataclasses.asdict(settings)
     try:
         study = optuna.create_study(storage=rdb, study_name=name, directions=DIRECTIONS, sampler=sampler)
@@ -174,7 +137,10 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            try:
+                storage.record_heartbeat(trial_id)
+            except optuna.exceptions.StorageInternalError:
+                pass  # the storage is out of reach for now (tuner.storage): the next beat may land
             if stop.wait(HEARTBEAT_S):
                 return
 
@@ -242,6 +208,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     except KeyboardInterrupt:
         _cut_off(study, trial, Failure.INTERRUPTED, "interrupted")
         raise
+    except StorageLost:
+        raise  # nothing can be written: the rerun finds the trial stale and measures it again
     except EnvironmentBroken as e:
         _cut_off(study, trial, Failure.SERVER_DOWN, str(e))
         raise

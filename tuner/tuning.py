@@ -25,6 +25,7 @@ from tuner.capacity import CapacitySpec
 from tuner.confirm import is_current, remeasure
 from tuner.errors import ConfigError
 from tuner.evaluate import Evaluator, Outcome
+from tuner.faults import OUTAGE_S
 from tuner.goal import Goal, Objective, check_goal
 from tuner.inputs import Inputs, Memory, check_shapes, input_entries
 from tuner.loadgen import PRECISION, LoadSpec
@@ -33,7 +34,8 @@ from tuner.server import DEFAULT_IMAGE, DockerServer, EmbeddedServer, RemoteServ
 from tuner.server.base import Server
 from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY, SPACES
 from tuner.space import SearchSpace, load_space
-from tuner.study import StudySettings, check_writable, open_study
+from tuner.storage import check_writable
+from tuner.study import StudySettings, open_study
 from tuner.study import search as search_study
 from tuner.workers import run_workers
 
@@ -84,6 +86,7 @@ class Options:
     workers: int = 1
     progress: bool = True
     slos: tuple[tuple[str, float], ...] = ()  # several models: each one's own P95 limit (--slo-p95-ms a=50,b=200)
+    outage_s: float = OUTAGE_S  # a storage or remote server out of reach this long stops the study
 
 
 @dataclass(frozen=True)
@@ -351,7 +354,7 @@ def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple
     to the user's repository."""
     t = options.target
     if t.launcher is Launcher.REMOTE:
-        return RemoteServer(t.url or "")
+        return RemoteServer(t.url or "", reconnect_s=options.outage_s)
     assert model.repository is not None and model.base is not None
     work = run_dir / "repository"
     for name in (model.name, *model.members):  # a pipeline's members are written by trials too
@@ -408,7 +411,7 @@ def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace
     propose the same configs)."""
     seed = None if options.seed is None else options.seed + index
     return open_study(options.storage, options.study_name or model.study_name, settings(options, model, base, space),
-                      seed, space.start_with)
+                      seed, space.start_with, options.outage_s)
 
 
 def search(options: Options) -> optuna.Study:
@@ -458,7 +461,7 @@ def work(options: Options, index: int) -> optuna.Study:
                 if index == 0 and options.remeasure > 0 and not is_current(study):
                     remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
         finally:
-            if t.launcher is Launcher.REMOTE:
+            if t.launcher is Launcher.REMOTE and server.alive():  # out of reach: the resume restores it
                 restore_remote(server, model.name)
     return study
 

@@ -65,7 +65,8 @@ class Server(ABC):
             raise ServerError("the server is not started")
         return self._control
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """Stops it; not `graceful`: at once (it hangs, so it would not shut down)."""
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -75,8 +76,8 @@ class Server(ABC):
         while it shuts down, but is no longer ready."""
         return self.alive() and self._control is not None and self._control.is_ready()
 
-    def restart(self) -> None:
-        self.stop()
+    def restart(self, graceful: bool = True) -> None:
+        self.stop(graceful)
         self.start()
 
     def __enter__(self) -> Server:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Pending
 from pathlib import Path
 
+import grpc
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
@@ -14,6 +17,18 @@ from tuner.errors import ServerError
 
 class LoadError(Exception):
     """Triton refused or failed to load a model config; the message is Triton's reason."""
+
+
+class Stalled(ServerError):
+    """A control call got no answer within its deadline: the server, or the model's backend, hangs."""
+
+
+# Every call has a deadline, so a server that stops answering without dying (stopped, deadlocked,
+# swapped out) is found rather than waited for. Quick calls answer within milliseconds; a load
+# runs the model's initialisation, which may compile for minutes (callers pass their own).
+CALL_S = 5.0
+LOAD_S = 1800.0
+PROBE_S = 5.0  # while a load runs, whether the server still answers is asked this often
 
 
 # gRPC waits up to 1 s before reconnecting to a port that refused it; a server that is starting
@@ -39,7 +54,7 @@ class TritonControl:
             if not alive():
                 raise ServerError(f"tritonserver exited during start-up{_log_tail(log_path)}")
             try:
-                if self.client.is_server_ready():
+                if self.client.is_server_ready(client_timeout=CALL_S):
                     return
             except InferenceServerException:
                 pass
@@ -48,13 +63,13 @@ class TritonControl:
 
     def is_live(self) -> bool:
         try:
-            return bool(self.client.is_server_live(client_timeout=5))
+            return bool(self.client.is_server_live(client_timeout=CALL_S))
         except InferenceServerException:
             return False
 
     def is_ready(self) -> bool:
         try:
-            return bool(self.client.is_server_ready(client_timeout=5))
+            return bool(self.client.is_server_ready(client_timeout=CALL_S))
         except InferenceServerException:
             return False
 
@@ -62,46 +77,73 @@ class TritonControl:
         """None in explicit model-control mode, else Triton's refusal. Unloading a model name that
         cannot exist changes nothing, and only explicit mode allows it."""
         try:
-            self.client.unload_model("__tuner_explicit_mode_probe__")
+            self.client.unload_model("__tuner_explicit_mode_probe__", client_timeout=CALL_S)
             return None
         except InferenceServerException as e:
             return e.message() or str(e)
 
     def version(self) -> str:
-        return self.client.get_server_metadata().version
+        return _answered(lambda: self.client.get_server_metadata(client_timeout=CALL_S)).version
 
-    def load(self, model: str, config_json: str | None = None) -> None:
+    def load(self, model: str, config_json: str | None = None, timeout_s: float = LOAD_S) -> None:
         """Loads (or hot-reloads) `model`; with `config_json`, that config overrides the file."""
         try:
-            self.client.load_model(model, config=config_json)
+            self._probed(lambda: self.client.load_model(model, config=config_json, client_timeout=timeout_s),
+                         f"the load of '{model}'")
         except InferenceServerException as e:
             raise LoadError(e.message() or str(e)) from None
 
-    def unload(self, model: str) -> None:
+    def unload(self, model: str, timeout_s: float = LOAD_S) -> None:
         try:
-            self.client.unload_model(model)
+            self._probed(lambda: self.client.unload_model(model, client_timeout=timeout_s), f"the unload of '{model}'")
         except InferenceServerException:
             pass  # already gone: nothing to undo
 
+    def _probed(self, call: Callable, what: str) -> None:
+        """Runs a long call (a load may compile for minutes) while probing the server's liveness:
+        a server that stops answering is found within seconds, not at the call's deadline."""
+        pool = ThreadPoolExecutor(1)
+        try:
+            running = pool.submit(_answered, call, what)
+            while True:
+                try:
+                    return running.result(timeout=PROBE_S)
+                except Pending:
+                    if not self.is_live():
+                        raise Stalled(f"the server stopped answering during {what}") from None
+        finally:
+            pool.shutdown(wait=False)
+
     def is_model_ready(self, model: str) -> bool:
         try:
-            return bool(self.client.is_model_ready(model))
+            return bool(self.client.is_model_ready(model, client_timeout=CALL_S))
         except InferenceServerException:
             return False
 
     def model_config_json(self, model: str) -> dict:
-        return self.client.get_model_config(model, as_json=True)["config"]
+        return _answered(lambda: self.client.get_model_config(model, as_json=True, client_timeout=CALL_S))["config"]
 
     def model_metadata(self, model: str) -> dict:
-        return self.client.get_model_metadata(model, as_json=True)
+        return _answered(lambda: self.client.get_model_metadata(model, as_json=True, client_timeout=CALL_S))
 
     def statistics(self, model: str) -> dict:
-        """Cumulative counters of `model`; empty when the server cannot say (it may have died)."""
+        """Cumulative counters of `model`; empty when the server cannot say (it died, or hangs)."""
         try:
-            stats = self.client.get_inference_statistics(model, as_json=True).get("model_stats", [])
+            stats = self.client.get_inference_statistics(model, as_json=True, client_timeout=CALL_S)
         except InferenceServerException:
             return {}
-        return stats[0] if stats else {}
+        found = stats.get("model_stats", [])
+        return found[0] if found else {}
+
+
+def _answered(call: Callable, what: str = "the server"):
+    """`call`'s result; a call past its deadline raises `Stalled` (other refusals pass through)."""
+    try:
+        return call()
+    except InferenceServerException as e:
+        if e.status() == str(grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise Stalled(f"{what} got no answer within its deadline") from None
+        raise
 
 
 def _log_tail(log_path: Path | None, lines: int = 15) -> str:

@@ -172,14 +172,14 @@ class DockerServer(Server):
         usage = self.container.stats(stream=False).get("memory_stats", {}).get("usage")
         return usage / 2**20 if usage else None
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         import docker
 
         super().stop()
         if self.container is None:
             return
         try:
-            self.container.stop(timeout=15)  # SIGTERM: Triton unloads models and exits
+            self.container.stop(timeout=15 if graceful else 0)  # SIGTERM: Triton unloads models and exits
             self.container.remove(force=True)
         except docker.errors.NotFound:
             pass

@@ -198,14 +198,14 @@ class EmbeddedServer(Server):
         """Resident memory of tritonserver and its children (the python backend's stubs)."""
         return tree_rss_mib(self.process.pid) if self.process is not None and self.alive() else None
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         """SIGINT lets Triton unload its models; a model whose load failed inside its backend stays
         "live" and would hold the shutdown for the whole exit timeout, so after STOP_GRACE_S the
-        server's process group (the server and its backend stubs) is killed."""
+        server's process group (the server and its backend stubs) is killed (at once when it hangs)."""
         super().stop()
         if self.process is None:
             return
-        if self.process.poll() is None:
+        if graceful and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=STOP_GRACE_S)

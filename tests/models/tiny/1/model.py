@@ -3,7 +3,9 @@
 Parameters: fail_on_load "yes" raises in initialize (a config that cannot load); delay_ms sets
 the per-execution sleep (default 2); gain (default 2) changes the outputs, as a precision or
 graph-optimisation knob could; max_instances refuses, in initialize, a config with more instances
-(as a model holding a per-instance resource would); init_delay_ms makes each load that slow."""
+(as a model holding a per-instance resource would); init_delay_ms makes each load that slow;
+hang_with_instances makes execute block for good in a config with that many instances (as a
+deadlocked backend would)."""
 import json
 import time
 
@@ -23,8 +25,11 @@ class TritonPythonModel:
         time.sleep(float(params.get("init_delay_ms", "0")) / 1000)
         self.delay_s = float(params.get("delay_ms", "2")) / 1000
         self.gain = float(params.get("gain", "2"))
+        self.hangs = params.get("hang_with_instances") == str(instances)
 
     def execute(self, requests):
+        while self.hangs:
+            time.sleep(1)
         time.sleep(self.delay_s)
         return [pb_utils.InferenceResponse([pb_utils.Tensor(
             "OUTPUT0", (pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * self.gain).astype(np.float32))])
