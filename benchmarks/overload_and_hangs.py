@@ -8,10 +8,10 @@
 - a search of 6 trials whose tritonserver is stopped with SIGSTOP once 2 trials are done: the time
   from the fault to a fresh server serving the cut trial's config, and the study's end state.
 
-    python benchmarks/overload_and_hangs.py [--parts measure,capacity,hang] [--tuner PATH]
+    python benchmarks/overload_and_hangs.py [--parts measure,capacity,hang] [--tuner PATH --label NAME]
 
 `--tuner PATH` runs the tuner from another checkout (say, a worktree of an older commit) for a
-side-by-side comparison. Prints a table and writes benchmarks/results/overload_and_hangs.json.
+side-by-side comparison. Prints a table and writes benchmarks/results/overload_and_hangs[-NAME].json.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _hwm_mib(pid: int) -> float | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    return next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:"))
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), None)
 
 
 def run(args: list[str], cwd: Path, tuner: Path, limit_s: float, on_poll=None) -> dict:
@@ -105,6 +105,7 @@ def main() -> None:
     ap.add_argument("--parts", default="measure,capacity,hang")
     ap.add_argument("--tuner", type=Path, default=HERE.parent, help="the checkout whose tuner runs")
     ap.add_argument("--work", type=Path, default=Path("/tmp/tuner_overload_and_hangs"))
+    ap.add_argument("--label", default="", help="written to results/overload_and_hangs-LABEL.json")
     args = ap.parse_args()
     parts, rows, results = args.parts.split(","), [], {}
     if "measure" in parts:
@@ -126,7 +127,8 @@ def main() -> None:
                      r.get("fault_to_new_server_s", ""), r.get("fault_to_next_trial_done_s", ""), r["last_line"][:70]])
     print(table(["run", "exit", "wall s", "bound s", "peak MiB", "to new server s", "to next trial s", "last line"],
                 rows))
-    print(f"wrote {write_json('overload_and_hangs', {'tuner': str(args.tuner), 'results': results})}")
+    name = "overload_and_hangs" + (f"-{args.label}" if args.label else "")
+    print(f"wrote {write_json(name, {'tuner': str(args.tuner), 'results': results})}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import deserialize_bytes_tensor, triton_to_np_dtype
 
 from tuner.inputs import TensorSpec, infer_requests
+from tuner.server.client import bounded
 
 DEFAULT_MAX_ERROR = 1e-3  # FP32 reorderings stay near 1e-6; bf16 inference of the demo is 6.7e-3
 
@@ -21,12 +22,16 @@ Outputs = list[dict[str, np.ndarray]]
 
 def infer_outputs(url: str, model: str, tensor_sets: list[dict[str, tuple[TensorSpec, bytes]]],
                   timeout_s: float = 60.0) -> Outputs:
-    """Every output of one inference per input set, over plain gRPC (no shared memory)."""
-    with grpc.insecure_channel(url, options=[("grpc.max_send_message_length", -1),
-                                             ("grpc.max_receive_message_length", -1)]) as channel:
-        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                                    response_deserializer=service_pb2.ModelInferResponse.FromString)
-        return [_arrays(infer(request, timeout=timeout_s)) for request in infer_requests(model, tensor_sets)]
+    """Every output of one inference per input set, over plain gRPC (no shared memory); `Stalled`
+    when an answer does not come within `timeout_s`."""
+    def infer_all() -> Outputs:
+        with grpc.insecure_channel(url, options=[("grpc.max_send_message_length", -1),
+                                                 ("grpc.max_receive_message_length", -1)]) as channel:
+            infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                        response_deserializer=service_pb2.ModelInferResponse.FromString)
+            return [_arrays(infer(request, timeout=timeout_s)) for request in infer_requests(model, tensor_sets)]
+
+    return bounded(infer_all, timeout_s * len(tensor_sets) + 1, f"an inference of '{model}'")
 
 
 def _arrays(response) -> dict[str, np.ndarray]:

@@ -30,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import grpc
@@ -365,14 +367,27 @@ def drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int = 0, race: 
 def drive_all(url: str, streams: list[Stream], spec: LoadSpec, seed: int = 0,
               race: Race | None = None) -> list[Recording]:
     """Drives the streams at once, on one channel, and records each: the measurement goes on until
-    every stream meets `spec`'s rule (or the race is settled for them together)."""
-    return asyncio.run(_drive(url, streams, spec, seed, race))
+    every stream meets `spec`'s rule (or the race is settled for them together).
+
+    The event loop runs in a thread of its own, and the recordings are taken as soon as they are
+    made: a call still sending to a server that stopped reading outlives gRPC's deadlines and
+    holds the loop's teardown until the server is killed, which the measurement must not wait for."""
+    result: Future[list[Recording]] = Future()
+    threading.Thread(target=asyncio.run, args=(_drive(url, streams, spec, seed, race, result),), name="loadgen",
+                     daemon=True).start()
+    return result.result()
 
 
-async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, race: Race | None) -> list[Recording]:
+async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, race: Race | None,
+                 result: Future[list[Recording]]) -> None:
     recs, stop, measuring, alarm = [_Recorder() for _ in streams], asyncio.Event(), asyncio.Event(), asyncio.Event()
     stalled_s = None
-    async with grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS) as channel:
+    channel = grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS)
+    try:
+        try:  # connected before the first request is due, so that its set-up delays no send
+            await asyncio.wait_for(channel.channel_ready(), spec.timeout_s)
+        except asyncio.TimeoutError:
+            pass  # the requests will find it out, and the stall rule will tell
         sources = [_open_loop(channel, s.requests, s.spec, rec, stop, seed + i, measuring, alarm)
                    if s.spec.request_rate else _closed_loop(channel, s.requests, s.spec, rec, stop)
                    for i, (s, rec) in enumerate(zip(streams, recs, strict=True))]
@@ -436,11 +451,23 @@ async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, rac
             stop.set()
             await asyncio.wait([traffic], timeout=_DRAIN_S)
             traffic.cancel()  # requests unanswered by now are not measured: a hung server holds them
-            await asyncio.gather(traffic, return_exceptions=True)
-    cpu = (cpu1 - cpu0) / (end - start)
-    return [Recording(np.array(r.latency[f:n]) * 1e3, np.array(r.done[f:n]), np.array(r.sent), start, end,
-                      len(w), stable, screened, r.errors, cpu, r.overloaded, stalled_s)
-            for r, f, n, w in zip(recs, first, last, windows, strict=True)]
+            traffic.add_done_callback(_consumed)
+            await asyncio.wait([traffic], timeout=_DRAIN_S)
+        cpu = (cpu1 - cpu0) / (end - start)
+        result.set_result([Recording(np.array(r.latency[f:n]) * 1e3, np.array(r.done[f:n]), np.array(r.sent[:]),
+                                     start, end, len(w), stable, screened, r.errors[:], cpu, r.overloaded, stalled_s)
+                           for r, f, n, w in zip(recs, first, last, windows, strict=True)])
+    except BaseException as e:  # the caller's, whatever it is; handed over before the teardown below
+        result.set_exception(e)
+    finally:
+        await channel.close()
+
+
+def _consumed(done: asyncio.Future) -> None:
+    """Takes the outcome of traffic cancelled at the end (it may end only at the loop's teardown,
+    when a call still sends to a server that stopped reading), so its cancellation is not logged."""
+    if not done.cancelled():
+        done.exception()
 
 
 async def _sleep(seconds: float, alarm: asyncio.Event | None) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Pending
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import tritonclient.grpc as grpcclient
@@ -134,6 +135,23 @@ class TritonControl:
             return {}
         found = stats.get("model_stats", [])
         return found[0] if found else {}
+
+
+T = TypeVar("T")
+
+
+def bounded(call: Callable[[], T], seconds: float, what: str) -> T:
+    """`call()`'s result, given up on after `seconds` (`Stalled`). gRPC's own deadline is not
+    enough for a request larger than the socket's buffers: once the server stops reading (stopped,
+    swapped out), the call outlives its deadline, so it runs in a thread that can be left behind
+    (it ends when the server is killed and the connection with it)."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(call).result(timeout=seconds)
+    except Pending:
+        raise Stalled(f"{what} got no answer within {seconds:g} s") from None
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _answered(call: Callable, what: str = "the server"):
