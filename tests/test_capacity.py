@@ -176,6 +176,7 @@ def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.alone  # latencies against a closed form: other tests' load on the cores would add to them
 def test_bursts_queue_as_a_fixed_cost_server_must(server):
     """1 instance, batches of one at 50 ms each: 20 requests/s at most. At a mean of 10/s, Poisson
     arrivals queue a little; bursts of 40/s for 0.5 s in every 2 s bring (40 - 20) * 0.5 = 10
