@@ -158,6 +158,7 @@ def test_a_capacity_search_finds_each_configs_closed_form_capacity(fixed_cost, w
 
 
 @pytest.mark.integration
+@pytest.mark.alone  # send times within 4 ms: other tests' load on the cores would delay them
 def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
     gaps = [0.01, 0.05, 0.02, 0.08, 0.03, 0.11]  # seconds, replayed at the recording's own rate
     offsets = np.cumsum([0.0, *gaps])
