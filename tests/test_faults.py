@@ -6,7 +6,9 @@ failures on the right side (tuner.faults), no process or shared-memory region le
 Not in the matrix, and why: a backend stub killed while the model *loads* cannot be told apart from
 a model whose initialize crashes (Triton reports the same failed load), so that trial fails as the
 config's (the conservative side: it is never exported); a read-only storage cannot be simulated for
-root (CI's user), and is refused before any server starts when the file is not writable.
+root (CI's user), and is refused before any server starts when the file is not writable; nor a full
+disk without mounting a filesystem (a storage that refuses writes is tested with PostgreSQL stopped,
+in test_workers). A storage or remote server out of reach: test_workers and test_remote.
 """
 import os
 import shutil
