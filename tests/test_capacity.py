@@ -157,7 +157,7 @@ def test_a_capacity_search_finds_each_configs_closed_form_capacity(fixed_cost, w
     assert (workdir / "rep" / "curves.png").stat().st_size > 10_000  # P95 against offered rate, drawn
 
 
-@pytest.mark.integration
+@pytest.mark.system
 @pytest.mark.alone  # send times within 4 ms: other tests' load on the cores would delay them
 def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
     gaps = [0.01, 0.05, 0.02, 0.08, 0.03, 0.11]  # seconds, replayed at the recording's own rate
@@ -176,7 +176,7 @@ def test_a_recorded_file_is_replayed_with_the_recorded_gaps(server, tmp_path):
     assert not recording.errors
 
 
-@pytest.mark.integration
+@pytest.mark.system
 @pytest.mark.alone  # latencies against a closed form: other tests' load on the cores would add to them
 def test_bursts_queue_as_a_fixed_cost_server_must(server):
     """1 instance, batches of one at 50 ms each: 20 requests/s at most. At a mean of 10/s, Poisson
