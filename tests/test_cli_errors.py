@@ -1,4 +1,5 @@
 """Bad input is refused before any trial, with a message naming the file, line or field."""
+import optuna
 import pytest
 from support import MODELS, SPACES, search, tuner
 
@@ -92,3 +93,32 @@ def test_a_bad_value_is_one_line_naming_the_option(workdir, args, message):
     done = tuner(workdir, *args)
     assert done.returncode == 2 and done.stderr.splitlines() == [
         f"tuner {args[0]}: error: {message} (see tuner {args[0]} --help)"], done.stderr
+
+
+@pytest.fixture
+def empty_storage(workdir) -> str:
+    url = f"sqlite:///{workdir / 'empty.db'}"
+    optuna.storages.RDBStorage(url)  # the tables, no study
+    return url
+
+
+@pytest.mark.parametrize("args, message", [
+    (("report", "--storage", "bogus://x"), "--storage bogus://x: not a storage URL"),
+    (("export", "--storage", "postgresql://nobody@127.0.0.1:1/x"),
+     "--storage postgresql://nobody@127.0.0.1:1/x: cannot open it: "),
+    (("dashboard", "--storage", "bogus://"), "--storage bogus://: not a storage URL"),
+    (("report", "--storage", "sqlite:///{workdir}/none.db"), "none.db: no such database (run a search first)"),
+    (("export", "--storage", "{empty}"), "holds no study yet (run a search first)"),
+    (("search", "--arrivals", "burst:1/1", "--request-rate", "5"),
+     "--arrivals burst:1/1: expected poisson, bursts:ON/OFF or ramp:PERIOD"),
+    (("search", "--search-space", "fastest"), "--search-space fastest: no such file, nor a shipped space (shipped: "
+     "default, detector_pipeline"),
+    (("measure", "--json", "{workdir}/no/such/folder/m.json"), "m.json: cannot write a file there"),
+    (("measure", "--json", "{workdir}"), "cannot write a file there (it is a folder)"),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_a_bad_storage_file_or_name_is_one_line_before_any_work(workdir, empty_storage, args, message):
+    args = tuple(a.format(workdir=workdir, empty=empty_storage) for a in args)
+    done = tuner(workdir, *args)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+    assert not (workdir / "tuner_runs").exists()  # no server started

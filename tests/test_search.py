@@ -30,11 +30,28 @@ from tuner.server import EmbeddedServer
 
 
 @pytest.mark.integration
+def test_the_shipped_default_space_leaves_out_what_cannot_act_on_the_model(workdir):
+    """A model without a batch dimension: the generic space's batching knobs cannot act on it, so
+    the default search tunes its instances alone (a space the user names is refused instead)."""
+    repo = workdir / "repo" / "tiny"
+    shutil.copytree(MODELS / "tiny", repo)
+    (repo / "config.pbtxt").write_text((MODELS / "tiny" / "config.pbtxt").read_text().replace(
+        "max_batch_size: 8", "max_batch_size: 0"))
+    done = search(workdir, "--trials", "2", target=("--model-repository", str(workdir / "repo")))
+    assert done.returncode == 0, done.stderr
+    assert ("the shipped space 'generic' is searched without what cannot act on 'tiny': dynamic_batching, "
+            "max_batch_size, max_queue_delay_us, preferred_batch_sizes: the model has max_batch_size 0 (no batch "
+            "dimension), so it cannot be batched") in done.stderr
+    assert {name for t in load_study(workdir).get_trials() for name in t.params} <= {"instance_count"}
+
+
+@pytest.mark.integration
 def test_short_search_exports_a_config_that_loads(workdir):
     before = (MODELS / "tiny" / "config.pbtxt").read_text()
     done = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "5", "--remeasure", "1")
     assert done.returncode == 0, done.stderr
     assert "Pareto front (re-measured: medians)" in done.stdout and "exported trial #" in done.stdout
+    assert "(your config)" in done.stdout  # the baseline's own row, on the front or not
 
     study = load_study(workdir)
     trials = study.get_trials()

@@ -1,5 +1,6 @@
 """The wheel, installed (not editable) into a fresh virtual environment, runs a search from another
-directory: the search spaces and the demo repository travel in it as package data."""
+directory: the search spaces and the demo repository, at the repository's top, travel in it as
+package data; its `tuner` command answers --version."""
 import site
 import subprocess
 import sys
@@ -15,7 +16,7 @@ def test_the_installed_wheel_finds_its_data_and_runs_a_search(tmp_path, real_bac
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
                             str(ROOT)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp_path / "dist").glob("tuner-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("triton_tuner-*.whl")  # the distribution's name
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -32,8 +33,10 @@ def test_the_installed_wheel_finds_its_data_and_runs_a_search(tmp_path, real_bac
     where = subprocess.run([str(python), "-c", "import tuner; print(tuner.__file__)"], cwd=elsewhere,
                            capture_output=True, text=True, check=True).stdout
     assert where.startswith(purelib), where
-    # as the quick start runs it: the default storage, whose folder does not exist yet
-    done = subprocess.run([str(python), "-m", "tuner", "search", "--trials", "3", *FAST], cwd=elsewhere,
+    version = subprocess.run([str(venv / "bin" / "tuner"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("tuner "), version
+    # the console script, as the quick start runs it: the default storage, whose folder does not exist yet
+    done = subprocess.run([str(venv / "bin" / "tuner"), "search", "--trials", "2", *FAST], cwd=elsewhere,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "tuner_runs" / "tuner.db").is_file()

@@ -86,8 +86,10 @@ def parse_arrivals(text: str) -> Arrivals:
                 return Arrivals(Shape.RAMP, period_s=float(args))
     except ValueError:
         pass
-    if name in ("poisson", "bursts", "ramp"):
-        raise ConfigError(f"--arrivals {text}: expected poisson, bursts:ON/OFF or ramp:PERIOD (seconds > 0)")
+    recorded = Path(text).suffix in (".csv", ".json")  # a recording is a CSV or JSON file; anything else, a shape
+    if not recorded:
+        raise ConfigError(f"--arrivals {text}: expected poisson, bursts:ON/OFF or ramp:PERIOD (seconds > 0), "
+                          "or a recorded .csv or .json file")
     return read_arrivals(Path(text))
 
 

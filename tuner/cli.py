@@ -5,17 +5,18 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner import __version__, backends, ceiling, modelconfig
+from tuner import __version__, backends, ceiling, modelconfig, storage
 from tuner.agreement import DEFAULT_MAX_ERROR
 from tuner.arrivals import Arrivals, parse_arrivals
 from tuner.ceiling import Ceiling
 from tuner.confirm import confirmed, is_current, rejected
-from tuner.errors import ConfigError, TunerError
+from tuner.errors import ConfigError, Exit, TunerError
 from tuner.export import export
 from tuner.faults import OUTAGE_S, EnvironmentBroken
 from tuner.goal import Cost, Goal, Objective, goal_of
@@ -291,17 +292,32 @@ def cmd_search(args) -> int:
     return _finish(study, study.user_attrs["settings"]["model"], args)
 
 
+def _writable(path: Path, option: str) -> None:
+    """Before the work: a file the result could not be written to afterwards (tried with a scratch
+    file beside it, since permissions alone do not tell for root or special file systems)."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError("it is a folder")
+        with tempfile.NamedTemporaryFile(dir=path.absolute().parent):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot write a file there ({e.strerror or e}); "
+                          "name a file in a writable folder") from None
+
+
 def cmd_measure(args) -> int:
+    if args.json:
+        _writable(args.json, "--json")
     spec, inputs = _load(args)
     config = modelconfig.read_config(args.config) if args.config else None
     outcome = measure_once(Options(_target(args), spec, inputs), config)
     if outcome.measurement is None:
         print(f"error: {outcome.reason}", file=sys.stderr)
-        return 1
+        return Exit.NOT_MET
     print(measurement_text(outcome.measurement))
     if args.json:
         args.json.write_text(json.dumps(dataclasses.asdict(outcome.measurement), indent=2) + "\n")
-    return 0
+    return Exit.OK
 
 
 def _slo(args, study: optuna.Study) -> float | None:
@@ -315,7 +331,7 @@ def _finish(study: optuna.Study, model: str, args) -> int:
     goal = goal_of(study.user_attrs["settings"])
     chosen = choose(final, args.policy, goal.chooses_within(_slo(args, study)))
     how = " (re-measured: medians)" if is_current(study) else ""
-    print(f"\n{counts_line(trials, out)}\nPareto front{how} (* = exported):")
+    print(f"\n{counts_line(trials, out)}\nPareto front{how}, and the baseline (* = exported):")
     print(front_table(final, baseline_of(final), chosen, goal))
     for line in failures(trials, out):
         print(f"failed {line}")
@@ -339,7 +355,7 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
             [f"{name}'s P95 <= {slo:g} ms" for name, slo in (settings.get("model_slos") or {}).items()] + \
             [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
         print(f"\nno measured trial meets {' and '.join(limits) or 'the limits'}: nothing exported", file=sys.stderr)
-        return 1
+        return Exit.NOT_MET
     context = {"study": study.study_name, "storage": args.storage, "search_settings": study.user_attrs.get("settings"),
                "policy": "trial" if getattr(args, "trial", None) is not None else
                ("slo" if slo else args.policy), "slo_p95_ms": slo,
@@ -358,7 +374,7 @@ def _export(study: optuna.Study, model: str, chosen, args) -> int:
     if found is not None:
         print(ceiling_text(context["ceiling"], chosen))
     print(f"watch or browse the study: python -m tuner dashboard --storage {args.storage}")
-    return 0
+    return Exit.OK
 
 
 def _ceiling(chosen, model: str, context: dict) -> Ceiling | None:
@@ -372,32 +388,29 @@ def _ceiling(chosen, model: str, context: dict) -> Ceiling | None:
 
 
 def _open_existing(args) -> optuna.Study:
-    names = [s.study_name for s in optuna.get_all_study_summaries(args.storage)]
+    rdb = storage.existing(args.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(rdb)]
+    if not names:
+        raise ConfigError(f"--storage {args.storage}: holds no study yet (run a search first)")
     name = args.study_name or (names[0] if len(names) == 1 else None)
     if name is None or name not in names:
-        raise ConfigError(f"--storage {args.storage}: " + (f"no study '{name}'" if name else
-                          f"{len(names)} studies ({', '.join(names) or 'none'}); name one with --study-name"))
-    return optuna.load_study(study_name=name, storage=args.storage)
-
-
-def _storage_exists(storage: str) -> None:
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"--storage {storage}: no such database (run a search first)")
+        raise ConfigError(f"--storage {args.storage}: " + (f"no study '{name}'; it holds {', '.join(names)}" if name
+                          else f"{len(names)} studies ({', '.join(names)}); name one with --study-name"))
+    return optuna.load_study(study_name=name, storage=rdb)
 
 
 def cmd_dashboard(args) -> int:
     from optuna_dashboard import run_server
 
-    _storage_exists(args.storage)
+    rdb = storage.existing(args.storage)
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ for {args.storage} (Ctrl-C to stop)", flush=True)
-    run_server(args.storage, host=args.host, port=args.port)
-    return 0
+    run_server(rdb, host=args.host, port=args.port)
+    return Exit.OK
 
 
 def cmd_report(args) -> int:
     from tuner import report
 
-    _storage_exists(args.storage)
     study = _open_existing(args)
     trials, final, out = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     goal = goal_of(study.user_attrs["settings"])
@@ -427,13 +440,12 @@ def cmd_report(args) -> int:
                                                            images, summary))
     print(f"{summary}\n{table}\n\n{diff}")
     print(f"wrote {', '.join(str(p) for p, _ in images)} and {args.out / 'report.html'}")
-    return 0
+    return Exit.OK
 
 
 def cmd_export(args) -> int:
     from tuner.export import verify
 
-    _storage_exists(args.storage)
     study = _open_existing(args)
     model = (study.user_attrs.get("settings") or {}).get("model") or study.study_name
     chosen: FrozenTrial | None
@@ -460,20 +472,20 @@ def cmd_export(args) -> int:
                      verify_server(context), LoadSpec.from_json(context["load"]),
                      Inputs.from_json(context.get("inputs")), chosen, args.run_dir / "verify")
     print(verdict.text(chosen))
-    return 0 if verdict.within_ci else 1  # not measured, or not what the study measured
+    return Exit.OK if verdict.within_ci else Exit.NOT_MET  # not measured, or not what the study measured
 
 
 def cmd_backends(args) -> int:
     if args.action == "build":
         for name in args.names:
             backends.build(name, args.source_dir, args.jobs)
-        return 0
+        return Exit.OK
     print(f"cache: {backends.cache_root()}")
     print(f"{'backend':12} {'links':26} built")
     print(f"{'python':12} {'(in nvidia-pytriton)':26} yes")
     for row in backends.status():
         print(f"{row.backend:12} {row.library:26} {row.folder or 'no: python -m tuner backends build ' + row.backend}")
-    return 0
+    return Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,11 +497,11 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except EnvironmentBroken as e:
         print(f"error: {e}\nthe study is saved; rerun the same command to resume it", file=sys.stderr)
-        return EnvironmentBroken.exit_code
+        return Exit.ENVIRONMENT
     except TunerError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: the server is stopped and the study saved; rerun the same command to resume",
               file=sys.stderr)
-        return 130
+        return Exit.INTERRUPTED

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from tuner.errors import TunerError
+from tuner.errors import Exit, TunerError
 
 
 class Side(Enum):
@@ -55,4 +55,4 @@ ATTEMPTS = 2  # a config is measured this often when the server goes down (or ha
 class EnvironmentBroken(TunerError):
     """The server cannot be brought back (or reached): the study stops, its trials kept."""
 
-    exit_code = 3
+    exit_code = Exit.ENVIRONMENT

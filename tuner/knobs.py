@@ -104,6 +104,11 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     },
     "tensorrt": {"execution_context_allocation_strategy": Parameter()},
 }
+# where each backend reads its parameters (r24.10): the files the rules above were read from
+SOURCES = {"onnxruntime": "onnxruntime_backend/src/onnxruntime.cc",
+           "openvino": "openvino_backend/src/openvino.cc, with tuner/backends/openvino_fixes.py",
+           "pytorch": "pytorch_backend/src/libtorch.cc",
+           "tensorrt": "tensorrt_backend's README (its source is not among the pinned ones)"}
 CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
 
 # platform names of the older `platform:` field -> the backend that serves them

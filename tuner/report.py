@@ -37,7 +37,8 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
     remeasured = any(Key.REMEASURED in t.user_attrs for t in front)
     rows = [("", "trial", _LABELS[goal.objective], "gain", _LABELS[goal.cost], "vs base",
              "p95 range ms" if remeasured else "p95 CI ms", "out err", "knobs")]
-    for t in front:
+    shown = [*front, *([base] if base and base.number not in {t.number for t in front} else [])]
+    for t in shown:  # the baseline's own numbers too, on the front or not
         thr, p95 = t.values
         runs = t.user_attrs.get(Key.REMEASURED)
         ci = ([min(runs["p95_ms"]), max(runs["p95_ms"])] if runs else

@@ -24,6 +24,7 @@ only when the accelerator is TensorRT, so the sampler never learns from knobs th
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,10 +201,10 @@ def _knobs(raw: dict, where: _Where, at: list[str]) -> tuple[dict[str, Spec], di
             if not isinstance(value, dict) or not value:
                 raise where.error(path, "must map backend parameter names to values, a list or a range")
             parameters = {str(k): _spec(v, where, path + [str(k)], _check_parameter) for k, v in value.items()}
-        elif name in _CHECKS:
-            knobs[name] = _spec(value, where, path, _CHECKS[name])
+        elif name in KNOBS:
+            knobs[name] = _spec(value, where, path, KNOBS[name].check)
         else:
-            raise where.error(path, f"unknown knob; known: {', '.join(sorted([*_CHECKS, 'parameters']))}")
+            raise where.error(path, f"unknown knob; known: {', '.join(sorted([*KNOBS, 'parameters']))}")
     return knobs, parameters
 
 
@@ -300,17 +301,36 @@ def _positive_number(v) -> str | None:
     return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else "must be a number > 0"
 
 
-_CHECKS = {
-    "max_batch_size": _int_at_least(1),
-    "instance_count": _int_at_least(1),
-    "instance_kind": _one_of(*_KINDS),
-    "dynamic_batching": _one_of(True, False),
-    "max_queue_delay_us": _int_at_least(0),
-    "preferred_batch_sizes": _check_preferred,
-    "precision": _one_of("FP32", "FP16"),
-    "workspace_gib": _positive_number,
-    "engine_cache": _one_of(True, False),
-    "accelerator": _one_of(*_ACCELERATORS),
-    "graph_optimization": _one_of(*GRAPH_LEVELS),
-    "model_version": _int_at_least(1),
+@dataclass(frozen=True)
+class Knob:
+    """A knob of the `knobs:` section: the values it takes (`check` says why one is refused) and the
+    config.pbtxt field it writes."""
+    check: Callable[[object], str | None]
+    writes: str
+
+    @property
+    def values(self) -> str:
+        """What it takes, in the words of its refusal."""
+        return (self.check(object()) or "").removeprefix("must be ")
+
+
+KNOBS = {
+    "max_batch_size": Knob(_int_at_least(1), "max_batch_size"),
+    "instance_count": Knob(_int_at_least(1), "instance_group[0].count"),
+    "instance_kind": Knob(_one_of(*_KINDS), "instance_group[0].kind"),
+    "dynamic_batching": Knob(_one_of(True, False), "dynamic_batching { } on or off"),
+    "max_queue_delay_us": Knob(_int_at_least(0), "dynamic_batching.max_queue_delay_microseconds (sampled only "
+                               "with dynamic batching on; use log: true)"),
+    "preferred_batch_sizes": Knob(_check_preferred, "dynamic_batching.preferred_batch_size, relative to the trial's "
+                                  "max batch size: max = [mbs], half_max = [mbs/2, mbs], pow2 = 2, 4 .. mbs"),
+    "precision": Knob(_one_of("FP32", "FP16"), "TensorRT precision_mode (onnxruntime's TensorRT accelerator, or a "
+                      "python model's parameters)"),
+    "workspace_gib": Knob(_positive_number, "TensorRT max_workspace_size_bytes, in GiB"),
+    "engine_cache": Knob(_one_of(True, False), "TensorRT trt_engine_cache_enable"),
+    "accelerator": Knob(_one_of(*_ACCELERATORS), "onnxruntime's optimization.execution_accelerators (tensorrt, cuda: "
+                        "gpu_execution_accelerator; openvino: cpu_execution_accelerator)"),
+    "graph_optimization": Knob(_one_of(*GRAPH_LEVELS), "onnxruntime's optimization { graph { level } }: all 0 (ORT's "
+                               "default), extended 1, basic -1, disabled 2"),
+    "model_version": Knob(_int_at_least(1), "version_policy { specific { versions: [N] } }: which version folder "
+                          "Triton serves (build-time choices such as an FP16 export beside the FP32 one)"),
 }

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tuner.errors import ConfigError
 from tuner.faults import OUTAGE_S, EnvironmentBroken
@@ -72,24 +72,42 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
 def storage_for(url: str, on_stale: Callable, wait_s: float = OUTAGE_S) -> optuna.storages.RDBStorage:
     """The storage at `url`; `on_stale(study, trial)` is called for each trial found stale.
     SQLite serves several local workers (they wait for its lock); PostgreSQL/MySQL serve hosts."""
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):  # created only now: refused input leaves nothing on disk
         try:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a path under a regular file, no permission
             raise ConfigError(f"--storage {url}: cannot create its folder: {e}") from None
+    storage = _opened(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                      heartbeat_stale_trial_callback=on_stale)
+    storage.wait_s = wait_s
+    return storage
+
+
+def existing(url: str) -> optuna.storages.RDBStorage:
+    """A storage a search made, opened to be read (report, export, the dashboard): a SQLite file that
+    is not there is refused, not created empty."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"--storage {url}: no such database (run a search first)")
+    return _opened(url)
+
+
+def _opened(url: str, **heartbeats) -> _Patient:
+    """The storage at `url`, or a ConfigError of one line: a bad URL, a driver not installed, a
+    database server that is down or refuses the credentials."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" only in name, since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = _Patient(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                               heartbeat_stale_trial_callback=on_stale)
+            return _Patient(url, engine_kwargs=engine, **heartbeats)
     except (ImportError, ModuleNotFoundError) as e:
         raise ConfigError(f"--storage {url}: its database driver is not installed ({e}); "
-                          "for PostgreSQL: pip install 'tuner[postgres]'") from None
-    except Exception as e:  # SQLAlchemy's errors: bad URL, server down, wrong password
-        raise ConfigError(f"--storage {url}: {e}") from None
-    storage.wait_s = wait_s
-    return storage
+                          "for PostgreSQL: pip install 'triton-tuner[postgres]'") from None
+    except ArgumentError as e:  # not a database URL
+        raise ConfigError(f"--storage {url}: not a storage URL ({e}); expected sqlite:///FILE or "
+                          "postgresql://USER@HOST/DB") from None
+    except Exception as e:  # SQLAlchemy's errors: server down, wrong password
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"--storage {url}: cannot open it: {first}") from None
 
 
 def check_writable(url: str) -> None:

@@ -32,16 +32,16 @@ class Role(str, Enum):
 
 class Key:
     """User attribute names (the dashboard shows them as they are)."""
-    ROLE = "role"
-    KNOBS = "knobs"
-    CONFIG = "config_pbtxt"
+    ROLE = "role"  # baseline (your own config), start_with (a known-good one) or search (the sampler's)
+    KNOBS = "knobs"  # the knob values the trial ran, as the search space names them
+    CONFIG = "config_pbtxt"  # the exact config.pbtxt the trial loaded
     MEMBERS = "members_pbtxt"  # a pipeline's other models: name -> config.pbtxt
-    FINGERPRINT = "fingerprint"
-    METRICS = "metrics"
-    LOAD_S = "load_s"
-    MEMORY_MIB = "memory_mib"
-    OUTPUT_ERROR = "output_error"
-    WORKER = "worker"
+    FINGERPRINT = "fingerprint"  # a hash of the rendered configs: the same config proposed again is a repeat
+    METRICS = "metrics"  # throughput, P50-P99 and their 95% CIs, samples, errors, Triton's queue and compute times
+    LOAD_S = "load_s"  # seconds the config took to load
+    MEMORY_MIB = "memory_mib"  # the server's resident memory under load
+    OUTPUT_ERROR = "output_error"  # largest output difference from your config's, over their largest magnitude
+    WORKER = "worker"  # which worker measured it (--workers, or several hosts)
     FAILURE = "failure"  # a tuner.faults.Failure value
     FAIL_REASON = "fail_reason"  # Triton's (or the tuner's) words
     ATTEMPTS = "attempts"  # measurements the trial needed (the server went down under an earlier one)

@@ -203,9 +203,15 @@ def find_model(target: Target) -> Model:
     else:
         members = {}
     if target.launcher is Launcher.EMBEDDED:
-        why = backends.missing_backend(modelconfig.backend_of(config))
-        if why and repository == DEMO_REPOSITORY and target.model is None:
-            return _demo_fallback(repository, config)
+        if repository == DEMO_REPOSITORY:
+            failed = _build_for_demo({name: config, **members}.values())
+            if failed and target.model is None:
+                twin = f"{config.name}_python"
+                print(f"cannot build it ({failed}); tuning the demo's python-backend twin '{twin}' instead",
+                      file=sys.stderr)
+                return Model(twin, modelconfig.read_config(repository / twin / "config.pbtxt"), repository)
+            if failed:
+                raise failed
         for each, each_config in {name: config, **members}.items():
             why = backends.missing_backend(modelconfig.backend_of(each_config))
             if why:
@@ -235,18 +241,17 @@ def _pick_model(repository: Path, model: str | None) -> str:
     return found[0]
 
 
-def _demo_fallback(repository: Path, config: ModelConfig) -> Model:
-    """The demo on first use: build its backend (a few seconds), or tune its python-backend twin."""
-    backend = modelconfig.backend_of(config)
-    print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
-          file=sys.stderr, flush=True)
-    try:
-        backends.build(backend, say=lambda _: None)
-        return Model(config.name, config, repository)
-    except backends.BuildError as e:
-        twin = f"{config.name}_python"
-        print(f"cannot build it ({e}); tuning the demo's python-backend twin '{twin}' instead", file=sys.stderr)
-        return Model(twin, modelconfig.read_config(repository / twin / "config.pbtxt"), repository)
+def _build_for_demo(configs) -> backends.BuildError | None:
+    """The demo on first use: the backends its models need, built (a few seconds each, once)."""
+    needed = sorted({modelconfig.backend_of(c) for c in configs} & set(backends.RECIPES) - set(backends.built()))
+    for backend in needed:
+        print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
+              file=sys.stderr, flush=True)
+        try:
+            backends.build(backend, say=lambda _: None)
+        except backends.BuildError as e:
+            return e
+    return None
 
 
 def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
@@ -256,6 +261,12 @@ def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
     sampled only then."""
     if model.members and not options.search_space:
         return _pipeline_default(options, model, base)
+    if not options.search_space and not model.shared:
+        space, dropped = _acting(options, model.repository, model.name, base)
+        if dropped:
+            print(f"the shipped space '{_default_space(base)}' is searched without what cannot act on "
+                  f"'{model.name}': {'; '.join(dropped)}", file=sys.stderr)
+        return space
     space = _shipped(options.search_space or _default_space(base))
     if model.shared and model.name in space.models:
         space = _lifted(space, model.name)
@@ -290,8 +301,15 @@ def _default_space(config: ModelConfig) -> str:
 
 
 def _shipped(name: str) -> SearchSpace:
+    """A YAML file, or the name of a shipped space."""
     path = Path(name)
-    return load_space(path if path.suffix in (".yaml", ".yml") or path.exists() else SPACES / f"{name}.yaml")
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_space(path)
+    if not (SPACES / f"{name}.yaml").is_file():
+        shipped = ", ".join(sorted(p.stem for p in SPACES.glob("*.yaml")))
+        raise ConfigError(f"--search-space {name}: no such file, nor a shipped space (shipped: {shipped}); "
+                          "give a YAML file's path or one of those names")
+    return load_space(SPACES / f"{name}.yaml")
 
 
 def _ensemble_batch(entry: ModelConfig) -> int:
@@ -320,21 +338,32 @@ def _problems(options: Options, repository: Path | None, name: str, config: Mode
 
 def _pipeline_default(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
     """For each member, the knobs of its backend's shipped space that act on it (and, for a BLS
-    entry, its own); a knob that would be refused is left out, not refused: nobody asked for it."""
-    def acting(name: str, config: ModelConfig, entry_batch: int = 0) -> SearchSpace:
-        shipped = _shipped(_default_space(config))
-        kept = {k: s for k, s in shipped.knobs.items()
-                if not _problems(options, model.repository, name, config,
-                                 dataclasses.replace(shipped, knobs={k: s}, parameters={}), entry_batch)[0]}
-        params = shipped.parameters if not _problems(
-            options, model.repository, name, config, dataclasses.replace(shipped, knobs={}), entry_batch)[0] else {}
-        space = dataclasses.replace(shipped, knobs=kept, parameters=params, start_with=())
-        return dataclasses.replace(space, conditions=_problems(options, model.repository, name, config, space)[1])
+    entry, its own)."""
+    entry = (SearchSpace({}, {}, "the shipped spaces") if pipeline.is_ensemble(base)
+             else _acting(options, model.repository, model.name, base)[0])
+    members = {m: _acting(options, model.repository, m, c, _ensemble_batch(base))[0] for m, c in model.members.items()}
+    return dataclasses.replace(entry, source="the shipped spaces", start_with=(),
+                               models={m: dataclasses.replace(s, start_with=()) for m, s in members.items()
+                                       if s.knobs or s.parameters})
 
-    entry = SearchSpace({}, {}, "the shipped spaces") if pipeline.is_ensemble(base) else acting(model.name, base)
-    members = {m: acting(m, c, _ensemble_batch(base)) for m, c in model.members.items()}
-    return dataclasses.replace(entry, source="the shipped spaces", models={m: s for m, s in members.items()
-                                                                           if s.knobs or s.parameters})
+
+def _acting(options: Options, repository: Path | None, name: str, config: ModelConfig,
+            entry_batch: int = 0) -> tuple[SearchSpace, list[str]]:
+    """The shipped space for the model's backend, less what cannot act on it (and why each part was
+    left out): a knob nobody asked for is left out, not refused."""
+    shipped = _shipped(_default_space(config))
+
+    def acts(space: SearchSpace) -> bool:
+        return not _problems(options, repository, name, config, space, entry_batch)[0]
+
+    kept = {k: s for k, s in shipped.knobs.items() if acts(dataclasses.replace(shipped, knobs={k: s}, parameters={}))}
+    params = shipped.parameters if acts(dataclasses.replace(shipped, knobs={})) else {}
+    dropped = _problems(options, repository, name, config, shipped, entry_batch)[0]
+    # a known-good start is a whole config: with a knob left out it is another config
+    start = () if dropped else shipped.start_with
+    space = dataclasses.replace(shipped, knobs=kept, parameters=params, start_with=start)
+    space = dataclasses.replace(space, conditions=_problems(options, repository, name, config, space)[1])
+    return space, dropped
 
 
 def _checked(options: Options, model: Model, base: ModelConfig) -> SearchSpace:

@@ -7,7 +7,7 @@ Runs on the lent GPU machine (see run.sh for the wheels it installs). Two steps:
       network width, with GPU utilisation: shows where time goes and which width makes the GPU,
       not the data path, the bottleneck.
   python benchmarks/gpu/gpu_study.py search --width 16 --trials 30
-      `python -m tuner search` with tuner/search_spaces/onnxruntime_tensorrt.yaml, then the baseline and
+      `python -m tuner search` with search_spaces/onnxruntime_tensorrt.yaml, then the baseline and
       the exported config re-measured alternately with GPU utilisation and memory sampled.
 
 Results go to $OUT (or --out): gpu_study.json, the study's SQLite file, the exported config, and
@@ -137,7 +137,7 @@ def search(args) -> dict:
     base = read_config(repo / "detector" / "config.pbtxt")
     storage = f"sqlite:///{args.out / 'gpu_study.db'}"
     cmd = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--search-space",
-           str(ROOT / "tuner" / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
+           str(ROOT / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
            "--storage", storage, "--out", str(args.out / "export"), "--run-dir", "/tmp/gpu_runs",
            "--concurrency", str(args.concurrency), "--no-progress", "--min-samples", str(args.min_samples),
            "--max-measure-s", "10", *(["--shared-memory", "system"] if args.shm else [])]

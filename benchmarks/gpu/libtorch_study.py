@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tuner" / "model_repository_template" / "detector_python" / "1"))
+sys.path.insert(0, str(ROOT / "model_repository_template" / "detector_python" / "1"))
 
 import build_torchscript  # noqa: E402
 
@@ -41,7 +41,7 @@ MODEL = "detector_torch"
 def study(args, repo: Path, sampler: GpuSampler) -> dict:
     storage = f"sqlite:///{args.out / 'gpu_libtorch.db'}"
     cmd = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model", MODEL,
-           "--search-space", str(ROOT / "tuner" / "search_spaces" / "detector_torch_gpu.yaml"),
+           "--search-space", str(ROOT / "search_spaces" / "detector_torch_gpu.yaml"),
            "--trials", str(args.trials), "--storage", storage, "--out", str(args.out / "export"),
            "--run-dir", "/tmp/libtorch_runs", "--concurrency", str(args.concurrency), "--no-progress",
            "--min-samples", str(args.min_samples), "--max-measure-s", "10", "--shared-memory", "cuda",

@@ -46,7 +46,7 @@ def study(args, repo: Path, workers: int, gpus: int) -> dict:
     name = f"w{workers}"
     storage = f"sqlite:///{args.out / f'parallel_{name}.db'}"
     cmd = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--study-name", name,
-           "--search-space", str(ROOT / "tuner" / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
+           "--search-space", str(ROOT / "search_spaces" / "onnxruntime_tensorrt.yaml"), "--trials", str(args.trials),
            "--storage", storage, "--out", str(args.out / f"export_{name}"), "--run-dir", f"/tmp/parallel_{name}",
            "--workers", str(workers), "--gpus", ",".join(str(i % gpus) for i in range(workers)),
            "--shared-memory", "system", "--no-progress", "--max-measure-s", "10", "--remeasure", "0",

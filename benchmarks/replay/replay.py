@@ -16,7 +16,7 @@ hypervolume of the trials' front as a fraction of the whole grid's, both objecti
 grid's range, the reference point the grid's worst throughput and worst P95. Prints the median (and
 the 25th-75th percentiles) after 10/20/30/50 trials and writes benchmarks/results/replay.json.
 The samplers start from nothing; the last row is the tuner as shipped, with the space's start_with
-config queued first (as tuner/search_spaces/default.yaml does). GP needs scipy and torch (pip install scipy
+config queued first (as search_spaces/default.yaml does). GP needs scipy and torch (pip install scipy
 torch==2.13.0), which the tuner itself does not.
 """
 from __future__ import annotations

