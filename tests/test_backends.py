@@ -260,7 +260,7 @@ def test_without_a_source_dir_the_pinned_commits_are_fetched(tmp_path, monkeypat
     """The default path for users: GitHub's archives of the pinned commits (top folder
     `<repo>-<commit>/`) and ONNX Runtime's headers at the installed version, served here from files."""
     from tuner.backends import sources
-    from tuner.backends.recipes import REVISIONS
+    from tuner.backends.pinned import REVISIONS
 
     archive = tmp_path / "github"
     for repo, commit in REVISIONS.items():

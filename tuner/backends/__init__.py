@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.backends.builder import build, built_folder, cache_root, default_source_dir, toolchain
-from tuner.backends.recipes import BRANCH, RECIPES, BuildError
+from tuner.backends.pinned import BRANCH, BuildError
+from tuner.backends.recipes import RECIPES
 
 __all__ = ["BRANCH", "RECIPES", "BuildError", "Status", "build", "built", "cache_root", "default_source_dir",
            "missing_backend", "status", "toolchain"]

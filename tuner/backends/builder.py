@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.backends.recipes import BRANCH, RECIPES, BuildError, Library, Recipe, edit, run
+from tuner.backends.pinned import BRANCH, BuildError, Library, edit, run
+from tuner.backends.recipes import RECIPES, Recipe
 from tuner.backends.sources import rapidjson, source
 
 MIN_CMAKE = (3, 18)

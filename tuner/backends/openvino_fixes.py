@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.backends.recipes import differs, edit
+from tuner.backends.pinned import differs, edit
 
 
 def prebuilt_openvino(src: Path) -> None:

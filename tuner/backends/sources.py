@@ -8,7 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from tuner.backends.recipes import BRANCH, REVISIONS, BuildError, Library
+from tuner.backends.pinned import BRANCH, REVISIONS, BuildError, Library
 
 _ARCHIVE = "https://github.com/triton-inference-server/{repo}/archive/{commit}.tar.gz"
 # RapidJSON, header-only (MIT), which Triton's common JSON code includes: pinned like the backends
