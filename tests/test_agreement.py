@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from support import SPACES, load_study, search
 
-from tuner import trials as tr
-from tuner.agreement import relative_error
+from tuner.measure.agreement import relative_error
+from tuner.study import trials as tr
 
 
 @pytest.mark.unit

@@ -8,8 +8,8 @@ import pytest
 from support import MODELS, tuner
 from support.configs import ENSEMBLE, ONNX_TRT, PYTHON
 
-from tuner.autocomplete import can_change
-from tuner.modelconfig import parse_config
+from tuner.config.autocomplete import can_change
+from tuner.config.modelconfig import parse_config
 
 PLAIN = "class TritonPythonModel:\n    def execute(self, requests):\n        return []\n"
 

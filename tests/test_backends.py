@@ -16,15 +16,15 @@ from support import load_study, search, tuner, wait_for
 from support.configs import knob_problems
 
 from tuner import backends
-from tuner import trials as tr
 from tuner.backends import builder as build_module
 from tuner.backends import sources
-from tuner.knobs import GRAPH_LEVELS, PARAMETERS
-from tuner.modelconfig import ModelConfig, apply_knobs, read_config, to_json
+from tuner.config.knobs import GRAPH_LEVELS, PARAMETERS
+from tuner.config.modelconfig import ModelConfig, apply_knobs, read_config, to_json
+from tuner.config.shipped import DEMO_REPOSITORY
+from tuner.run import Target, find_model
 from tuner.server import EmbeddedServer
 from tuner.server.client import LoadError
-from tuner.shipped import DEMO_REPOSITORY
-from tuner.tuning import Target, find_model
+from tuner.study import trials as tr
 
 ONNX = DEMO_REPOSITORY / "detector" / "1" / "model.onnx"
 SOURCES = os.environ.get("TUNER_BACKEND_SOURCES")

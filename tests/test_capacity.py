@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from support import MODELS, SPACES, load_study, search, tuner
 
-from tuner.arrivals import Arrivals, Shape, parse_arrivals, schedule
-from tuner.capacity import CapacitySpec, find_capacity
+from tuner.config.modelconfig import parse_config, read_config
 from tuner.errors import ConfigError
-from tuner.evaluate import Evaluator
-from tuner.loadgen import LoadSpec, Measurement, drive
-from tuner.modelconfig import parse_config, read_config
+from tuner.measure.arrivals import Arrivals, Shape, parse_arrivals, schedule
+from tuner.measure.capacity import CapacitySpec, find_capacity
+from tuner.measure.evaluate import Evaluator
+from tuner.measure.load import LoadSpec
+from tuner.measure.loadgen import drive
+from tuner.measure.measurement import Measurement
 from tuner.server import EmbeddedServer
-from tuner.trials import Key
+from tuner.study.trials import Key
 
 COST_S = 0.1  # tiny_capacity's fixed cost per batch
 SLO_MS = 300.0

@@ -8,10 +8,10 @@ import pytest
 from optuna.trial import TrialState
 from support import MODELS, load_study, search
 
-from tuner.confirm import _ATTR, candidates, confirmed
-from tuner.modelconfig import read_config
-from tuner.select import choose
+from tuner.config.modelconfig import read_config
 from tuner.server import EmbeddedServer
+from tuner.study.confirm import _ATTR, candidates, confirmed
+from tuner.study.selection import choose
 
 
 def _study_with(points):
@@ -55,7 +55,7 @@ def test_choice_after_remeasuring_uses_the_medians():
 
 @pytest.mark.unit
 def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points():
-    from tuner.study import _race
+    from tuner.study.study import _race
 
     # the front: (180, 45) with its intervals stored, (120, 40) with none (its values stand for them)
     decided = _race(_study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),

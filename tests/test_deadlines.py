@@ -11,11 +11,14 @@ import threading
 import pytest
 from support import MODELS, wait_serving
 
-from tuner.capacity import CapacitySpec, find_capacity
-from tuner.evaluate import Evaluator
+from tuner.config.modelconfig import read_config, to_json
 from tuner.faults import Failure
-from tuner.loadgen import LoadSpec, Measurement, in_flight_limit, measure
-from tuner.modelconfig import read_config, to_json
+from tuner.measure.capacity import CapacitySpec, find_capacity
+from tuner.measure.evaluate import Evaluator
+from tuner.measure.load import LoadSpec
+from tuner.measure.loadgen import measure
+from tuner.measure.measurement import Measurement
+from tuner.measure.senders import in_flight_limit
 from tuner.server import EmbeddedServer
 from tuner.server.base import pid_alive
 

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 
+from tuner.config.shipped import DEMO_REPOSITORY
 from tuner.server import EmbeddedServer
-from tuner.shipped import DEMO_REPOSITORY
 
 sys.path.insert(0, str(DEMO_REPOSITORY / "detector_python" / "1"))
 import build_onnx  # noqa: E402

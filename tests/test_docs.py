@@ -7,7 +7,8 @@ import sys
 import pytest
 from support import ROOT
 
-from tuner import cli, knobs, space
+from tuner import cli
+from tuner.config import knobs, space
 from tuner.errors import Exit
 
 pytestmark = pytest.mark.unit

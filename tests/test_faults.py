@@ -24,8 +24,8 @@ import pytest
 from optuna.trial import TrialState
 from support import MODELS, load_study, log_text, search_command, trial_rows, wait_for, wait_serving
 
-from tuner import trials as tr
 from tuner.faults import Failure
+from tuner.study import trials as tr
 
 pytestmark = [pytest.mark.system, pytest.mark.faults]
 

@@ -1,12 +1,12 @@
 """What a study raises and lowers, and how it says so (pure functions)."""
 import pytest
 
-from tuner.capacity import Capacity, Step
+from tuner.config.modelconfig import parse_config
 from tuner.errors import ConfigError
-from tuner.evaluate import Outcome
-from tuner.goal import Cost, Goal, Objective, check_goal, goal_of
-from tuner.loadgen import Measurement
-from tuner.modelconfig import parse_config
+from tuner.measure.capacity import Capacity, Step
+from tuner.measure.evaluate import Outcome
+from tuner.measure.measurement import Measurement
+from tuner.study.goal import Cost, Goal, Objective, check_goal, goal_of
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 from support import MODELS, SPACES, load_study, search, tuner
 
-from tuner import trials as tr
+from tuner.study import trials as tr
 
 ALLTYPES = ("--model-repository", str(MODELS), "--model", "alltypes")
 

@@ -7,7 +7,7 @@ from google.protobuf import json_format
 from support import MODELS
 from support.configs import ONNX_TRT, OPENVINO, PYTORCH, TRT_PLAN, knob_problems
 
-from tuner.modelconfig import ModelConfig, apply_knobs, parse_config, read_config, render_pbtxt, to_json
+from tuner.config.modelconfig import ModelConfig, apply_knobs, parse_config, read_config, render_pbtxt, to_json
 from tuner.server import EmbeddedServer
 
 KNOBS = [

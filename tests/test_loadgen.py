@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from support import MODELS
 
+from tuner.config.modelconfig import apply_knobs, read_config
 from tuner.errors import ConfigError
-from tuner.evaluate import Evaluator
-from tuner.inputs import Inputs, Memory, TensorSpec, load_input_data, tensor_specs
-from tuner.loadgen import LoadSpec, Race
-from tuner.modelconfig import apply_knobs, read_config
+from tuner.measure.evaluate import Evaluator
+from tuner.measure.inputs import Inputs, Memory, TensorSpec, load_input_data, tensor_specs
+from tuner.measure.load import LoadSpec, Race
 from tuner.server import EmbeddedServer
 
 QUICK = LoadSpec(concurrency=4, warmup_s=0.3, window_s=0.3, min_samples=100, max_duration_s=3)
@@ -108,7 +108,7 @@ def test_a_raced_measurement_stops_once_clearly_behind(server):
         return True
 
     m = _measure(server, "tiny", spec=UNSETTLED, race=Race(behind)).measurement
-    assert m.screened and not m.stable and 100 <= m.samples < 1000 and m.duration_s < 2
+    assert m.decided and not m.stable and 100 <= m.samples < 1000 and m.duration_s < 2
     assert asked == [(m.throughput_ci, m.p95_ci_ms)]  # the result is what it was judged by
     low, high = m.throughput_ci
     assert low < m.throughput < high
@@ -121,7 +121,7 @@ def test_a_raced_measurement_stops_once_as_precise_as_asked(server):
     delayed = apply_knobs(read_config(MODELS / "tiny" / "config.pbtxt"), {"parameters": {"delay_ms": "20"}})
     loose = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=0.2),
                      config=delayed).measurement
-    assert loose.stable and not loose.screened and loose.duration_s < UNSETTLED.max_duration_s  # not its time limit
+    assert loose.stable and not loose.decided and loose.duration_s < UNSETTLED.max_duration_s  # not its time limit
     for value, (low, high) in ((loose.throughput, loose.throughput_ci), (loose.p95_ms, loose.p95_ci_ms)):
         assert (high - low) / 2 <= 0.2 * value
     tight = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=1e-6)).measurement

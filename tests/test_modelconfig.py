@@ -4,8 +4,7 @@ import json
 import pytest
 from support.configs import ENSEMBLE, ONNX_TRT, PYTHON, TRT_PLAN, knob_problems
 
-from tuner.errors import ConfigError
-from tuner.modelconfig import (
+from tuner.config.modelconfig import (
     apply_knobs,
     fingerprint,
     parse_config,
@@ -14,7 +13,8 @@ from tuner.modelconfig import (
     render_pbtxt,
     to_json,
 )
-from tuner.pipeline import ensemble_steps
+from tuner.config.pipeline import ensemble_steps
+from tuner.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -99,7 +99,7 @@ def test_knobs_that_do_not_apply_are_explained():
 
 
 def test_demo_config_is_valid():
-    from tuner.shipped import DEMO_REPOSITORY
+    from tuner.config.shipped import DEMO_REPOSITORY
     config = read_config(DEMO_REPOSITORY / "detector" / "config.pbtxt")
     assert config.name == "detector" and list(config.input[0].dims) == [3, 640, 640]
     assert list(config.output[0].dims) == [84, 8400]

@@ -18,9 +18,9 @@ from onnx import TensorProto, helper, numpy_helper
 from support import load_study, search
 
 from tuner import backends
-from tuner.modelconfig import read_config
+from tuner.config.modelconfig import read_config
+from tuner.config.shipped import DEMO_REPOSITORY
 from tuner.server import EmbeddedServer
-from tuner.shipped import DEMO_REPOSITORY
 
 WIDTH = 4096  # 16 KiB per row: freed buffers get reused by the next messages, as with real inputs
 RNG = np.random.default_rng(7)

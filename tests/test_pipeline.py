@@ -7,16 +7,16 @@ import pytest
 from optuna.trial import TrialState
 from support import MODELS, PIPELINES, load_study, search, tuner
 
-from tuner import trials as tr
+from tuner.config.modelconfig import apply_knobs, read_config
+from tuner.config.pipeline import read_members
+from tuner.config.space import parse_space
 from tuner.errors import ConfigError
-from tuner.evaluate import Evaluator
 from tuner.faults import Failure
-from tuner.loadgen import LoadSpec
-from tuner.modelconfig import apply_knobs, read_config
-from tuner.pipeline import read_members
+from tuner.measure.evaluate import Evaluator
+from tuner.measure.load import LoadSpec
 from tuner.server import EmbeddedServer
-from tuner.space import parse_space
-from tuner.trials import Key
+from tuner.study import trials as tr
+from tuner.study.trials import Key
 
 CHAIN = ("--model", "chain")
 

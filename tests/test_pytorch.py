@@ -9,9 +9,9 @@ import pytest
 from optuna.trial import TrialState
 from support import SPACES, load_study, search
 
-from tuner import trials as tr
-from tuner.knobs import parameter_problems
-from tuner.shipped import DEMO_REPOSITORY
+from tuner.config.knobs import parameter_problems
+from tuner.config.shipped import DEMO_REPOSITORY
+from tuner.study import trials as tr
 
 sys.path.insert(0, str(DEMO_REPOSITORY / "detector_python" / "1"))
 

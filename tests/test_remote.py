@@ -7,10 +7,10 @@ import pytest
 from support import FAST, MODELS, SPACES, load_study, tuner, wait_serving
 from support.proxy import Link
 
-from tuner import trials as tr
-from tuner.modelconfig import read_config
+from tuner.config.modelconfig import read_config
 from tuner.server import EmbeddedServer
 from tuner.server.embedded import free_port
+from tuner.study import trials as tr
 
 
 @pytest.mark.integration

@@ -8,12 +8,13 @@ import optuna
 import pytest
 from support import MODELS, load_study, tuner
 
-from tuner import trials as tr
-from tuner.confirm import confirmed
-from tuner.modelconfig import read_config
-from tuner.report import importances
-from tuner.select import choose
-from tuner.study import StudySettings, open_study
+from tuner.config.modelconfig import read_config
+from tuner.output.report import importances
+from tuner.study import trials as tr
+from tuner.study.confirm import confirmed
+from tuner.study.selection import choose
+from tuner.study.settings import StudySettings
+from tuner.study.study import open_study
 
 
 def _storage(workdir):

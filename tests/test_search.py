@@ -22,11 +22,11 @@ from support import (
     wait_serving,
 )
 
-from tuner import trials as tr
+from tuner.config.modelconfig import read_config
 from tuner.faults import Failure
-from tuner.modelconfig import read_config
-from tuner.select import pareto_front
 from tuner.server import EmbeddedServer
+from tuner.study import trials as tr
+from tuner.study.selection import pareto_front
 
 
 @pytest.mark.integration

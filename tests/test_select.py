@@ -2,7 +2,7 @@
 import optuna
 import pytest
 
-from tuner.select import choose, pareto_front
+from tuner.study.selection import choose, pareto_front
 
 pytestmark = pytest.mark.unit
 

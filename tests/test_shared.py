@@ -8,10 +8,11 @@ import shutil
 import pytest
 from support import MODELS, load_study, search, tuner
 
-from tuner import trials as tr
-from tuner.loadgen import LoadSpec, Measurement
-from tuner.modelconfig import read_config
-from tuner.trials import SLO_VIOLATION, Key
+from tuner.config.modelconfig import read_config
+from tuner.measure.load import LoadSpec
+from tuner.measure.measurement import Measurement
+from tuner.study import trials as tr
+from tuner.study.trials import SLO_VIOLATION, Key
 
 TWO = ("--model", "fast", "--model", "slow")
 

@@ -2,10 +2,10 @@
 import optuna
 import pytest
 
+from tuner.config.modelconfig import apply_knobs, parse_config
+from tuner.config.shipped import SPACES
+from tuner.config.space import load_space, parse_space
 from tuner.errors import ConfigError
-from tuner.modelconfig import apply_knobs, parse_config
-from tuner.shipped import SPACES
-from tuner.space import load_space, parse_space
 
 pytestmark = pytest.mark.unit
 

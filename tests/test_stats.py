@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.common import correlated_latencies, event_times
-from tuner.stats import autocorrelation_time, mean_ci, quantile_ci, rate_ci, relative_half_width, t975
+from tuner.measure.stats import autocorrelation_time, mean_ci, quantile_ci, rate_ci, relative_half_width, t975
 
 pytestmark = pytest.mark.unit
 

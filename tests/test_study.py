@@ -1,4 +1,4 @@
-"""The study's own bookkeeping (tuner.study) on a real SQLite storage, with stand-ins for the server
+"""The study's own bookkeeping (tuner.study.study) on a real SQLite storage, with stand-ins for the server
 whose answers are pure functions of the config: a bug inside a trial, failed configs the sampler
 must learn from, and a study stored by an older version resuming."""
 import dataclasses
@@ -7,14 +7,15 @@ import pytest
 from optuna.trial import TrialState
 from support import MODELS
 
-from tuner import trials as tr
+from tuner.config.modelconfig import read_config
+from tuner.config.space import parse_space
 from tuner.errors import ConfigError
-from tuner.evaluate import Outcome
 from tuner.faults import Failure
-from tuner.loadgen import Measurement
-from tuner.modelconfig import read_config
-from tuner.space import parse_space
-from tuner.study import StudySettings, open_study, run_trial
+from tuner.measure.evaluate import Outcome
+from tuner.measure.measurement import Measurement
+from tuner.study import trials as tr
+from tuner.study.settings import StudySettings
+from tuner.study.study import open_study, run_trial
 
 pytestmark = pytest.mark.unit
 

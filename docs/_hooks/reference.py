@@ -1,6 +1,6 @@
 """The reference pages, written from the code at build time so that they cannot drift from it: the
 command line (from the parser), the knobs and backend parameters (from the catalog in
-tuner.space and tuner.knobs), trial attributes and failures (tuner.trials, tuner.faults), the exit
+tuner.config.space and tuner.config.knobs), trial attributes and failures (tuner.study.trials, tuner.faults), the exit
 codes (tuner.errors), the modules (their docstrings), and the benchmarks page from
 benchmarks/RESULTS.md."""
 from __future__ import annotations
@@ -16,8 +16,10 @@ from pathlib import Path
 from mkdocs.structure.files import File, Files
 
 import tuner
-from tuner import cli, faults, knobs, space, trials
+from tuner import cli, faults
+from tuner.config import knobs, space
 from tuner.errors import Exit
+from tuner.study import trials
 
 
 def on_files(files: Files, config) -> Files:

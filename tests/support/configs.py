@@ -2,8 +2,8 @@
 config tests share."""
 import json
 
-from tuner.knobs import space_problems
-from tuner.space import parse_space
+from tuner.config.knobs import space_problems
+from tuner.config.space import parse_space
 
 ONNX_TRT = """
 name: "yolo"

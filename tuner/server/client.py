@@ -1,5 +1,5 @@
 """Control calls to a running Triton over gRPC: readiness, load/unload with a config override,
-metadata and statistics. Inference traffic goes through `tuner.loadgen`, not through here."""
+metadata and statistics. Inference traffic goes through `tuner.measure.loadgen`, not through here."""
 from __future__ import annotations
 
 import time

@@ -70,7 +70,7 @@ class DockerServer(Server):
         self.run_dir = Path(run_dir)
         self.image, self.gpus, self.host, self.network = image, gpus, host, network
         self.shm_size, self.ipc_host, self.ready_timeout_s = shm_size, ipc_host, ready_timeout_s
-        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.autocomplete)
+        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.config.autocomplete)
         self.log_path = self.run_dir / "tritonserver.log"
         self.container: Any = None  # a docker Container while started
         self.grpc_port = 0

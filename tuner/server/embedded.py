@@ -113,7 +113,7 @@ class EmbeddedServer(Server):
         self.ready_timeout_s = ready_timeout_s
         self.backend_folders = backend_folders  # default: every built backend
         self.gpus = gpus  # "all", device ids, or None: whatever the tuner sees
-        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.autocomplete)
+        self.auto_complete = auto_complete  # off where it can change no model's config (tuner.config.autocomplete)
         self.log_path = self.run_dir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         self.grpc_port = self.http_port = self.metrics_port = 0

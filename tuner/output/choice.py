@@ -1,0 +1,85 @@
+"""The study's choice: which trial, within which limits, and the chosen config exported where a
+model repository can take it, with the engine-only ceiling where that can be measured."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from tuner.config.modelconfig import parse_config
+from tuner.errors import ConfigError
+from tuner.measure import ceiling
+from tuner.output.export import export
+from tuner.study.confirm import confirmed
+from tuner.study.goal import goal_of
+from tuner.study.selection import baseline_of, choose
+from tuner.study.trials import Key
+
+
+def searched_slo(study: optuna.Study) -> float | None:
+    """The P95 limit the study was searched under (and goodput counted within), if any."""
+    return (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
+
+
+def slo_within(study: optuna.Study, asked: float | None) -> float | None:
+    """The P95 limit a choice keeps to: the one asked for, else the one the study was searched under."""
+    return asked if asked is not None else searched_slo(study)
+
+
+def chosen(study: optuna.Study, policy: str, slo: float | None) -> FrozenTrial | None:
+    """The trial the policy picks from the confirmed front, within the SLO (None: nothing meets it)."""
+    return choose(confirmed(study), policy, goal_of(study.user_attrs["settings"]).chooses_within(slo))
+
+
+def numbered(study: optuna.Study, number: int) -> FrozenTrial:
+    """A measured trial by its number, as confirmed (re-measured) where it was."""
+    found = ([t for t in confirmed(study) if t.number == number]
+             or [t for t in study.get_trials(deepcopy=False) if t.number == number])
+    if not found or found[0].values is None:
+        raise ConfigError(f"--trial {number}: no measured trial with that number in '{study.study_name}'")
+    return found[0]
+
+
+def unmet(study: optuna.Study, slo: float | None) -> str:
+    """The limits no measured trial met, in words."""
+    settings = study.user_attrs.get("settings") or {}
+    limits = [f"P95 <= {slo} ms"] * bool(slo) + \
+        [f"{name}'s P95 <= {limit:g} ms" for name, limit in (settings.get("model_slos") or {}).items()] + \
+        [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
+    return " and ".join(limits) or "the limits"
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path  # the config.pbtxt written
+    summary: str  # what it serves, and its gain over the baseline
+    ceiling: dict | None  # the engine-only ceiling and the fraction of it served, where measured
+
+
+def export_choice(study: optuna.Study, model: str, trial: FrozenTrial, out: Path, storage: str, policy: str,
+                  slo: float | None) -> Exported:
+    """Writes the trial's config and manifest under `out`; the ceiling, where measured, is kept with
+    the study too (for `tuner report`)."""
+    context = {"study": study.study_name, "storage": storage, "search_settings": study.user_attrs.get("settings"),
+               "policy": policy, "slo_p95_ms": slo, **study.user_attrs.get("context", {})}
+    found = _ceiling(trial, model, context.get("model_repository"))
+    if found is not None:
+        context["ceiling"] = {**found.to_json(), "trial": trial.number, "fraction": trial.values[0] / found.rate}
+        study.set_user_attr("ceiling", context["ceiling"])
+    path = export(trial, out, model, context)
+    goal = goal_of(study.user_attrs["settings"])
+    base = baseline_of(confirmed(study))
+    gain = (f", {trial.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
+            if base and base.values[0] > 0 else "")
+    return Exported(path, f"{goal.text(trial.values, searched_slo(study))}{gain}", context.get("ceiling"))
+
+
+def _ceiling(trial: FrozenTrial, model: str, repository: str | None) -> ceiling.Ceiling | None:
+    """The engine-only ceiling of the exported config's model, where the model's files are here and
+    its framework can run it on the GPU (tuner.measure.ceiling)."""
+    config = parse_config(trial.user_attrs[Key.CONFIG])
+    if repository is None or not ceiling.measurable(config):
+        return None
+    return ceiling.measure(Path(repository) / model, config)
