@@ -1,7 +1,7 @@
 """What Triton's config auto-completion costs a python-backend model's loads: with it on (Triton's
 default), each load starts a stub process of its own to call the model's `auto_complete_config`,
 then stops it. The tuner's servers run without it where no model can be changed by it
-(tuner.autocomplete); this measures the difference on the demo's python-backend twin.
+(tuner.config.autocomplete); this measures the difference on the demo's python-backend twin.
 
     python benchmarks/auto_complete.py [--rounds 5]
 
@@ -21,9 +21,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import scratch_repository, table, write_json  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 MODEL = "detector_python"
 

@@ -29,10 +29,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import median, table, write_json  # noqa: E402
 from benchmarks.loadgen_vs_perf_analyzer import perf_analyzer_option, setup  # noqa: E402
-from tuner.capacity import CapacitySpec  # noqa: E402
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.measure.capacity import CapacitySpec  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 
 

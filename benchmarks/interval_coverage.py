@@ -4,10 +4,10 @@
 
 P95: lognormal latencies exp(0.5 z), z an AR(1) with neighbour correlation phi (a closed loop's slow
 moments last several requests), n = 2000 per measurement; the true P95 is exp(0.5 * 1.645).
-Compared: the tuner's interval (tuner.stats.quantile_ci) and the bootstrap it replaced (400
+Compared: the tuner's interval (tuner.measure.stats.quantile_ci) and the bootstrap it replaced (400
 resamples, which treats the samples as independent). Throughput: the mean of 3 windows drawn
-normal(100, 5), the t interval (tuner.stats.mean_ci) against the old "2 standard errors"; and the
-batch-means interval a measurement reports now (tuner.stats.rate_ci) on completions at a known rate
+normal(100, 5), the t interval (tuner.measure.stats.mean_ci) against the old "2 standard errors"; and the
+batch-means interval a measurement reports now (tuner.measure.stats.rate_ci) on completions at a known rate
 (150/s over 1, 3 and 10 s; Poisson, and gamma gaps of shape 8, as regular as a closed loop).
 Prints a table and writes benchmarks/results/interval_coverage.json.
 """
@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import correlated_latencies, event_times, table, write_json  # noqa: E402
-from tuner.stats import mean_ci, quantile_ci, rate_ci  # noqa: E402
+from tuner.measure.stats import mean_ci, quantile_ci, rate_ci  # noqa: E402
 
 TRUE_P95 = math.exp(0.5 * 1.6448536)
 

@@ -31,12 +31,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import median, table, write_json  # noqa: E402
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, to_json  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 from tuner.server.embedded import triton_dist  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 
 def perf_analyzer_env(tmp: Path) -> dict:

@@ -20,9 +20,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import scratch_repository, table, write_json  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config, render_pbtxt, to_json  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, render_pbtxt, to_json  # noqa: E402
+from tuner.config.shipped import DEMO_MODEL, DEMO_REPOSITORY  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_MODEL, DEMO_REPOSITORY  # noqa: E402
 
 
 def main() -> None:

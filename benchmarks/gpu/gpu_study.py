@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import median, table  # noqa: E402
-from tuner.evaluate import Evaluator, Inputs  # noqa: E402
-from tuner.inputs import Memory  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.measure.evaluate import Evaluator, Inputs  # noqa: E402
+from tuner.measure.inputs import Memory  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 
 class GpuSampler:

@@ -29,10 +29,10 @@ import build_torchscript  # noqa: E402
 from benchmarks.common import median, table  # noqa: E402
 from benchmarks.gpu.gpu_study import HEADERS, GpuSampler, gpu_repository, measured, row  # noqa: E402
 from tuner import backends  # noqa: E402
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.inputs import Inputs, Memory  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.inputs import Inputs, Memory  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 
 MODEL = "detector_torch"

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import table  # noqa: E402
 from benchmarks.gpu.gpu_study import gpu_repository  # noqa: E402
-from tuner.evaluate import Evaluator, Inputs  # noqa: E402
-from tuner.inputs import Memory  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import read_config  # noqa: E402
+from tuner.config.modelconfig import read_config  # noqa: E402
+from tuner.measure.evaluate import Evaluator, Inputs  # noqa: E402
+from tuner.measure.inputs import Memory  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
 
 # NVLink multicast stays off on the lent machines (the device README); Triton inherits these.

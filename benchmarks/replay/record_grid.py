@@ -19,12 +19,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import apply_knobs, read_config  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.config.space import Choice, SearchSpace, load_space  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
-from tuner.space import Choice, SearchSpace, load_space  # noqa: E402
 
 GRID = HERE / "grid.json"
 SPACE = HERE / "space.yaml"

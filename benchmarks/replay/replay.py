@@ -11,7 +11,7 @@ the grid's measurement of the config it picked (a config that failed in the grid
 Trials are counted as a repeated config was counted before (a repeat is a trial, told its values
 again; a failure is FAIL), except in the last row, which does what the tuner does now: `--trials`
 distinct configs, a repeat told as FAIL and not counted, a failed config told as PRUNED with a
-violated constraint (tuner.trials). Quality is the
+violated constraint (tuner.study.trials). Quality is the
 hypervolume of the trials' front as a fraction of the whole grid's, both objectives scaled to the
 grid's range, the reference point the grid's worst throughput and worst P95. Prints the median (and
 the 25th-75th percentiles) after 10/20/30/50 trials and writes benchmarks/results/replay.json.
@@ -35,9 +35,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from benchmarks.common import table, write_json  # noqa: E402
 from benchmarks.replay.record_grid import GRID, SPACE, key  # noqa: E402
-from tuner.space import load_space  # noqa: E402
-from tuner.study import MAX_REPEATS  # noqa: E402
-from tuner.trials import CONFIG_FAILED  # noqa: E402
+from tuner.config.space import load_space  # noqa: E402
+from tuner.study.study import MAX_REPEATS  # noqa: E402
+from tuner.study.trials import CONFIG_FAILED  # noqa: E402
 
 CHECKPOINTS = (10, 20, 30, 50)
 

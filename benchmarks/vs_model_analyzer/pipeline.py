@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 
 from benchmarks.vs_model_analyzer.run import arguments, profile, summarize  # noqa: E402
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import read_config  # noqa: E402
-from tuner.pipeline import read_members  # noqa: E402
+from tuner.config.modelconfig import read_config  # noqa: E402
+from tuner.config.pipeline import read_members  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 MODEL = "detector_pipeline"
 STEPS = ("preprocess", "detector", "postprocess")

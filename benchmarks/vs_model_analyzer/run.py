@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 
 from benchmarks.common import table, write_json  # noqa: E402
-from tuner.evaluate import Evaluator  # noqa: E402
-from tuner.loadgen import LoadSpec  # noqa: E402
-from tuner.modelconfig import parse_config, read_config  # noqa: E402
+from tuner.config.modelconfig import parse_config, read_config  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
-from tuner.shipped import DEMO_REPOSITORY  # noqa: E402
 
 MODEL = "detector"
 
