@@ -18,8 +18,8 @@ from support.configs import knob_problems
 from tuner import backends
 from tuner.backends import builder as build_module
 from tuner.backends import sources
-from tuner.config.knobs import GRAPH_LEVELS, PARAMETERS
 from tuner.config.modelconfig import ModelConfig, apply_knobs, read_config, to_json
+from tuner.config.parameters import GRAPH_LEVELS, PARAMETERS
 from tuner.config.shipped import DEMO_REPOSITORY
 from tuner.run import Target, find_model
 from tuner.server import EmbeddedServer
@@ -116,7 +116,8 @@ def test_every_onnxruntime_knob_loads_into_the_real_backend(server):
     client = grpcclient.InferenceServerClient(server.url)
     for level in GRAPH_LEVELS:
         knobs = {"max_batch_size": 4, "instance_count": 2, "dynamic_batching": True, "max_queue_delay_us": 500,
-                 "preferred_batch_sizes": "pow2", "graph_optimization": level, "parameters": values}
+                 "preferred_batch_sizes": "pow2", "graph_optimization": level, "pinned_memory": False,
+                 "parameters": values}
         config = apply_knobs(base, knobs)
         server.control.load("detector", to_json(config))
         loaded = json_format.ParseDict(server.control.model_config_json("detector"), ModelConfig(),
@@ -124,6 +125,9 @@ def test_every_onnxruntime_knob_loads_into_the_real_backend(server):
         assert {k: v.string_value for k, v in loaded.parameters.items()} == values
         assert loaded.optimization.graph.level == GRAPH_LEVELS[level]
         assert loaded.instance_group[0].count == 2 and list(loaded.dynamic_batching.preferred_batch_size) == [2, 4]
+        # Triton keeps the setting the tuner refuses to search on this CPU build (no host-GPU copies here)
+        pinned = loaded.optimization.input_pinned_memory
+        assert loaded.optimization.HasField("input_pinned_memory") and not pinned.enable
         tensor = grpcclient.InferInput("images", x.shape, "FP32")
         tensor.set_data_from_numpy(x)
         np.testing.assert_allclose(client.infer("detector", [tensor]).as_numpy("output0"), _ort_answer(x),

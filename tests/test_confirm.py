@@ -1,5 +1,6 @@
 """Re-measuring the front: which trials are candidates, choosing on their medians, and a candidate
 loaded cold (from its own config.pbtxt, as a deployment loads it) before it is exported."""
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,14 @@ from tuner.config.modelconfig import read_config
 from tuner.server import EmbeddedServer
 from tuner.study.confirm import _ATTR, candidates, confirmed
 from tuner.study.selection import choose
+from tuner.study.settings import StudySettings
 
 
 def _study_with(points):
-    """A real (in-memory) Optuna study holding `points`: (throughput, p95, user_attrs)."""
+    """A real (in-memory) Optuna study holding `points`: (throughput, p95, user_attrs), with the
+    settings a search stores (no limits)."""
     study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("settings", dataclasses.asdict(StudySettings("m", "concurrency 8", "x", {})))
     for thr, p95, attrs in points:
         study.add_trial(optuna.trial.create_trial(values=[thr, p95], user_attrs=attrs))
     return study

@@ -8,7 +8,7 @@ import pytest
 from support import ROOT
 
 from tuner import cli
-from tuner.config import knobs, space
+from tuner.config import knobs, parameters
 from tuner.errors import Exit
 
 pytestmark = pytest.mark.unit
@@ -34,7 +34,7 @@ def test_the_reference_pages_say_what_the_code_does(monkeypatch):
     assert {"tuner search", "tuner backends build", "tuner measure"} <= {n for n, _ in reference._commands(
         cli.parser(), "tuner")}
     catalog = reference.knobs_page()
-    assert all(f"| `{name}` |" in catalog for name in space.KNOBS)
-    assert all(f"| {backend} | `{key}` |" in catalog for backend, keys in knobs.PARAMETERS.items() for key in keys)
+    assert all(f"| `{name}` |" in catalog for name in knobs.KNOBS)
+    assert all(f"| {backend} | `{key}` |" in catalog for backend, keys in parameters.PARAMETERS.items() for key in keys)
     assert all(f"| {code.value} |" in reference.exit_page() for code in Exit)
     assert "| `fail_reason` | Triton's (or the tuner's) words |" in reference.trials_page()

@@ -1,4 +1,6 @@
 """What a study raises and lowers, and how it says so (pure functions)."""
+import dataclasses
+
 import pytest
 
 from tuner.config.modelconfig import parse_config
@@ -6,7 +8,8 @@ from tuner.errors import ConfigError
 from tuner.measure.capacity import Capacity, Step
 from tuner.measure.evaluate import Outcome
 from tuner.measure.measurement import Measurement
-from tuner.study.goal import Cost, Goal, Objective, check_goal, goal_of
+from tuner.study.goal import Cost, Goal, Objective, check_goal
+from tuner.study.settings import StudySettings
 
 pytestmark = pytest.mark.unit
 
@@ -35,8 +38,10 @@ def test_only_throughput_is_filtered_by_the_slo_when_choosing():
 
 
 def test_a_study_from_before_goals_is_throughput_against_p95():
-    assert goal_of({"model": "m"}) == Goal()
-    assert goal_of({"objective": "capacity", "cost": "memory"}) == Goal(Objective.CAPACITY, Cost.MEMORY)
+    made_before_goals = StudySettings("m", "concurrency 8", "x", {})
+    assert made_before_goals.goal == Goal()
+    assert dataclasses.replace(made_before_goals, objective="capacity", cost="memory").goal == Goal(
+        Objective.CAPACITY, Cost.MEMORY)
 
 
 def test_a_memory_cost_needs_a_server_of_the_tuners_own():

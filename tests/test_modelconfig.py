@@ -4,15 +4,8 @@ import json
 import pytest
 from support.configs import ENSEMBLE, ONNX_TRT, PYTHON, TRT_PLAN, knob_problems
 
-from tuner.config.modelconfig import (
-    apply_knobs,
-    fingerprint,
-    parse_config,
-    preferred_sizes,
-    read_config,
-    render_pbtxt,
-    to_json,
-)
+from tuner.config.knobs import preferred_sizes
+from tuner.config.modelconfig import apply_knobs, fingerprint, parse_config, read_config, render_pbtxt, to_json
 from tuner.config.pipeline import ensemble_steps
 from tuner.errors import ConfigError
 
@@ -114,3 +107,22 @@ def test_graph_optimization_all_is_onnxruntimes_default_and_no_change():
     tuned = apply_knobs(apply_knobs(base, {"graph_optimization": "extended"}), {"graph_optimization": "all"})
     assert not tuned.optimization.HasField("graph")
     assert tuned.optimization.execution_accelerators.gpu_execution_accelerator
+
+
+def test_pinned_memory_is_written_where_the_backend_reads_it_and_acts_only_on_gpu_copies():
+    """backend/src/backend_model.cc reads optimization.{input,output}_pinned_memory.enable; Triton's
+    core turns both on when absent, so on is written as no setting (one config with the default)."""
+    base = parse_config(ONNX_TRT)
+    off = apply_knobs(base, {"pinned_memory": False}).optimization
+    # present and not enabled: proto3 writes the message with no field (`input_pinned_memory { }`)
+    assert off.HasField("input_pinned_memory") and not off.input_pinned_memory.enable
+    assert off.HasField("output_pinned_memory") and not off.output_pinned_memory.enable
+    assert fingerprint(apply_knobs(base, {"pinned_memory": True})) == fingerprint(base)
+    assert knob_problems(base, {"pinned_memory": [True, False]}) == []  # KIND_GPU, onnxruntime: it acts
+    on_cpu = parse_config(ONNX_TRT.replace("kind: KIND_GPU gpus: [ 0 ]", "kind: KIND_CPU"))
+    assert knob_problems(on_cpu, {"pinned_memory": [True, False]}) == [
+        "pinned_memory: pinned buffers serve copies between host and GPU memory: KIND_GPU instances only"]
+    (why,) = knob_problems(base, {"pinned_memory": [False]}, embedded=True)
+    assert "CPU build" in why
+    (why,) = knob_problems(parse_config(PYTHON), {"pinned_memory": [False]})
+    assert "python backend does not copy through Triton's pinned buffers" in why

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 from support import SPACES, load_study, search
 
-from tuner.config.knobs import parameter_problems
+from tuner.config.parameters import parameter_problems
 from tuner.config.shipped import DEMO_REPOSITORY
 from tuner.study import trials as tr
 

@@ -6,7 +6,7 @@ import warnings
 
 import optuna
 import pytest
-from support import MODELS, load_study, tuner
+from support import MODELS, SPACES, load_study, search, tuner
 
 from tuner.config.modelconfig import read_config
 from tuner.output.report import importances
@@ -125,3 +125,24 @@ def test_export_and_report_choose_within_the_studys_slo_unless_told_otherwise(tm
     report = tuner(tmp_path, "report", "--storage", storage, "--policy", "max-throughput", "--out", str(tmp_path / "r"))
     assert report.returncode == 0, report.stderr
     assert [line.split()[1] for line in report.stdout.splitlines() if line.startswith("*")] == ["#2"]
+
+
+@pytest.mark.integration
+def test_a_study_stored_before_the_renames_resumes_and_reports(workdir):
+    """A study whose trials carry the old attribute name (`screened`, now `stopped_early`) goes on
+    where it stopped and reports those trials as stopped early."""
+    first = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "3")
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(workdir / "study.db") as db:  # as a study stored before the rename
+        db.execute("UPDATE trial_user_attributes SET key = 'screened' WHERE key = 'stopped_early'")
+        db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                   "SELECT trial_id, 'screened', 'true' FROM trials WHERE number = 2")
+    again = search(workdir, "--search-space", str(SPACES / "tiny.yaml"), "--trials", "4")
+    assert again.returncode == 0, again.stderr
+    study = load_study(workdir)
+    assert sum(tr.measured(t) for t in study.get_trials()) == 4  # resumed: one more, none run twice
+    assert tr.stopped_early(study.trials[2])
+    report = tuner(workdir, "report", "--storage", _storage(workdir), "--out", str(workdir / "r"))
+    assert report.returncode == 0, report.stderr
+    early = int(report.stdout.split(" stopped early")[0].rsplit("(", 1)[1])
+    assert early >= 1

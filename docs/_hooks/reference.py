@@ -17,7 +17,7 @@ from mkdocs.structure.files import File, Files
 
 import tuner
 from tuner import cli, faults
-from tuner.config import knobs, space
+from tuner.config import knobs, parameters
 from tuner.errors import Exit
 from tuner.study import trials
 
@@ -57,14 +57,14 @@ def knobs_page() -> str:
             "and the config.pbtxt field it writes. See [Search spaces](../guides/search-spaces.md) for the "
             "file's format.\n",
             "| knob | values | writes |", "| --- | --- | --- |"]
-    rows += [f"| `{name}` | {_cell(knob.values)} | {_cell(knob.writes)} |" for name, knob in space.KNOBS.items()]
+    rows += [f"| `{name}` | {_cell(knob.values)} | {_cell(knob.writes)} |" for name, knob in knobs.KNOBS.items()]
     rows += ["| `parameters: {NAME: ...}` | strings (numbers and booleans are written as strings) | "
              "`parameters { key: NAME value { string_value } }`: the backend's own settings, below |", "",
              "## Backend parameters\n",
-             _cell(inspect.getdoc(knobs) or "") + "\n",
+             _cell(inspect.getdoc(parameters) or "") + "\n",
              "A python model reads whatever its `model.py` reads, so any key goes there.\n",
              "| backend | key | values | acts on | only when | read in |", "| --- | --- | --- | --- | --- | --- |"]
-    for backend, catalog in knobs.PARAMETERS.items():
+    for backend, catalog in parameters.PARAMETERS.items():
         for key, p in catalog.items():
             values = f"refused: {p.refused}" if p.refused else (p.check("\0") or "any string").removeprefix("must be ")
             kinds = ", ".join(sorted(p.kinds))
@@ -76,7 +76,7 @@ def knobs_page() -> str:
                 when.append("the model's own config.pbtxt states it (process-wide: a config without it keeps the "
                             "last value)")
             rows.append(f"| {backend} | `{key}` | {_cell(values)} | {kinds} | {_cell('; '.join(when))} | "
-                        f"`{knobs.SOURCES.get(backend, '')}` |")
+                        f"`{parameters.SOURCES.get(backend, '')}` |")
     return "\n".join(rows) + "\n"
 
 

@@ -2,7 +2,6 @@
 config tests share."""
 import json
 
-from tuner.config.knobs import space_problems
 from tuner.config.space import parse_space
 
 ONNX_TRT = """
@@ -56,4 +55,4 @@ PYTORCH = OPENVINO.replace('"ov"', '"pt"').replace('"openvino"', '"pytorch"')
 
 def knob_problems(config, knobs: dict, embedded: bool = False) -> list[str]:
     """Why each knob of a space made of `knobs` cannot act on `config`."""
-    return space_problems(config, parse_space(json.dumps({"knobs": knobs})), embedded)[0]
+    return parse_space(json.dumps({"knobs": knobs})).problems(config, embedded)[0]

@@ -30,15 +30,15 @@ from tuner.output.study_report import write_report
 from tuner.run import measure_once, search, verify_server
 from tuner.server import RemoteServer
 from tuner.study.confirm import confirmed, is_current, rejected
-from tuner.study.goal import goal_of
 from tuner.study.selection import baseline_of
+from tuner.study.settings import settings_of
 from tuner.study.storage import existing, load_existing
 from tuner.study.trials import Key
 
 
 def cmd_search(args) -> int:
     study = search(options(args))
-    model = study.user_attrs["settings"]["model"]
+    model = settings_of(study).model
     slo = choice.slo_within(study, args.slo_p95_ms)
     chosen = choice.chosen(study, args.policy, slo)
     _print_front(study, chosen)
@@ -54,10 +54,10 @@ def _print_front(study: optuna.Study, chosen) -> None:
     trials, final, failed_again = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     how = " (re-measured: medians)" if is_current(study) else ""
     print(f"\n{counts_line(trials, failed_again)}\nPareto front{how}, and the baseline (* = exported):")
-    print(front_table(final, baseline_of(final), chosen, goal_of(study.user_attrs["settings"])))
+    settings = settings_of(study)
+    print(front_table(final, baseline_of(final), chosen, settings.goal))
     for line in failures(trials, failed_again):
         print(f"failed {line}")
-    settings = study.user_attrs["settings"]
     for text in (steps_text(chosen), models_text(chosen, baseline_of(final), settings)) if chosen else ():
         if text:
             print(text)
@@ -106,10 +106,10 @@ def cmd_report(args) -> int:
 
 def cmd_export(args) -> int:
     study = load_existing(args.storage, args.study_name)
-    model = (study.user_attrs.get("settings") or {}).get("model") or study.study_name
+    model = settings_of(study).model
     slo = choice.slo_within(study, args.slo_p95_ms)
     chosen = choice.numbered(study, args.trial) if args.trial is not None else choice.chosen(study, args.policy, slo)
-    if args.verify and not goal_of(study.user_attrs["settings"]).is_default:
+    if args.verify and not settings_of(study).goal.is_default:
         raise ConfigError("--verify repeats a throughput study's measurement; for a goodput or capacity study, "
                           "measure the export with `tuner measure --config ... --request-rate RATE`")
     policy = "trial" if args.trial is not None else ("slo" if slo else args.policy)

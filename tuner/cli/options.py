@@ -38,7 +38,8 @@ def options(args) -> Options:
                    max_memory_mib=args.max_memory_mib, max_output_error=args.max_output_error, seed=args.seed,
                    remeasure=args.remeasure, precision=None if args.no_racing else args.precision,
                    goal=Goal(Objective(args.objective), Cost(args.cost)), workers=args.workers,
-                   progress=not args.no_progress and sys.stderr.isatty(), slos=args.slos, outage_s=args.outage_s)
+                   progress=not args.no_progress and sys.stderr.isatty(), model_slos=args.model_slos,
+                   outage_s=args.outage_s)
 
 
 def measuring(args) -> Options:

@@ -88,12 +88,12 @@ def _shares(text: str) -> tuple[tuple[str, float], ...]:
 
 
 class _Slo(argparse.Action):
-    """`--slo-p95-ms MS`, one limit for every model, or `NAME=MS,...`, one per model (into `slos`)."""
+    """`--slo-p95-ms MS`, one limit for every model, or `NAME=MS,...`, one per model (into `model_slos`)."""
 
     def __call__(self, parser, namespace, text, option_string=None):
         try:
             if "=" in text:
-                namespace.slos = _shares(text)
+                namespace.model_slos = _shares(text)
             else:
                 setattr(namespace, self.dest, _positive(float)(text))
         except (argparse.ArgumentTypeError, ValueError) as e:
@@ -179,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", help="default: the model name; the same name resumes the study")
     s.add_argument("--out", type=Path, default=Path("tuner_out"), help="where the chosen config is exported")
     s.add_argument("--policy", choices=POLICIES, default="knee", help="how to choose from the Pareto front")
-    s.set_defaults(slos=())
+    s.set_defaults(model_slos=())
     s.add_argument("--slo-p95-ms", action=_Slo, metavar="MS or MODEL=MS,...", help="P95 limit: a constraint the "
                    "sampler learns, and the export picks the highest throughput within it; with several --model, "
                    "one for each model (a=50,b=200) or one for all")

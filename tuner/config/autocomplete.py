@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tritonclient.grpc.model_config_pb2 import ModelConfig
 
-from tuner.config.knobs import backend_of
+from tuner.config.parameters import backend_of
 
 _HOOK = "auto_complete_config"
 

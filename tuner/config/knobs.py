@@ -1,253 +1,349 @@
-"""What each backend reads from a config's `parameters`, read from the backends' r24.10 sources
-(onnxruntime_backend/src/onnxruntime.cc, openvino_backend/src/openvino.cc and the project's
-fixes), not from their documentation: the type of value each takes, the instance kinds where it
-acts, and what else must hold for it to act. A knob that cannot act where it would be sampled is
-refused with the reason, because measuring it only measures noise.
+"""The knobs a search space's `knobs:` may name, one entry each: the values it takes, the config
+field it writes and how, when it is sampled, and where it acts. Adding a knob is adding an entry
+here: the space's reader, the sampler, the config writer, the checks and the documentation read it.
 
-Values are checked for their type and for what would crash the server; the backend stays the
-authority on ranges (execution_mode 2, a negative thread count): such a value fails its trial with
-Triton's own reason, and the sampler learns from it.
+A knob that cannot act where it would be sampled is refused with the reason (its `acts` rule):
+measuring it would only measure noise. The rules were read from the r24.10 sources of Triton's core
+and backends; the backends' own `parameters` are cataloged in tuner.config.parameters.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
+from tritonclient.grpc import model_config_pb2
+from tritonclient.grpc.model_config_pb2 import ModelConfig
 
-CPU, GPU = "KIND_CPU", "KIND_GPU"
-BOTH = frozenset({CPU, GPU})
+from tuner.config.parameters import (
+    ACCELERATOR_HOME,
+    CPU_ONLY,
+    GPU,
+    GRAPH_LEVELS,
+    Condition,
+    backend_of,
+    instance_kinds,
+    parameter_problems,
+)
 
-
-def _integer(value: str) -> str | None:
-    """Triton parses these with std::stoi, which throws out_of_range for a larger number: r24.10
-    catches only invalid_argument, so such a value crashes tritonserver instead of failing the load."""
-    if not value.lstrip("-").isdigit():
-        return "must be an integer"
-    return None if -2**31 <= int(value) < 2**31 else "must fit in 32 bits (a larger one crashes tritonserver r24.10)"
-
-
-def _one_of(*allowed: str, case: bool = True) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        v = value if case else value.upper()
-        return None if v in allowed else f"must be one of {', '.join(allowed)}"
-    return check
+KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
+POLICIES = ("none", "max", "half_max", "pow2")  # preferred batch sizes, relative to the max batch size
+ACCELERATORS = ("tensorrt", "cuda", "openvino", "none")  # onnxruntime's execution providers
 
 
-def _streams(value: str) -> str | None:
-    return None if value.upper() in ("AUTO", "NUMA") or value.isdigit() else "must be AUTO, NUMA or an integer"
+@dataclass(frozen=True)
+class Subject:
+    """What a knob's `acts` rule looks at: the model, where it runs, and the values the space gives."""
+    config: ModelConfig
+    backend: str
+    kinds: set[str]  # the instance kinds trials can run
+    embedded: bool  # the embedded server, whose ONNX Runtime backend is a CPU build
+    versions: set[int] | None  # the model's version folders (None: a remote server's, not visible)
+    values: tuple[str, ...]  # this knob's values in the space
 
 
-def _any(_: str) -> str | None:
+Rule = Callable[[Subject], str | None]
+
+
+def _always(_: Subject) -> None:
     return None
 
 
-_BOOL = _one_of("TRUE", "FALSE", "ON", "OFF", "1", "0", case=False)  # ParseBoolValue's words
-_YES_NO = _one_of("YES", "NO", case=False)
-
-
 @dataclass(frozen=True)
-class Parameter:
-    check: Callable[[str], str | None] = _any  # why a value is refused, or None
-    kinds: frozenset[str] = BOTH  # instance kinds where it acts
-    needs: tuple[str, frozenset[str]] | None = None  # another parameter and its values ("": unset) for this to act
-    refused: str = ""  # why it is never searched, when it never is
-    # process-wide state the backend sets only when the parameter is given: a load without it keeps
-    # the last trial's value, so the baseline must state it too or it measures another trial's setting
-    sticky: bool = False
+class Knob:
+    check: Callable[[object], str | None]  # why a value is refused, or None
+    writes: str  # the config field, in words (the reference lists it)
+    apply: Callable[[ModelConfig, object, dict], None]  # (config, value, all the trial's knobs)
+    acts: Rule = _always  # why it cannot act on the subject, or None
+    after: str | None = None  # sampled only once this knob is, and when `when` holds for its value
+    when: Callable[[object], bool] = lambda _: True
+
+    @property
+    def values(self) -> str:
+        """What it takes, in the words of its refusal."""
+        return (self.check(object()) or "").removeprefix("must be ")
 
 
-_GPU_BUILD = frozenset({GPU})  # inside `#ifdef TRITON_ENABLE_GPU`, for KIND_GPU instances only
+# --- values -------------------------------------------------------------------------------------
 
-PARAMETERS: dict[str, dict[str, Parameter]] = {
-    "onnxruntime": {
-        "intra_op_thread_count": Parameter(_integer),
-        # "If sequential execution is enabled this value is ignored"
-        "inter_op_thread_count": Parameter(_integer, needs=("execution_mode", frozenset({"1"}))),
-        "execution_mode": Parameter(_integer),  # 0 sequential, 1 parallel; Triton refuses others with its reason
-        "enable_mem_arena": Parameter(_BOOL),
-        "enable_mem_pattern": Parameter(_BOOL),
-        # a run option, e.g. "cpu:0"; ONNX Runtime fails every request when there is no arena to shrink
-        "memory.enable_memory_arena_shrinkage": Parameter(needs=("enable_mem_arena", frozenset({"true", "1", ""}))),
-        "cudnn_conv_algo_search": Parameter(_integer, _GPU_BUILD),
-        "gpu_mem_limit": Parameter(_integer, _GPU_BUILD),
-        "arena_extend_strategy": Parameter(_integer, _GPU_BUILD),
-        "do_copy_in_default_stream": Parameter(_BOOL, _GPU_BUILD),
-    },
-    "openvino": {  # the backend runs on the CPU only
-        "PERFORMANCE_HINT": Parameter(_one_of("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT", case=False)),
-        "NUM_STREAMS": Parameter(_streams),
-        "INFERENCE_NUM_THREADS": Parameter(_integer),
-        "INFERENCE_PRECISION_HINT": Parameter(_one_of("F32", "BF16", "F16", case=False)),  # the project's fix
-        "HINT_BF16": Parameter(_one_of("YES", case=False)),
-        "ENABLE_BATCH_PADDING": Parameter(_YES_NO),
-        "SKIP_OV_DYNAMIC_BATCHSIZE": Parameter(_YES_NO),
-        "RESHAPE_IO_LAYERS": Parameter(_YES_NO),
-        "COMPILATION_NUM_THREADS": Parameter(refused="OpenVINO 2025+ refuses it on the CPU (Unsupported property "
-                                             "COMPILATION_NUM_THREADS by CPU plugin), so every trial would fail"),
-        "CPU_EXTENSION_PATH": Parameter(refused="a path to a custom-layer library, not a tuning choice"),
-    },
-    # pytorch_backend/src/libtorch.cc, ModelState::ParseParameters and ModelInstanceState::Execute
-    "pytorch": {
-        "INFERENCE_MODE": Parameter(_BOOL),  # torch::InferenceMode around each execute (default true)
-        "DISABLE_OPTIMIZED_EXECUTION": Parameter(_BOOL),  # setGraphExecutorOptimize, set at each execute
-        "DISABLE_CUDNN": Parameter(_BOOL, _GPU_BUILD),  # setUserEnabledCuDNN: only CUDA convolutions use cuDNN
-        "ENABLE_CACHE_CLEANING": Parameter(_BOOL, _GPU_BUILD),  # emptyCache() after each execute on a CUDA device
-        "ENABLE_WEIGHT_SHARING": Parameter(_BOOL),  # instances on one device share one module (memory)
-        # process-wide settings the backend changes only when the parameter is present
-        "INTRA_OP_THREAD_COUNT": Parameter(_integer, frozenset({CPU}), sticky=True),  # at::set_num_threads
-        "ENABLE_JIT_EXECUTOR": Parameter(_BOOL, sticky=True),
-        "ENABLE_JIT_PROFILING": Parameter(_BOOL, sticky=True),
-        "ENABLE_TENSOR_FUSER": Parameter(_BOOL, sticky=True),
-        "INTER_OP_THREAD_COUNT": Parameter(refused="at::set_num_interop_threads may be called once per process, so "
-                                           "a hot reload cannot change it: set it in config.pbtxt instead"),
-    },
-    "tensorrt": {"execution_context_allocation_strategy": Parameter()},
-}
-# where each backend reads its parameters (r24.10): the files the rules above were read from
-SOURCES = {"onnxruntime": "onnxruntime_backend/src/onnxruntime.cc",
-           "openvino": "openvino_backend/src/openvino.cc, with tuner/backends/openvino_fixes.py",
-           "pytorch": "pytorch_backend/src/libtorch.cc",
-           "tensorrt": "tensorrt_backend's README (its source is not among the pinned ones)"}
-CPU_ONLY = {"openvino": "the OpenVINO backend runs on the CPU only"}
-
-# platform names of the older `platform:` field -> the backend that serves them
-_PLATFORM_BACKEND = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt",
-                     "pytorch_libtorch": "pytorch", "tensorflow_savedmodel": "tensorflow",
-                     "tensorflow_graphdef": "tensorflow", "openvino": "openvino"}
-# Where precision / workspace / engine cache go, per backend: onnxruntime takes them as the TensorRT
-# execution accelerator; python models (like the demo's twin) read the same keys from `parameters`.
-ACCELERATOR_HOME = {"onnxruntime": "tensorrt_accelerator", "python": "parameters"}
+def _int_at_least(n: int):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= n else f"must be an integer >= {n}"
 
 
-def backend_of(config) -> str:
-    """The backend that serves a ModelConfig (its `backend`, or the one its `platform` names)."""
-    return config.backend or _PLATFORM_BACKEND.get(config.platform, config.platform)
-
-# optimization { graph { level } } as the ONNX Runtime backend maps it (onnxruntime.cc)
-GRAPH_LEVELS = {"all": 0, "extended": 1, "basic": -1, "disabled": 2}
+def _one_of(*allowed):
+    return lambda v: None if v in allowed else f"must be one of {', '.join(map(str, allowed))}"
 
 
-@dataclass(frozen=True)
-class Condition:
-    """A knob that acts only when another sampled knob has one of `values`."""
-    gate: str  # the other knob's name as the sampler knows it ("instance_kind", "param.execution_mode")
-    values: frozenset = field(default_factory=frozenset)
+def _check_preferred(v) -> str | None:
+    if v in POLICIES:
+        return None
+    try:
+        sizes = [int(s) for s in str(v).split(",")]
+    except ValueError:
+        sizes = []
+    return None if sizes and all(s >= 1 for s in sizes) else \
+        f"must be a policy ({', '.join(POLICIES)}) or a list of batch sizes"
 
 
-def parameter_problems(backend: str, values: dict[str, tuple[str, ...]], kinds: set[str],
-                       base: dict[str, str]) -> tuple[list[str], dict[str, Condition]]:
-    """Checks searched backend parameters (name -> the values the space gives it) against what the
-    backend reads. Returns why each cannot act, and the conditions under which the others act
-    when that depends on another sampled knob."""
-    catalog = PARAMETERS.get(backend)
-    if catalog is None:  # a python model reads whatever its model.py reads
-        return [], {}
-    problems, conditions = [], {}
-    for name, options in values.items():
-        spec = catalog.get(name)
-        if spec is None:
-            problems.append(f"parameters.{name}: not read by the {backend} backend; it reads "
-                            f"{', '.join(n for n, p in catalog.items() if not p.refused)}")
-            continue
-        if spec.refused:
-            problems.append(f"parameters.{name}: {spec.refused}")
-            continue
-        bad = [f"{v!r} {why}" for v in options if (why := spec.check(v))]
-        if bad:
-            problems.append(f"parameters.{name}: {'; '.join(bad)}")
-        if not kinds & spec.kinds:
-            problems.append(f"parameters.{name}: acts only on {', '.join(sorted(spec.kinds))} instances, and this "
-                            f"space runs {', '.join(sorted(kinds))}")
-        elif kinds - spec.kinds:
-            conditions[name] = Condition("instance_kind", spec.kinds)
-        if spec.sticky and name not in base:
-            problems.append(f"parameters.{name}: process-wide in the {backend} backend, which changes it only when the "
-                            f"parameter is given, so a config without it inherits the previous trial's value: set "
-                            f"it in the model's config.pbtxt (the baseline's value) to search it")
-        if spec.needs:
-            other, wanted = spec.needs
-            given = values.get(other, (base.get(other, ""),))
-            acting = [v for v in given if v in wanted]
-            if not acting:
-                problems.append(f"parameters.{name}: acts only when {other} is "
-                                f"{'/'.join(sorted(w or 'unset' for w in wanted))}, and it is {'/'.join(given)!r}")
-            elif len(acting) < len(given):
-                conditions[name] = Condition(f"param.{other}", wanted)
-    return problems, conditions
+def _positive_number(v) -> str | None:
+    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else "must be a number > 0"
 
 
-_BATCHING = {"max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes"}
-TENSORRT_KNOBS = ("precision", "workspace_gib", "engine_cache")
+# --- where they act ----------------------------------------------------------------------------
+
+def _batches(s: Subject) -> str | None:
+    return "the model has max_batch_size 0 (no batch dimension), so it cannot be batched" \
+        if s.config.max_batch_size == 0 else None
+
+
+def _one_group(s: Subject) -> str | None:
+    return "the config has several instance_group entries; keep one to tune it" \
+        if len(s.config.instance_group) > 1 else None
+
+
+def _kind(s: Subject) -> str | None:
+    return _one_group(s) or CPU_ONLY.get(s.backend)
+
+
+def _version(s: Subject) -> str | None:
+    if s.versions is None:
+        return None
+    absent = sorted({int(v) for v in s.values} - s.versions)
+    return (f"no version folder {', '.join(map(str, absent))} in the model's folder (it has "
+            f"{', '.join(map(str, sorted(s.versions))) or 'none'})") if absent else None
+
+
+_EMBEDDED_ORT = "the embedded server's ONNX Runtime backend is a CPU build without execution providers"
 _NO_ACCELERATOR_WHY = {
     "tensorrt": "a TensorRT plan's precision and workspace are fixed when the engine is built "
                 "(trtexec --fp16 / --memPoolSize); rebuild the plan instead",
     "pytorch": "a TorchScript model's precision is fixed when it is exported; put an FP16 export beside the "
                "FP32 one as another version and search model_version",
 }
-# what the embedded server's ONNX Runtime backend is built with (tuner/backends): CPU only, no OpenVINO EP
-_EMBEDDED_ORT = "the embedded server's ONNX Runtime backend is a CPU build without execution providers"
 
 
-def instance_kinds(config, space) -> set[str]:
-    """The instance kinds trials can run: the space's instance_kind, else the config's (KIND_AUTO or
-    none given: Triton picks GPU where there is one, so both)."""
-    spec = space.knobs.get("instance_kind")
-    found = set(spec.options) if spec is not None else \
-        {ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group} or {"KIND_AUTO"}
-    return (found - {"KIND_AUTO"}) | (set(BOTH) if "KIND_AUTO" in found else set())
+def _tensorrt(s: Subject) -> str | None:
+    if s.backend not in ACCELERATOR_HOME:
+        return _NO_ACCELERATOR_WHY.get(s.backend, f"the {s.backend} backend has no TensorRT accelerator settings")
+    if s.backend == "onnxruntime" and (GPU not in s.kinds or s.embedded):
+        return "TensorRT runs on KIND_GPU instances only" + (f", and {_EMBEDDED_ORT}" if s.embedded else "")
+    return None
 
 
-def space_problems(config, space, embedded: bool = False,
-                   versions: set[int] | None = None) -> tuple[list[str], dict[str, Condition]]:
-    """Why each knob of `space` cannot act on this model (empty when all can), and the conditions
-    under which backend parameters act when that depends on another sampled knob. `versions`: the
-    model's version folders, where the tuner can see them (None for a remote server's model)."""
-    backend, names = backend_of(config), space.names
-    problems: list[str] = []
-    variants = space.knobs.get("model_version")
-    if variants is not None and versions is not None:
-        absent = sorted({int(v) for v in variants.options} - versions)
-        if absent:
-            problems.append(f"model_version: no version folder {', '.join(map(str, absent))} in the model's folder "
-                            f"(it has {', '.join(map(str, sorted(versions))) or 'none'})")
-    kinds = instance_kinds(config, space)
-    if config.max_batch_size == 0 and names & _BATCHING:
-        problems.append(f"{', '.join(sorted(names & _BATCHING))}: the model has max_batch_size 0 "
-                        "(no batch dimension), so it cannot be batched")
-    if names & {"instance_count", "instance_kind"} and len(config.instance_group) > 1:
-        problems.append("instance_count/instance_kind: the config has several instance_group entries; "
-                        "keep one to tune it")
-    trt = sorted(names & set(TENSORRT_KNOBS))
-    if trt and backend not in ACCELERATOR_HOME:
-        why = _NO_ACCELERATOR_WHY.get(backend, f"the {backend} backend has no TensorRT accelerator settings")
-        problems.append(f"{', '.join(trt)}: {why}")
-    accelerator = space.knobs.get("accelerator")
-    if accelerator is not None and backend != "onnxruntime":
-        problems.append(f"accelerator: execution providers (optimization.execution_accelerators) are an "
-                        f"onnxruntime setting; the {backend} backend has none")
-    elif accelerator is not None:
-        values = set(accelerator.options)
-        if values & {"tensorrt", "cuda"} and GPU not in kinds:
-            problems.append("accelerator: tensorrt and cuda apply only to KIND_GPU instances; on KIND_CPU Triton "
-                            "accepts them and does nothing")
-        if embedded and values - {"none"}:
-            others = ", ".join(sorted(values - {"none"}))
-            problems.append(f"accelerator: {_EMBEDDED_ORT}; use --launcher docker for {others}")
-    if trt and backend == "onnxruntime" and (GPU not in kinds or embedded):
-        problems.append(f"{', '.join(trt)}: TensorRT runs on KIND_GPU instances only"
-                        + (f", and {_EMBEDDED_ORT}" if embedded else ""))
-    if "graph_optimization" in names and backend != "onnxruntime":
-        problems.append(f"graph_optimization: optimization.graph.level is read by the onnxruntime backend, "
-                        f"not {backend}")
-    if "instance_kind" in names and backend in CPU_ONLY:
-        problems.append(f"instance_kind: {CPU_ONLY[backend]}")
+def _accelerator(s: Subject) -> str | None:
+    if s.backend != "onnxruntime":
+        return (f"execution providers (optimization.execution_accelerators) are an onnxruntime setting; the "
+                f"{s.backend} backend has none")
+    if set(s.values) & {"tensorrt", "cuda"} and GPU not in s.kinds:
+        return "tensorrt and cuda apply only to KIND_GPU instances; on KIND_CPU Triton accepts them and does nothing"
+    if s.embedded and set(s.values) - {"none"}:
+        return f"{_EMBEDDED_ORT}; use --launcher docker for {', '.join(sorted(set(s.values) - {'none'}))}"
+    return None
+
+
+def _graph(s: Subject) -> str | None:
+    return None if s.backend == "onnxruntime" else \
+        f"optimization.graph.level is read by the onnxruntime backend, not {s.backend}"
+
+
+# backend/src/backend_model.cc reads optimization.{input,output}_pinned_memory.enable (Triton's core
+# sets both to true when absent), and the input collector and output responder of backend/src use
+# pinned buffers only for copies between host and GPU memory: KIND_GPU instances of the backends
+# built on them (onnxruntime, pytorch, tensorrt; the python and OpenVINO backends copy their own way)
+_PINNED_BACKENDS = ("onnxruntime", "pytorch", "tensorrt")
+
+
+def _pinned(s: Subject) -> str | None:
+    if s.backend not in _PINNED_BACKENDS:
+        return f"the {s.backend} backend does not copy through Triton's pinned buffers"
+    if GPU not in s.kinds:
+        return "pinned buffers serve copies between host and GPU memory: KIND_GPU instances only"
+    if s.embedded and s.backend == "onnxruntime":
+        return _EMBEDDED_ORT
+    return None
+
+
+# --- how they are written ----------------------------------------------------------------------
+
+def preferred_sizes(policy: str, max_batch_size: int) -> list[int]:
+    """Preferred batch sizes from a policy relative to max_batch_size, so they can never exceed
+    it and the sampler sees the same fixed choices in every trial.
+      none: [] (the batcher forms the largest batch it can)   max: [mbs]
+      half_max: [mbs/2, mbs]   pow2: 2, 4, 8, ... up to mbs   "4,8": those sizes that fit."""
+    if policy == "none":
+        return []
+    if policy == "max":
+        return [max_batch_size]
+    if policy == "half_max":
+        return sorted({max(1, max_batch_size // 2), max_batch_size})
+    if policy == "pow2":
+        sizes, s = [], 2
+        while s <= max_batch_size:
+            sizes.append(s)
+            s *= 2
+        return sizes or [max_batch_size]
+    sizes = sorted({int(s) for s in policy.split(",") if s.strip()})
+    return [s for s in sizes if s <= max_batch_size] or [max_batch_size]
+
+
+def _max_batch(config: ModelConfig, value, _: dict) -> None:
+    config.max_batch_size = int(value)
+    if config.HasField("dynamic_batching"):  # the base's sizes may exceed the new max: Triton refuses those
+        kept = [s for s in config.dynamic_batching.preferred_batch_size if s <= config.max_batch_size]
+        config.dynamic_batching.preferred_batch_size[:] = kept
+
+
+def _group(config: ModelConfig) -> model_config_pb2.ModelInstanceGroup:
+    return config.instance_group[0] if config.instance_group else config.instance_group.add()
+
+
+def _count(config: ModelConfig, value, _: dict) -> None:
+    _group(config).count = int(value)
+
+
+def _instance_kind(config: ModelConfig, value, _: dict) -> None:
+    group = _group(config)
+    group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value(value)
+    if group.kind != model_config_pb2.ModelInstanceGroup.KIND_GPU:
+        del group.gpus[:]
+
+
+def _version_policy(config: ModelConfig, value, _: dict) -> None:
+    config.version_policy.specific.versions[:] = [int(value)]  # one version served: unversioned requests reach it
+
+
+def _batcher(config: ModelConfig, value, _: dict) -> None:
+    if value:
+        config.dynamic_batching.SetInParent()  # `dynamic_batching { }` alone turns the batcher on
+    else:
+        config.ClearField("dynamic_batching")
+
+
+def _queue_delay(config: ModelConfig, value, _: dict) -> None:
+    config.dynamic_batching.SetInParent()
+    config.dynamic_batching.max_queue_delay_microseconds = int(value)
+
+
+def _preferred(config: ModelConfig, value, _: dict) -> None:
+    config.dynamic_batching.SetInParent()
+    config.dynamic_batching.preferred_batch_size[:] = preferred_sizes(str(value), config.max_batch_size)
+
+
+def _providers(config: ModelConfig, value, knobs: dict) -> None:
+    accelerators = config.optimization.execution_accelerators
+    del accelerators.gpu_execution_accelerator[:]
+    del accelerators.cpu_execution_accelerator[:]
+    if value == "cuda":
+        accelerators.gpu_execution_accelerator.add(name="cuda")
+    elif value == "openvino":
+        accelerators.cpu_execution_accelerator.add(name="openvino")
+    elif value == "tensorrt":
+        accelerators.gpu_execution_accelerator.add(name="tensorrt")
+
+
+def _tensorrt_setting(key: str, text: Callable[[object], str]):
+    """Writes one TensorRT setting where the backend reads it: a python model's `parameters`, or
+    onnxruntime's TensorRT execution accelerator (added when the space does not pick providers)."""
+    def apply(config: ModelConfig, value, _: dict) -> None:
+        if ACCELERATOR_HOME.get(backend_of(config)) == "parameters":
+            config.parameters[key].string_value = text(value)
+            return
+        gpu = config.optimization.execution_accelerators.gpu_execution_accelerator
+        trt = next((a for a in gpu if a.name == "tensorrt"), None) or gpu.add(name="tensorrt")
+        trt.parameters[key] = text(value)
+    return apply
+
+
+def _graph_level(config: ModelConfig, value, _: dict) -> None:
+    """Level 0 (all optimisations) is ONNX Runtime's default: written as no `graph` at all, so the
+    default and an explicit `graph { }` are one config, measured once."""
+    if GRAPH_LEVELS[value]:
+        config.optimization.graph.level = GRAPH_LEVELS[value]
+    else:
+        config.optimization.ClearField("graph")
+
+
+def _pinned_memory(config: ModelConfig, value, _: dict) -> None:
+    """On is Triton's default: written as no setting, so the default and an explicit `enable: true`
+    are one config, measured once."""
+    for field in ("input_pinned_memory", "output_pinned_memory"):
+        if value:
+            config.optimization.ClearField(field)
+        else:
+            getattr(config.optimization, field).enable = False
+
+
+_BATCHER_ON = ("dynamic_batching", lambda on: on is not False)
+_TENSORRT_CHOSEN = ("accelerator", lambda provider: provider in (None, "tensorrt"))
+
+KNOBS = {
+    "max_batch_size": Knob(_int_at_least(1), "max_batch_size", _max_batch, _batches),
+    "instance_count": Knob(_int_at_least(1), "instance_group[0].count", _count, _one_group),
+    "instance_kind": Knob(_one_of(*KINDS), "instance_group[0].kind", _instance_kind, _kind),
+    "model_version": Knob(_int_at_least(1), "version_policy { specific { versions: [N] } }: which version folder "
+                          "Triton serves (build-time choices such as an FP16 export beside the FP32 one)",
+                          _version_policy, _version),
+    "dynamic_batching": Knob(_one_of(True, False), "dynamic_batching { } on or off", _batcher, _batches),
+    "max_queue_delay_us": Knob(_int_at_least(0), "dynamic_batching.max_queue_delay_microseconds (sampled only with "
+                               "dynamic batching on; use log: true)", _queue_delay, _batches, *_BATCHER_ON),
+    "preferred_batch_sizes": Knob(_check_preferred, "dynamic_batching.preferred_batch_size, relative to the trial's "
+                                  "max batch size: max = [mbs], half_max = [mbs/2, mbs], pow2 = 2, 4 .. mbs",
+                                  _preferred, _batches, *_BATCHER_ON),
+    "accelerator": Knob(_one_of(*ACCELERATORS), "onnxruntime's optimization.execution_accelerators (tensorrt, cuda: "
+                        "gpu_execution_accelerator; openvino: cpu_execution_accelerator)", _providers, _accelerator),
+    "precision": Knob(_one_of("FP32", "FP16"), "TensorRT precision_mode (onnxruntime's TensorRT accelerator, or a "
+                      "python model's parameters)", _tensorrt_setting("precision_mode", str), _tensorrt,
+                      *_TENSORRT_CHOSEN),
+    "workspace_gib": Knob(_positive_number, "TensorRT max_workspace_size_bytes, in GiB",
+                          _tensorrt_setting("max_workspace_size_bytes", lambda v: str(int(float(v) * 2**30))),
+                          _tensorrt, *_TENSORRT_CHOSEN),
+    "engine_cache": Knob(_one_of(True, False), "TensorRT trt_engine_cache_enable",
+                         _tensorrt_setting("trt_engine_cache_enable", lambda v: "true" if v else "false"),
+                         _tensorrt, *_TENSORRT_CHOSEN),
+    "graph_optimization": Knob(_one_of(*GRAPH_LEVELS), "onnxruntime's optimization { graph { level } }: all 0 (ORT's "
+                               "default), extended 1, basic -1, disabled 2", _graph_level, _graph),
+    "pinned_memory": Knob(_one_of(True, False), "optimization { input_pinned_memory { enable } output_pinned_memory "
+                          "{ enable } }: host-GPU copies through pinned buffers (Triton's default: on)",
+                          _pinned_memory, _pinned),
+}
+GATES = frozenset(k.after for k in KNOBS.values() if k.after) | {"instance_kind"}  # sampled first
+
+
+def apply(base: ModelConfig, knobs: dict) -> ModelConfig:
+    """A new config: `base` with the trial's knob values written (in the catalog's order: the max
+    batch size before the sizes relative to it), and its backend parameters."""
+    config = ModelConfig()
+    config.CopyFrom(base)
+    for name, knob in KNOBS.items():
+        if name in knobs and (knob.after is None or knob.when(knobs.get(knob.after))):
+            knob.apply(config, knobs[name], knobs)
+    for key, value in knobs.get("parameters", {}).items():
+        config.parameters[key].string_value = str(value)
+    accelerators = config.optimization.execution_accelerators
+    if not (accelerators.gpu_execution_accelerator or accelerators.cpu_execution_accelerator):
+        config.optimization.ClearField("execution_accelerators")
+    if not config.optimization.ListFields():
+        config.ClearField("optimization")
+    return config
+
+
+def problems(config: ModelConfig, knobs: dict[str, tuple[str, ...]], parameters: dict[str, tuple[str, ...]],
+             embedded: bool = False, versions: set[int] | None = None) -> tuple[list[str], dict[str, Condition]]:
+    """Why knobs (name -> the values the space gives) cannot act on this model, knobs with the
+    same reason named together, and the conditions under which backend parameters act when that
+    depends on another sampled knob."""
+    backend = backend_of(config)
+    kinds = instance_kinds(config, knobs.get("instance_kind"))
+    reasons: dict[str, list[str]] = {}
+    for name, values in knobs.items():
+        why = KNOBS[name].acts(Subject(config, backend, kinds, embedded, versions, values))
+        if why:
+            reasons.setdefault(why, []).append(name)
+    found = [f"{', '.join(sorted(names))}: {why}" for why, names in reasons.items()]
     base = {k: v.string_value for k, v in config.parameters.items()}
-    offered = {k: spec.options for k, spec in space.parameters.items()}
-    more, conditions = parameter_problems(backend, offered, kinds, base)
-    padding = offered.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
-    if backend == "openvino" and names & _BATCHING and any(v.upper() != "YES" for v in padding):
+    more, conditions = parameter_problems(backend, parameters, kinds, base)
+    padding = parameters.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
+    batching = set(knobs) & {n for n, k in KNOBS.items() if k.acts is _batches}
+    if backend == "openvino" and batching and any(v.upper() != "YES" for v in padding):
         more.append("batching knobs: the OpenVINO backend r24.10 reshapes a batching model to a fixed batch of "
                     "max_batch_size, so any smaller batch fails unless ENABLE_BATCH_PADDING is YES")
-    return problems + more, conditions
-
+    return found + more, conditions

@@ -13,7 +13,7 @@ from pathlib import Path
 from tritonclient.grpc.model_config_pb2 import ModelConfig
 
 from tuner.config import modelconfig
-from tuner.config.knobs import backend_of
+from tuner.config.parameters import backend_of
 from tuner.errors import ConfigError
 
 Members = dict[str, ModelConfig]  # name -> config, in load order

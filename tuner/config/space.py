@@ -24,7 +24,6 @@ only when the accelerator is TensorRT, so the sampler never learns from knobs th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,9 @@ from typing import Any
 import optuna
 import yaml
 
-from tuner.config.knobs import GRAPH_LEVELS, TENSORRT_KNOBS, Condition
+from tuner.config.knobs import GATES, KNOBS, problems
+from tuner.config.parameters import Condition
 from tuner.errors import ConfigError
-
-_KINDS = ("KIND_AUTO", "KIND_CPU", "KIND_GPU")
-_POLICIES = ("none", "max", "half_max", "pow2")
-_BATCHER_ONLY = ("max_queue_delay_us", "preferred_batch_sizes")
-_GATES = ("dynamic_batching", "accelerator", "instance_kind")  # sampled first: they decide whether others apply
-_ACCELERATORS = ("tensorrt", "cuda", "openvino", "none")  # onnxruntime's execution providers
 
 
 @dataclass(frozen=True)
@@ -92,15 +86,20 @@ class SearchSpace:
     def names(self) -> set[str]:
         return set(self.knobs) | ({"parameters"} if self.parameters else set())
 
+    def problems(self, config, embedded: bool = False,
+                 versions: set[int] | None = None) -> tuple[list[str], dict[str, Condition]]:
+        """Why knobs of this space cannot act on a model of `config` (none: all can), and when its
+        backend parameters act (tuner.config.knobs.problems)."""
+        return problems(config, {k: s.options for k, s in self.knobs.items()},
+                        {k: s.options for k, s in self.parameters.items()}, embedded, versions)
+
     def suggest(self, trial: optuna.Trial, prefix: str = "") -> dict:
         knobs: dict = {}
-        for name in sorted(self.knobs, key=lambda n: n not in _GATES):
-            spec = self.knobs[name]
-            if name in _BATCHER_ONLY and knobs.get("dynamic_batching") is False:
-                continue
-            if name in TENSORRT_KNOBS and knobs.get("accelerator", "tensorrt") != "tensorrt":
-                continue
-            knobs[name] = _suggest(trial, prefix + name, spec)
+        for name in sorted(self.knobs, key=lambda n: n not in GATES):  # the gates first: they decide the rest
+            knob = KNOBS[name]
+            if knob.after is not None and not knob.when(knobs.get(knob.after)):
+                continue  # it would not act under the value just sampled
+            knobs[name] = _suggest(trial, prefix + name, self.knobs[name])
         if self.parameters:
             sampled: dict = {}
             for name in sorted(self.parameters, key=lambda n: n in self.conditions):  # gates first
@@ -274,63 +273,5 @@ def _checked(check, value, where: _Where, path: list[str]) -> None:
         raise where.error(path, f"{value!r}: {problem}")
 
 
-def _int_at_least(n: int):
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= n else f"must be an integer >= {n}"
-
-
-def _one_of(*allowed):
-    return lambda v: None if v in allowed else f"must be one of {', '.join(map(str, allowed))}"
-
-
-def _check_preferred(v) -> str | None:
-    if v in _POLICIES:
-        return None
-    try:
-        sizes = [int(s) for s in str(v).split(",")]
-    except ValueError:
-        sizes = []
-    return None if sizes and all(s >= 1 for s in sizes) else \
-        f"must be a policy ({', '.join(_POLICIES)}) or a list of batch sizes"
-
-
 def _check_parameter(v) -> str | None:
     return None if isinstance(v, (str, int, float, bool)) else "must be a string, number or boolean"
-
-
-def _positive_number(v) -> str | None:
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else "must be a number > 0"
-
-
-@dataclass(frozen=True)
-class Knob:
-    """A knob of the `knobs:` section: the values it takes (`check` says why one is refused) and the
-    config.pbtxt field it writes."""
-    check: Callable[[object], str | None]
-    writes: str
-
-    @property
-    def values(self) -> str:
-        """What it takes, in the words of its refusal."""
-        return (self.check(object()) or "").removeprefix("must be ")
-
-
-KNOBS = {
-    "max_batch_size": Knob(_int_at_least(1), "max_batch_size"),
-    "instance_count": Knob(_int_at_least(1), "instance_group[0].count"),
-    "instance_kind": Knob(_one_of(*_KINDS), "instance_group[0].kind"),
-    "dynamic_batching": Knob(_one_of(True, False), "dynamic_batching { } on or off"),
-    "max_queue_delay_us": Knob(_int_at_least(0), "dynamic_batching.max_queue_delay_microseconds (sampled only "
-                               "with dynamic batching on; use log: true)"),
-    "preferred_batch_sizes": Knob(_check_preferred, "dynamic_batching.preferred_batch_size, relative to the trial's "
-                                  "max batch size: max = [mbs], half_max = [mbs/2, mbs], pow2 = 2, 4 .. mbs"),
-    "precision": Knob(_one_of("FP32", "FP16"), "TensorRT precision_mode (onnxruntime's TensorRT accelerator, or a "
-                      "python model's parameters)"),
-    "workspace_gib": Knob(_positive_number, "TensorRT max_workspace_size_bytes, in GiB"),
-    "engine_cache": Knob(_one_of(True, False), "TensorRT trt_engine_cache_enable"),
-    "accelerator": Knob(_one_of(*_ACCELERATORS), "onnxruntime's optimization.execution_accelerators (tensorrt, cuda: "
-                        "gpu_execution_accelerator; openvino: cpu_execution_accelerator)"),
-    "graph_optimization": Knob(_one_of(*GRAPH_LEVELS), "onnxruntime's optimization { graph { level } }: all 0 (ORT's "
-                               "default), extended 1, basic -1, disabled 2"),
-    "model_version": Knob(_int_at_least(1), "version_policy { specific { versions: [N] } }: which version folder "
-                          "Triton serves (build-time choices such as an FP16 export beside the FP32 one)"),
-}

@@ -142,24 +142,24 @@ def _next_rate(low: float | None, top: float | None, steps: list[Step], spec: Ca
     return min(max(_interpolate(below, high, spec.slo_p95_ms), low + _EDGE * span), top - _EDGE * span)
 
 
-def _crossing(steps: list[Step], slo_ms: float) -> float:
+def _crossing(steps: list[Step], slo_p95_ms: float) -> float:
     """Where 1/P95 reaches 1/SLO, on the line through the two measured rates nearest it (one rate:
     as if P95 were proportional to 1 / (limit - rate) with the limit at twice the rate)."""
     usable = sorted((s for s in steps if s.measurement.samples and s.measurement.p95_ms > 0),
-                    key=lambda s: abs(math.log(s.measurement.p95_ms / slo_ms)))[:2]
+                    key=lambda s: abs(math.log(s.measurement.p95_ms / slo_p95_ms)))[:2]
     if len(usable) == 2 and usable[0].offered != usable[1].offered:
         a, b = sorted(usable, key=lambda s: s.offered)
-        return _interpolate(a, b, slo_ms)
+        return _interpolate(a, b, slo_p95_ms)
     if not usable:
         return steps[-1].offered * _SHRINK
     one = usable[0]
     # P95 = c / (2r - r) at rate r gives c = P95 * r; the SLO is met where 2r - x = c / SLO
-    return max(2 * one.offered - one.measurement.p95_ms * one.offered / slo_ms, one.offered * _SHRINK)
+    return max(2 * one.offered - one.measurement.p95_ms * one.offered / slo_p95_ms, one.offered * _SHRINK)
 
 
-def _interpolate(a: Step, b: Step, slo_ms: float) -> float:
+def _interpolate(a: Step, b: Step, slo_p95_ms: float) -> float:
     """The rate at which 1/P95 reaches 1/SLO on the line through `a` and `b`."""
     ya, yb = 1 / a.measurement.p95_ms, 1 / b.measurement.p95_ms
     if ya == yb:
         return (a.offered + b.offered) / 2
-    return a.offered + (1 / slo_ms - ya) * (b.offered - a.offered) / (yb - ya)
+    return a.offered + (1 / slo_p95_ms - ya) * (b.offered - a.offered) / (yb - ya)

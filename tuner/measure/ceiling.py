@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tritonclient.grpc.model_config_pb2 import DataType, ModelConfig, ModelInstanceGroup
 
-from tuner.config.knobs import backend_of
+from tuner.config.parameters import backend_of
 
 _TORCH_DTYPES = {DataType.TYPE_FP32: "float32", DataType.TYPE_FP16: "float16", DataType.TYPE_BF16: "bfloat16",
                  DataType.TYPE_INT64: "int64", DataType.TYPE_INT32: "int32", DataType.TYPE_UINT8: "uint8"}

@@ -82,7 +82,7 @@ class Evaluator:
 
     def __init__(self, server, model: str, spec: LoadSpec, inputs: Inputs = Inputs(),
                  slo_p95_ms: float | None = None, capacity: CapacitySpec | None = None,
-                 slos: dict[str, float] | None = None):
+                 model_slos: dict[str, float] | None = None):
         self.server = server
         self.model = model
         self.spec = spec
@@ -92,7 +92,7 @@ class Evaluator:
         # the models requests go to: the mix's, or the one named (a pipeline's entry)
         self.served = tuple(name for name, _ in spec.mix) or (model,)
         # a mix's SLOs, each model's own (or the one for all): its goodput is counted against it
-        self.slos = slos or ({} if self.slo_p95_ms is None else dict.fromkeys(self.served, self.slo_p95_ms))
+        self.model_slos = model_slos or ({} if self.slo_p95_ms is None else dict.fromkeys(self.served, self.slo_p95_ms))
         self._feeds: dict[str, _Feed] = {}
         self._references: dict[str, Outputs] = {}  # each served model's outputs under the user's own config
         # a pipeline member -> the fingerprint of the config this server last loaded it with: an
@@ -190,10 +190,10 @@ class Evaluator:
             error = self._output_error()
             found = None
             if len(self.served) > 1:
-                m = measure_mix(self.server.control, requests, self.spec, race=race, slos=self.slos)
+                m = measure_mix(self.server.control, requests, self.spec, race=race, model_slos=self.model_slos)
             elif self.capacity is None:
                 m = measure(self.server.control, self.model, requests[self.model], self.spec, race=race,
-                            slo_ms=self.slo_p95_ms, steps=tuple(members))
+                            slo_p95_ms=self.slo_p95_ms, steps=tuple(members))
             else:
                 found = self._capacity(requests[self.model], self.capacity, race, first_rate, tuple(members))
                 m = found.at
@@ -239,7 +239,7 @@ class Evaluator:
             step_race = Race(decided, race.precision if race else PRECISION, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
             return _check_answered(measure(self.server.control, self.model, requests, at, race=step_race,
-                                           slo_ms=spec.slo_p95_ms, steps=steps))
+                                           slo_p95_ms=spec.slo_p95_ms, steps=steps))
 
         if first_rate is None:  # what the closed loop gets through is about the most it can take
             closed = dataclasses.replace(self.spec, request_rate=None)

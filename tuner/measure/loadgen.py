@@ -158,29 +158,29 @@ async def _sleep(seconds: float, alarm: asyncio.Event | None) -> None:
 
 
 def measure(control: TritonControl, model: str, requests: list[bytes], spec: LoadSpec = LoadSpec(),
-            seed: int = 0, race: Race | None = None, slo_ms: float | None = None,
+            seed: int = 0, race: Race | None = None, slo_p95_ms: float | None = None,
             steps: tuple[str, ...] = ()) -> Measurement:
     """Drives `model` with `requests` and returns what was measured; with `race`, until its
-    question is settled rather than by the full rule; with `slo_ms`, the goodput too; with
+    question is settled rather than by the full rule; with `slo_p95_ms`, the goodput too; with
     `steps` (the models `model` calls), what each of them served."""
     before = {name: control.statistics(name) for name in (model, *steps)}
     rec = drive(control.url, requests, spec, seed, race)
     # a server that hangs would not answer either: its deadline would only add to the wait
     after = {name: control.statistics(name) for name in (model, *steps)} if rec.stalled_s is None else {}
     by_step = {name: found for name in steps if (found := breakdown(before[name], after.get(name, {}))) is not None}
-    return from_recording(rec, spec, breakdown(before[model], after.get(model, {})), slo_ms, by_step)
+    return from_recording(rec, spec, breakdown(before[model], after.get(model, {})), slo_p95_ms, by_step)
 
 
 def measure_mix(control: TritonControl, requests: dict[str, list[bytes]], spec: LoadSpec, seed: int = 0,
-                race: Race | None = None, slos: dict[str, float] | None = None) -> Measurement:
+                race: Race | None = None, model_slos: dict[str, float] | None = None) -> Measurement:
     """Drives several models of one server at once, each with its part of `spec`'s mix, and
     returns their joint measurement: the total throughput and the worst P95, with each model's
-    own under `models` (its goodput against its SLO in `slos`)."""
-    parts, slos = spec.split(), slos or {}
+    own under `models` (its goodput against its SLO in `model_slos`)."""
+    parts, model_slos = spec.split(), model_slos or {}
     before = {name: control.statistics(name) for name in parts}
     recs = drive_all(control.url, [Stream(requests[name], part) for name, part in parts.items()], spec, seed, race)
     after = {name: control.statistics(name) for name in parts}
-    each = {name: from_recording(rec, part, breakdown(before[name], after[name]), slos.get(name))
+    each = {name: from_recording(rec, part, breakdown(before[name], after[name]), model_slos.get(name))
             for (name, part), rec in zip(parts.items(), recs, strict=True)}
     slowest = max(each.values(), key=lambda m: m.p95_ms if m.samples else float("inf"))
     goodputs = [m.goodput for m in each.values()]

@@ -50,9 +50,9 @@ class Measurement:
     overloaded: bool = False  # open loop: the backlog passed its bound, and the measurement stopped
     stalled_s: float | None = None  # no answer at all for this long: stopped (the server or model hangs)
 
-    def slo_excess_ms(self, slos: dict[str, float]) -> float:
+    def slo_excess_ms(self, model_slos: dict[str, float]) -> float:
         """How far the P95 furthest over its model's SLO is over it (<= 0: every model within)."""
-        return max(self.models[name].p95_ms - slo for name, slo in slos.items())
+        return max(self.models[name].p95_ms - slo for name, slo in model_slos.items())
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _sent_rate(sent: np.ndarray, start: float, end: float) -> float | None:
     return float(np.sum((sent >= start) & (sent <= end))) / (end - start) if len(sent) else None
 
 
-def from_recording(rec: Recording, spec: LoadSpec, server: ServerBreakdown | None, slo_ms: float | None,
+def from_recording(rec: Recording, spec: LoadSpec, server: ServerBreakdown | None, slo_p95_ms: float | None,
                  steps: dict[str, ServerBreakdown] | None = None) -> Measurement:
     lat, errors = rec.latency_ms, rec.errors
     if len(lat) == 0:
@@ -114,6 +114,6 @@ def from_recording(rec: Recording, spec: LoadSpec, server: ServerBreakdown | Non
                        windows=rec.windows, stable=rec.stable, client_cpu=rec.client_cpu,
                        first_error=errors[0] if errors else "", server=server, mode=spec.mode,
                        decided=rec.decided,
-                       goodput=None if slo_ms is None else int(np.sum(lat <= slo_ms)) / rec.duration,
+                       goodput=None if slo_p95_ms is None else int(np.sum(lat <= slo_p95_ms)) / rec.duration,
                        offered=_sent_rate(rec.sent, rec.start, rec.end), steps=steps or {},
                        overloaded=rec.overloaded, stalled_s=rec.stalled_s)

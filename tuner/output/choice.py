@@ -2,6 +2,7 @@
 model repository can take it, with the engine-only ceiling where that can be measured."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,24 +14,19 @@ from tuner.errors import ConfigError
 from tuner.measure import ceiling
 from tuner.output.export import export
 from tuner.study.confirm import confirmed
-from tuner.study.goal import goal_of
 from tuner.study.selection import baseline_of, choose
+from tuner.study.settings import settings_of
 from tuner.study.trials import Key
-
-
-def searched_slo(study: optuna.Study) -> float | None:
-    """The P95 limit the study was searched under (and goodput counted within), if any."""
-    return (study.user_attrs.get("settings") or {}).get("slo_p95_ms")
 
 
 def slo_within(study: optuna.Study, asked: float | None) -> float | None:
     """The P95 limit a choice keeps to: the one asked for, else the one the study was searched under."""
-    return asked if asked is not None else searched_slo(study)
+    return asked if asked is not None else settings_of(study).slo_p95_ms
 
 
 def chosen(study: optuna.Study, policy: str, slo: float | None) -> FrozenTrial | None:
     """The trial the policy picks from the confirmed front, within the SLO (None: nothing meets it)."""
-    return choose(confirmed(study), policy, goal_of(study.user_attrs["settings"]).chooses_within(slo))
+    return choose(confirmed(study), policy, settings_of(study).goal.chooses_within(slo))
 
 
 def numbered(study: optuna.Study, number: int) -> FrozenTrial:
@@ -43,12 +39,8 @@ def numbered(study: optuna.Study, number: int) -> FrozenTrial:
 
 
 def unmet(study: optuna.Study, slo: float | None) -> str:
-    """The limits no measured trial met, in words."""
-    settings = study.user_attrs.get("settings") or {}
-    limits = [f"P95 <= {slo} ms"] * bool(slo) + \
-        [f"{name}'s P95 <= {limit:g} ms" for name, limit in (settings.get("model_slos") or {}).items()] + \
-        [f"memory <= {settings.get('max_memory_mib')} MiB"] * bool(settings.get("max_memory_mib"))
-    return " and ".join(limits) or "the limits"
+    """The limits no measured trial met, in words (with the SLO the choice kept to)."""
+    return dataclasses.replace(settings_of(study).limits, slo_p95_ms=slo).text()
 
 
 @dataclass(frozen=True)
@@ -68,12 +60,13 @@ def export_choice(study: optuna.Study, model: str, trial: FrozenTrial, out: Path
     if found is not None:
         context["ceiling"] = {**found.to_json(), "trial": trial.number, "fraction": trial.values[0] / found.rate}
         study.set_user_attr("ceiling", context["ceiling"])
-    path = export(trial, out, model, context)
-    goal = goal_of(study.user_attrs["settings"])
+    settings = settings_of(study)
+    goal = settings.goal
+    path = export(trial, out, model, context, goal)
     base = baseline_of(confirmed(study))
     gain = (f", {trial.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
             if base and base.values[0] > 0 else "")
-    return Exported(path, f"{goal.text(trial.values, searched_slo(study))}{gain}", context.get("ceiling"))
+    return Exported(path, f"{goal.text(trial.values, settings.slo_p95_ms)}{gain}", context.get("ceiling"))
 
 
 def _ceiling(trial: FrozenTrial, model: str, repository: str | None) -> ceiling.Ceiling | None:

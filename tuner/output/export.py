@@ -20,7 +20,7 @@ from tuner.measure.inputs import Inputs
 from tuner.measure.load import LoadSpec
 from tuner.measure.measurement import Measurement
 from tuner.study import trials as tr
-from tuner.study.goal import goal_of
+from tuner.study.goal import Goal
 from tuner.study.trials import Key
 
 
@@ -38,7 +38,7 @@ def hardware() -> dict:
     return info
 
 
-def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None) -> Path:
+def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None, goal: Goal = Goal()) -> Path:
     """Writes `<out>/<model>/config.pbtxt` (and a pipeline's members' beside it, as a repository
     layout: `<out>/<member>/config.pbtxt`) and `<out>/<model>/tuner_manifest.json`; returns the
     config path. Only configs are written: copy the models' version folders beside them."""
@@ -50,7 +50,6 @@ def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None =
     dest = Path(out_dir) / model
     path = dest / "config.pbtxt"
     role = tr.role(trial)
-    goal = goal_of((context or {}).get("search_settings") or {})
     manifest = {"trial": trial.number, "role": role.value if role else None,
                 **dict(zip(goal.metric_names, trial.values, strict=True)), "curve": trial.user_attrs.get(Key.CURVE),
                 "metrics": trial.user_attrs.get(Key.METRICS), "knobs": trial.user_attrs.get(Key.KNOBS),

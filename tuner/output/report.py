@@ -7,6 +7,7 @@ from tuner.faults import Side
 from tuner.study import trials as tr
 from tuner.study.goal import Cost, Goal, Objective
 from tuner.study.selection import choosable, pareto_front
+from tuner.study.settings import StudySettings
 from tuner.study.trials import Key
 
 
@@ -133,7 +134,7 @@ def steps_text(trial: FrozenTrial) -> str:
     return "\n".join(lines)
 
 
-def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: dict) -> str:
+def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: StudySettings) -> str:
     """Several models on one server: what each got in the trial beside the baseline (medians after a
     re-measurement), and whether it met its SLO. The study's values are the models' total
     throughput and their worst P95."""
@@ -141,16 +142,16 @@ def models_text(trial: FrozenTrial, base: FrozenTrial | None, settings: dict) ->
     if not got:
         return ""
     before = tr.models_of(base) if base is not None else {}
-    slo = settings.get("slo_p95_ms")
-    slos = settings.get("model_slos") or (dict.fromkeys(got, slo) if slo else {})
+    limits = settings.limits
+    model_slos = limits.model_slos or (dict.fromkeys(got, limits.slo_p95_ms) if limits.slo_p95_ms else {})
     rows = [("model", "infer/s", "baseline", "p95 ms", "baseline", "SLO ms", "")]
     for name, (thr, p95) in got.items():
-        b, limit = before.get(name), slos.get(name)
+        b, limit = before.get(name), model_slos.get(name)
         rows.append((name, f"{thr:.1f}", f"{b[0]:.1f}" if b else "", f"{p95:.1f}", f"{b[1]:.1f}" if b else "",
                      f"{limit:g}" if limit else "", "" if not limit else "met" if p95 <= limit else "OVER"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"each model of trial #{trial.number}" + (f" and of the baseline (#{base.number})" if base else "")
-             + f", {settings.get('load', '')} (the front's values: their total and the worst P95):"]
+             + f", {settings.load} (the front's values: their total and the worst P95):"]
     lines += ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
                                                                                                    strict=True)))
               for r in rows]

@@ -8,16 +8,16 @@ import optuna
 
 from tuner.output import report
 from tuner.study.confirm import confirmed, rejected
-from tuner.study.goal import goal_of
 from tuner.study.selection import baseline_of, choose
+from tuner.study.settings import settings_of
 from tuner.study.trials import Key
 
 
 def write_report(study: optuna.Study, out: Path, policy: str, slo: float | None) -> str:
     """Writes the pictures and report.html into `out`; returns the text a terminal shows."""
     trials, final, failed_again = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
-    settings = study.user_attrs["settings"]
-    goal = goal_of(settings)
+    settings = settings_of(study)
+    goal = settings.goal
     base, chosen = baseline_of(final), choose(final, policy, goal.chooses_within(slo))
     out.mkdir(parents=True, exist_ok=True)
     images = [(out / "pareto.png", f"{goal.objective.value} against {goal.cost.value}; the front, the baseline "
@@ -25,7 +25,7 @@ def write_report(study: optuna.Study, out: Path, policy: str, slo: float | None)
     report.pareto_png(trials, base, chosen, images[0][0], title=f"study {study.study_name}:", goal=goal)
     curves = [t for t in (base, chosen) if t is not None and t.user_attrs.get(Key.CURVE)]
     if curves:
-        report.curves_png(curves, out / "curves.png", settings.get("slo_p95_ms"))
+        report.curves_png(curves, out / "curves.png", settings.slo_p95_ms)
         images.append((out / "curves.png", "P95 against offered request rate, from the capacity search's "
                        "measurements: the baseline and the choice"))
     scores = report.importances(study)

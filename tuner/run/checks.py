@@ -43,11 +43,12 @@ def check_shared(options: Options) -> None:
     throughput against the worst P95; per-model SLOs only for models of the mix."""
     t = options.target
     names = (t.model or "", *t.shared)
-    slos = dict(options.slos)
+    model_slos = dict(options.model_slos)
     if not t.shared:
-        if slos:
-            raise ConfigError(f"--slo-p95-ms {','.join(f'{k}={v:g}' for k, v in slos.items())}: per-model SLOs are "
-                              "for several models on one server (--model a --model b); give one number")
+        if model_slos:
+            given = ",".join(f"{k}={v:g}" for k, v in model_slos.items())
+            raise ConfigError(f"--slo-p95-ms {given}: per-model SLOs are for several models on one server "
+                              "(--model a --model b); give one number")
         if options.load.mix:
             raise ConfigError("--mix shares the load between several models on one server: give --model more than once")
         return
@@ -71,7 +72,7 @@ def check_shared(options: Options) -> None:
     if not options.load.request_rate and options.load.concurrency < len(names):
         raise ConfigError(f"--concurrency {options.load.concurrency} for {len(names)} models: each needs at least "
                           "one request in flight")
-    if unknown := sorted(set(slos) - set(names)):
+    if unknown := sorted(set(model_slos) - set(names)):
         raise ConfigError(f"--slo-p95-ms {','.join(unknown)}: not a --model of this study ({', '.join(names)})")
 
 

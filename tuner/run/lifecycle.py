@@ -42,7 +42,7 @@ def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpa
     return StudySettings(model.name, load, pipeline.fingerprint(base, model.members), space.describe(),
                          options.slo_p95_ms,
                          options.max_memory_mib, options.max_output_error, carried, goal.objective.value,
-                         goal.cost.value, dict(options.slos) or None)
+                         goal.cost.value, dict(options.model_slos) or None)
 
 
 def _study(options: Options, model: Model, base: ModelConfig, space: SearchSpace, index: int = 0) -> optuna.Study:
@@ -92,7 +92,7 @@ def work(options: Options, index: int) -> optuna.Study:
             capacity = CapacitySpec(options.slo_p95_ms, judge_rate=steady) \
                 if options.goal.objective is Objective.CAPACITY and options.slo_p95_ms else None
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
-                           capacity, dict(options.slos)) as evaluator:
+                           capacity, dict(options.model_slos)) as evaluator:
                 evaluator.take_reference(base, model.members)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,

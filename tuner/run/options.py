@@ -58,5 +58,5 @@ class Options:
     goal: Goal = Goal()  # what is raised and what lowered: throughput against P95 by default
     workers: int = 1
     progress: bool = True
-    slos: tuple[tuple[str, float], ...] = ()  # several models: each one's own P95 limit (--slo-p95-ms a=50,b=200)
+    model_slos: tuple[tuple[str, float], ...] = ()  # several models: each one's own P95 limit (--slo-p95-ms a=50,b=200)
     outage_s: float = OUTAGE_S  # a storage or remote server out of reach this long stops the study

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from tuner.config import knobs, modelconfig, pipeline
+from tuner.config import modelconfig, pipeline
 from tuner.config.modelconfig import ModelConfig
 from tuner.config.shipped import SPACES
 from tuner.config.space import SearchSpace, load_space
@@ -92,8 +92,8 @@ def _problems(options: Options, repository: Path | None, name: str, config: Mode
                  "step's knobs under models:"] if given else []), {}
     folder = repository / name if repository else None
     versions = {int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()} if folder else None
-    problems, conditions = knobs.space_problems(config, space, embedded=options.target.launcher is Launcher.EMBEDDED,
-                                                versions=versions)
+    problems, conditions = space.problems(config, embedded=options.target.launcher is Launcher.EMBEDDED,
+                                          versions=versions)
     batch = space.knobs.get("max_batch_size")
     if entry_batch and batch is not None and any(float(v) < entry_batch for v in batch.options):
         problems.append(f"max_batch_size: values below the ensemble's max_batch_size ({entry_batch}) make the "

@@ -25,8 +25,9 @@ from tuner.config import pipeline
 from tuner.config.modelconfig import parse_config
 from tuner.measure.evaluate import Evaluator
 from tuner.study import trials as tr
-from tuner.study.goal import Objective, goal_of
+from tuner.study.goal import Objective
 from tuner.study.selection import POLICIES, choose, pareto_front
+from tuner.study.settings import settings_of
 from tuner.study.trials import Key
 
 # study attr: {after_trials, runs: {trial number: {values: [[objective, cost]..], throughput: [..], p95_ms: [..],
@@ -59,7 +60,7 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
     other round so slow drift of the machine does not favour one of them; stores every measurement,
     and every failure, on the study."""
     trials = study.get_trials(deepcopy=False)
-    goal = goal_of(study.user_attrs["settings"])
+    goal = settings_of(study).goal
     chosen = candidates(trials, goal.chooses_within(slo_p95_ms))
     runs = {t.number: _first_run(t) for t in chosen}
     with tqdm(total=rounds * len(chosen), disable=not progress, unit="config", desc="re-measuring the front",
@@ -121,7 +122,7 @@ def confirmed(study: optuna.Study) -> list[FrozenTrial]:
     if not is_current(study):  # never re-measured, or trials were added since
         return trials
     found = study.user_attrs[_ATTR]
-    slos = (study.user_attrs.get("settings") or {}).get("model_slos") or {}
+    model_slos = settings_of(study).limits.model_slos
     result = []
     for t in trials:
         runs = found["runs"].get(str(t.number))
@@ -130,8 +131,9 @@ def confirmed(study: optuna.Study) -> list[FrozenTrial]:
             values = runs.get("values") or list(zip(runs["throughput"], runs["p95_ms"], strict=True))  # older studies
             view.values = [statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)]
             view.user_attrs[_ATTR] = runs
-            if slos:  # a model's median P95 over its own SLO: never chosen
-                view.user_attrs[Key.OVER_SLO] = any(p95 > slos[name] for name, (_, p95) in tr.models_of(view).items()
-                                                    if name in slos)
+            if model_slos:  # a model's median P95 over its own SLO: never chosen
+                view.user_attrs[Key.OVER_SLO] = any(p95 > model_slos[name]
+                                                    for name, (_, p95) in tr.models_of(view).items()
+                                                    if name in model_slos)
             result.append(view)
     return result

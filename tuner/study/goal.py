@@ -84,11 +84,6 @@ class Goal:
         return f"{first}, {values[1]:.{1 if self.cost is Cost.P95 else 0}f} {units[self.cost]}"
 
 
-def goal_of(settings: dict) -> Goal:
-    """The goal a study was made with (studies from before goals: throughput against P95)."""
-    return Goal(Objective(settings.get("objective", "throughput")), Cost(settings.get("cost", "p95")))
-
-
 def check_goal(goal: Goal, slo_p95_ms: float | None, request_rate: float | None, remote: bool) -> None:
     """Refused before any server starts: a goal its options cannot measure."""
     name = goal.objective.value

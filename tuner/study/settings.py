@@ -1,5 +1,7 @@
-"""What makes two runs of a study comparable (StudySettings): a resumed study, or a worker joining
-one, must have been made with the same, or its trials would not compare."""
+"""What a study was made with (StudySettings, stored with it and read back typed by `settings_of`):
+a resumed study, or a worker joining one, must have been made with the same, or its trials would
+not compare. Its limits (Limits) constrain the search and every choice made from it afterwards,
+by `search`, `export` and `report` alike, unless the user asks for another SLO."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +12,23 @@ import optuna
 
 from tuner.errors import ConfigError
 from tuner.measure.inputs import Memory
+from tuner.study.goal import Cost, Goal, Objective
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What a config must keep to, to be chosen; each is a constraint inside the search too."""
+    slo_p95_ms: float | None = None  # --slo-p95-ms: every model's P95
+    model_slos: dict[str, float] = dataclasses.field(default_factory=dict)  # several models: each one's P95
+    max_memory_mib: float | None = None  # the server's resident memory under load
+    max_output_error: float | None = None  # outputs against the baseline's, relative to their scale
+
+    def text(self) -> str:
+        """The limits on throughput and latency a choice keeps to, in words."""
+        parts = [f"P95 <= {self.slo_p95_ms:g} ms"] * bool(self.slo_p95_ms) + \
+            [f"{name}'s P95 <= {limit:g} ms" for name, limit in self.model_slos.items()] + \
+            [f"memory <= {self.max_memory_mib:g} MiB"] * bool(self.max_memory_mib)
+        return " and ".join(parts) or "the limits"
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,23 @@ class StudySettings:
     objective: str = "throughput"  # tuner.study.goal: what is raised, and the cost that is lowered
     cost: str = "p95"
     model_slos: dict | None = None  # several models on one server: each one's P95 limit
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(slo_p95_ms=self.slo_p95_ms, model_slos=self.model_slos or {},
+                      max_memory_mib=self.max_memory_mib, max_output_error=self.max_output_error)
+
+    @property
+    def goal(self) -> Goal:
+        return Goal(Objective(self.objective), Cost(self.cost))
+
+
+def settings_of(study: optuna.Study) -> StudySettings:
+    """The settings the study was made with, typed (one added since an old study was made has its
+    default, which is what that study had)."""
+    found = study.user_attrs.get("settings") or {}
+    known = {f.name for f in dataclasses.fields(StudySettings)}
+    return StudySettings(**{k: v for k, v in found.items() if k in known})
 
 
 def check_settings(study: optuna.Study, wanted: dict, storage: str) -> None:

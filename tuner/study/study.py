@@ -28,9 +28,9 @@ from tuner.faults import OUTAGE_S, EnvironmentBroken, Failure
 from tuner.measure.evaluate import Evaluator, Outcome
 from tuner.measure.load import PRECISION, Interval, Race
 from tuner.study import trials as tr
-from tuner.study.goal import Goal, Objective, goal_of
+from tuner.study.goal import Goal, Objective
 from tuner.study.selection import choose, pareto_front
-from tuner.study.settings import StudySettings, check_settings
+from tuner.study.settings import Limits, StudySettings, check_settings, settings_of
 from tuner.study.storage import HEARTBEAT_S, StorageLost, storage_for
 from tuner.study.trials import CONFIG_FAILED, LIMITS, MEMORY_VIOLATION, OUTPUT_VIOLATION, SLO_VIOLATION, Key, Role
 
@@ -72,7 +72,7 @@ def open_study(storage: str, name: str, settings: StudySettings, seed: int | Non
         return study
     with warnings.catch_warnings():  # experimental only in name; the dashboard reads these
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(goal_of(wanted).metric_names)
+        study.set_metric_names(settings.goal.metric_names)
     study.set_user_attr("settings", wanted)
     for params in start_with:
         study.enqueue_trial(params, user_attrs={Key.ROLE: Role.START_WITH.value})
@@ -121,7 +121,7 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
         thread.join()
 
 
-def _attrs(config: ModelConfig, outcome: Outcome, settings: dict, members: Members) -> dict:
+def _attrs(config: ModelConfig, outcome: Outcome, limits: Limits, members: Members) -> dict:
     """What a trial records: the config (a pipeline's members' too), the measurement (with a
     capacity goal: at capacity, and every rate tried) and, for each limit set, how far over it."""
     attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: pipeline.fingerprint(config, members),
@@ -136,23 +136,23 @@ def _attrs(config: ModelConfig, outcome: Outcome, settings: dict, members: Membe
         return attrs
     if outcome.output_error is not None:
         attrs[Key.OUTPUT_ERROR] = float(f"{outcome.output_error:.3g}")
-        if settings.get("max_output_error") is not None:
+        if limits.max_output_error is not None:
             # relative to the limit, so the sampler sees how far over it a config was
-            attrs[OUTPUT_VIOLATION] = outcome.output_error / settings["max_output_error"] - 1
+            attrs[OUTPUT_VIOLATION] = outcome.output_error / limits.max_output_error - 1
             if attrs[OUTPUT_VIOLATION] > 0:
                 attrs[Key.OUTPUTS_DIFFER] = True  # measured, but never a candidate to choose
     attrs[Key.METRICS] = tr.jsonable(dataclasses.asdict(outcome.measurement))
     if outcome.capacity is not None:
         attrs[Key.CURVE] = tr.jsonable([[s.offered, s.measurement.throughput, s.measurement.p95_ms,
                                          s.measurement.errors, s.ok] for s in outcome.capacity.steps])
-    if settings.get("slo_p95_ms") is not None:
-        attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - settings["slo_p95_ms"]
-    elif settings.get("model_slos"):  # several models, each with its own SLO
-        attrs[SLO_VIOLATION] = outcome.measurement.slo_excess_ms(settings["model_slos"])
+    if limits.slo_p95_ms is not None:
+        attrs[SLO_VIOLATION] = outcome.measurement.p95_ms - limits.slo_p95_ms
+    elif limits.model_slos:  # several models, each with its own SLO
+        attrs[SLO_VIOLATION] = outcome.measurement.slo_excess_ms(limits.model_slos)
         if attrs[SLO_VIOLATION] > 0:
             attrs[Key.OVER_SLO] = True  # measured, but never a candidate to choose
-    if settings.get("max_memory_mib") is not None:
-        attrs[MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - settings["max_memory_mib"]
+    if limits.max_memory_mib is not None:
+        attrs[MEMORY_VIOLATION] = (outcome.memory_mib or 0.0) - limits.max_memory_mib
         if attrs[MEMORY_VIOLATION] > 0:
             attrs[Key.OVER_MEMORY] = True  # measured, but never a candidate to choose
     return attrs
@@ -209,13 +209,14 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
             _repeat(study, trial, earlier)
             return
     # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
-    goal = goal_of(study.user_attrs["settings"])
+    settings = settings_of(study)
+    goal = settings.goal
     race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
     outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), members=members)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.stopped_early:
         trial.set_user_attr(Key.STOPPED_EARLY, True)
-    attrs = _attrs(config, outcome, study.user_attrs["settings"], members)
+    attrs = _attrs(config, outcome, settings.limits, members)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     _constrain(trial, attrs)
@@ -255,7 +256,7 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
 
 def _first_rate(study: optuna.Study) -> float | None:
     """Where a capacity search starts: the best capacity so far (does this config hold it?)."""
-    if goal_of(study.user_attrs["settings"]).objective is not Objective.CAPACITY:
+    if settings_of(study).goal.objective is not Objective.CAPACITY:
         return None
     return max((t.values[0] for t in study.get_trials(deepcopy=False) if tr.measured(t) and t.values[0] > 0),
                default=None)
@@ -312,7 +313,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
 
 
 def best_text(study: optuna.Study, slo_p95_ms: float | None, last: FrozenTrial | None = None) -> str:
-    goal = goal_of(study.user_attrs["settings"])
+    goal = settings_of(study).goal
     best = choose(study.get_trials(deepcopy=False), slo_p95_ms=goal.chooses_within(slo_p95_ms))
     text = f"best #{best.number}: {goal.text(best.values, slo_p95_ms)}" if best else "no best yet"
     if last is not None and tr.failure(last) is not None:
