@@ -47,13 +47,13 @@ def tuner_capacity(evaluator: Evaluator, config) -> dict:
             "windows": sum(s.measurement.windows for s in outcome.capacity.steps), "wall_s": wall, "steps": steps}
 
 
-def pa_capacity(pa: str, env: dict, url: str, model: str, slo_ms: float, low: float, high: float, step: float) -> dict:
+def pa_capacity(pa: str, env: dict, url: str, model: str, slo_p95_ms: float, low: float, high: float, step: float) -> dict:
     # --max-threads 64: with its default few threads it cannot keep up with the rates asked (it then
     # sends late and times latency from the late send, hiding the queue). Windows of 400 requests:
     # 3 s time windows hold too few for a P95 that agrees within 25 % at low rates, and its sweep
     # ends at the first rate that does not stabilise. -v prints each window.
     cmd = [pa, "-m", model, "-u", url, "-i", "grpc", f"--request-rate-range={low:g}:{high:g}:{step:g}",
-           "--request-distribution=poisson", f"--latency-threshold={slo_ms:g}", "--percentile=95",
+           "--request-distribution=poisson", f"--latency-threshold={slo_p95_ms:g}", "--percentile=95",
            "--measurement-mode=count_windows", "--measurement-request-count=400", "--stability-percentage=25",
            "--max-threads=64", "-v"]
     start = time.perf_counter()
@@ -62,7 +62,7 @@ def pa_capacity(pa: str, env: dict, url: str, model: str, slo_ms: float, low: fl
     # its summary, one line per rate measured to the end: "Request Rate: 40, throughput: 39.8 infer/sec, latency 38383 usec"
     rows = [(float(rate), float(thr), int(usec) / 1000) for rate, thr, usec in
             re.findall(r"Request Rate: ([\d.]+), throughput: ([\d.]+) infer/sec, latency (\d+) usec", done.stdout)]
-    within = [rate for rate, _, p95 in rows if p95 <= slo_ms]
+    within = [rate for rate, _, p95 in rows if p95 <= slo_p95_ms]
     return {"capacity": max(within, default=float("nan")), "measurements": len(re.findall(r"Pass \[", done.stdout)),
             "rates": done.stdout.count("inference requests per seconds"), "wall_s": wall, "rows": rows,
             "ended": (done.stdout + done.stderr).strip().splitlines()[-1:]}

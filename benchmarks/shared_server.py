@@ -67,7 +67,7 @@ def remeasure(work: Path, sets: dict[str, dict], rounds: int) -> dict:
         for r in range(rounds):
             for label in (list(sets) if r % 2 == 0 else list(sets)[::-1]):
                 configs = dict(sets[label])
-                outcome = evaluator.evaluate(configs.pop(MODELS[0]), members=configs)
+                outcome = evaluator.evaluate(configs.pop(MODELS[0]), others=configs)
                 m = outcome.measurement
                 if m is None:
                     print(f"{label}: {outcome.reason}", flush=True)

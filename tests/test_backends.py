@@ -262,7 +262,8 @@ def test_stopping_after_a_load_failed_inside_the_backend_does_not_wait_out_the_e
 @pytest.mark.skipif(not SOURCES, reason="needs the pinned sources in $TUNER_BACKEND_SOURCES")
 def test_without_a_source_dir_the_pinned_commits_are_fetched(tmp_path, monkeypatch):
     """The default path for users: GitHub's archives of the pinned commits (top folder
-    `<repo>-<commit>/`) and ONNX Runtime's headers at the installed version, served here from files."""
+    `<repo>-<commit>/`), RapidJSON's, and ONNX Runtime's headers at the installed version, served
+    here from files."""
     from tuner.backends import sources
     from tuner.backends.pinned import REVISIONS
 
@@ -282,6 +283,8 @@ def test_without_a_source_dir_the_pinned_commits_are_fetched(tmp_path, monkeypat
     (tmp_path / "ort" / "onnxruntime-headers-1.29.0").rename(headers)
     monkeypatch.setattr(sources, "_ARCHIVE", f"file://{archive}/{{repo}}-{{commit}}.tar.gz")
     monkeypatch.setattr(sources, "_ORT_HEADER", f"file://{tmp_path / 'ort'}/v{{version}}/{{name}}")
+    # RapidJSON's archive as GitHub lays it out: rapidjson-<commit>/ at the top
+    monkeypatch.setattr(sources, "_RAPIDJSON_ARCHIVE", f"file://{SOURCES}/rapidjson-{{commit:.7}}.tar.gz")
     monkeypatch.delenv("TUNER_BACKEND_SOURCES")
     monkeypatch.setenv("TUNER_BACKENDS", str(tmp_path / "cache"))
     said = []

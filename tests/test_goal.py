@@ -9,7 +9,7 @@ from tuner.measure.capacity import Capacity, Step
 from tuner.measure.evaluate import Outcome
 from tuner.measure.measurement import Measurement
 from tuner.study.goal import Cost, Goal, Objective, check_goal
-from tuner.study.settings import StudySettings
+from tuner.study.settings import Limits, StudySettings
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +48,9 @@ def test_a_memory_cost_needs_a_server_of_the_tuners_own():
     with pytest.raises(ConfigError, match="--cost memory needs a server of the tuner's own"):
         check_goal(Goal(Objective.CAPACITY, Cost.MEMORY), 50.0, None, remote=True)
     check_goal(Goal(Objective.CAPACITY, Cost.MEMORY), 50.0, None, remote=False)  # accepted
+
+
+def test_limits_say_what_a_choice_keeps_to():
+    assert Limits().text() == "the limits"
+    assert Limits(max_memory_mib=300.0).text() == "memory <= 300.0 MiB"
+    assert Limits(slo_p95_ms=50.0, model_slos={"a": 80.0}).text() == "P95 <= 50.0 ms and a's P95 <= 80 ms"

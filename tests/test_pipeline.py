@@ -93,7 +93,7 @@ def test_a_step_that_fails_to_load_fails_the_trial_naming_it_and_the_study_goes_
     quick = LoadSpec(concurrency=2, warmup_s=0.2, window_s=0.3, min_samples=50, max_duration_s=2)
     with EmbeddedServer(workdir / "again", workdir / "again-run") as server, \
             Evaluator(server, "chain", quick) as evaluator:
-        first, then = evaluator.evaluate(entry, members=failing), evaluator.evaluate(entry, members=members)
+        first, then = evaluator.evaluate(entry, others=failing), evaluator.evaluate(entry, others=members)
     assert first.failure is Failure.LOAD and "load of 'step_b' failed" in first.reason, first
     assert then.measurement is not None and then.measurement.samples > 0, then
 
@@ -116,7 +116,7 @@ def test_pipeline_mistakes_are_refused_before_any_server_starts(repo, workdir):
     cases = [
         (("--model", "chain"), "knobs:\n  instance_count: [1, 2]\n", "'chain' is an ensemble, with no instances"),
         (("--model", "chain"), "models:\n  nosuch: {instance_count: [1, 2]}\n",
-         "models.nosuch: not a member of 'chain' (its members: step_a, step_b)"),
+         "models.nosuch: not a member of 'chain' (those are: step_a, step_b)"),
         (("--model", "chain"), "models:\n  step_a: {max_batch_size: [4, 8]}\n",
          "models.step_a.max_batch_size: values below the ensemble's max_batch_size (8)"),
         (("--model", "chain", "--with", "tiny"), "models:\n  step_a: {instance_count: [1, 2]}\n",

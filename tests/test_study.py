@@ -24,7 +24,7 @@ def test_no_exception_leaves_a_trial_running(tmp_path):
     """A bug inside a trial (here: an evaluator that raises) fails it with the reason and queues its
     knobs again; it does not count."""
     class Broken:
-        def evaluate(self, config, race=None, cold=False, first_rate=None, members=None):
+        def evaluate(self, config, race=None, cold=False, first_rate=None, others=None):
             raise RuntimeError("a bug")
 
     space = parse_space("knobs:\n  instance_count: [1, 2]\n")
@@ -44,7 +44,7 @@ def test_failed_configs_teach_the_sampler_to_avoid_them(tmp_path):
     a sampler that learns nothing from failures keeps walking into them (Optuna's samplers ignore
     FAIL)."""
     class ByInstances:
-        def evaluate(self, config, race=None, cold=False, first_rate=None, members=None):
+        def evaluate(self, config, race=None, cold=False, first_rate=None, others=None):
             count, mbs = config.instance_group[0].count, config.max_batch_size
             if count >= 5:
                 return Outcome(None, Failure.LOAD, "load failed: not enough memory for that many instances")

@@ -85,7 +85,7 @@ def remeasure(work: Path, candidates: dict, rounds: int) -> dict:
             Evaluator(server, MODEL, LoadSpec(min_samples=1000)) as evaluator:
         for r in range(rounds):
             for name in (list(candidates) if r % 2 == 0 else list(candidates)[::-1]):
-                outcome = evaluator.evaluate(entry, members=candidates[name])
+                outcome = evaluator.evaluate(entry, others=candidates[name])
                 if outcome.measurement is not None:
                     runs[name].append((outcome.measurement.throughput, outcome.measurement.p95_ms))
                 else:

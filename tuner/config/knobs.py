@@ -145,16 +145,17 @@ def _graph(s: Subject) -> str | None:
         f"optimization.graph.level is read by the onnxruntime backend, not {s.backend}"
 
 
-# backend/src/backend_model.cc reads optimization.{input,output}_pinned_memory.enable (Triton's core
-# sets both to true when absent), and the input collector and output responder of backend/src use
-# pinned buffers only for copies between host and GPU memory: KIND_GPU instances of the backends
-# built on them (onnxruntime, pytorch, tensorrt; the python and OpenVINO backends copy their own way)
-_PINNED_BACKENDS = ("onnxruntime", "pytorch", "tensorrt")
+# backend/src/backend_model.cc reads optimization.input_pinned_memory.enable (Triton's core sets it
+# true when absent); the input collector and the output responder of backend/src use pinned buffers
+# only for copies between host and GPU memory, so it acts on KIND_GPU instances alone. r24.10's
+# onnxruntime.cc (2578) and libtorch.cc (2242) hand EnablePinnedInput to the output responder too,
+# so output_pinned_memory does nothing there and is not written. Other backends: sources not read.
+_PINNED_BACKENDS = ("onnxruntime", "pytorch")
 
 
 def _pinned(s: Subject) -> str | None:
     if s.backend not in _PINNED_BACKENDS:
-        return f"the {s.backend} backend does not copy through Triton's pinned buffers"
+        return f"read here in the onnxruntime and pytorch backends' sources only, not the {s.backend} backend's"
     if GPU not in s.kinds:
         return "pinned buffers serve copies between host and GPU memory: KIND_GPU instances only"
     if s.embedded and s.backend == "onnxruntime":
@@ -265,11 +266,10 @@ def _graph_level(config: ModelConfig, value, _: dict) -> None:
 def _pinned_memory(config: ModelConfig, value, _: dict) -> None:
     """On is Triton's default: written as no setting, so the default and an explicit `enable: true`
     are one config, measured once."""
-    for field in ("input_pinned_memory", "output_pinned_memory"):
-        if value:
-            config.optimization.ClearField(field)
-        else:
-            getattr(config.optimization, field).enable = False
+    if value:
+        config.optimization.ClearField("input_pinned_memory")
+    else:
+        config.optimization.input_pinned_memory.enable = False
 
 
 _BATCHER_ON = ("dynamic_batching", lambda on: on is not False)
@@ -294,15 +294,15 @@ KNOBS = {
                       "python model's parameters)", _tensorrt_setting("precision_mode", str), _tensorrt,
                       *_TENSORRT_CHOSEN),
     "workspace_gib": Knob(_positive_number, "TensorRT max_workspace_size_bytes, in GiB",
-                          _tensorrt_setting("max_workspace_size_bytes", lambda v: str(int(float(v) * 2**30))),
+                          _tensorrt_setting("max_workspace_size_bytes", lambda v: str(int(float(str(v)) * 2**30))),
                           _tensorrt, *_TENSORRT_CHOSEN),
     "engine_cache": Knob(_one_of(True, False), "TensorRT trt_engine_cache_enable",
                          _tensorrt_setting("trt_engine_cache_enable", lambda v: "true" if v else "false"),
                          _tensorrt, *_TENSORRT_CHOSEN),
     "graph_optimization": Knob(_one_of(*GRAPH_LEVELS), "onnxruntime's optimization { graph { level } }: all 0 (ORT's "
                                "default), extended 1, basic -1, disabled 2", _graph_level, _graph),
-    "pinned_memory": Knob(_one_of(True, False), "optimization { input_pinned_memory { enable } output_pinned_memory "
-                          "{ enable } }: host-GPU copies through pinned buffers (Triton's default: on)",
+    "pinned_memory": Knob(_one_of(True, False), "optimization { input_pinned_memory { enable } }: host-GPU copies "
+                          "of inputs and outputs through pinned buffers (Triton's default: on)",
                           _pinned_memory, _pinned),
 }
 GATES = frozenset(k.after for k in KNOBS.values() if k.after) | {"instance_kind"}  # sampled first

@@ -73,7 +73,7 @@ class Capacity:
         return any(not s.ok and s.offered > self.rate for s in self.steps) and self.rate > 0
 
 
-def verdict(throughput: Interval, p95_ms: Interval, sent: float | None, spec: CapacitySpec) -> bool | None:
+def holds_slo(throughput: Interval, p95_ms: Interval, sent: float | None, spec: CapacitySpec) -> bool | None:
     """Whether a step meets the SLO for certain (True), fails it for certain (False), or cannot
     tell yet (None), from its intervals so far and the rate its requests were sent at."""
     if p95_ms[0] > spec.slo_p95_ms or _falls_behind(throughput[1], sent, spec):

@@ -25,7 +25,7 @@ from tuner.config.pipeline import Members
 from tuner.errors import ServerError, TunerError
 from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
 from tuner.measure.agreement import Outputs, infer_outputs, relative_error
-from tuner.measure.capacity import Capacity, CapacitySpec, find_capacity, verdict
+from tuner.measure.capacity import Capacity, CapacitySpec, find_capacity, holds_slo
 from tuner.measure.inputs import (
     Inputs,
     Memory,
@@ -146,29 +146,29 @@ class Evaluator:
         self.close()
 
     def evaluate(self, config: ModelConfig, race: Race | None = None, cold: bool = False,
-                 first_rate: float | None = None, members: Members | None = None) -> Outcome:
-        """Loads `config` (a pipeline's `members` first) and measures it; when the server goes down
-        under it, the server is restarted and the config measured again, and a config it goes down
-        under every time is the cause (`Failure.CRASH`); likewise requests that break midway
-        (tuner.faults). A capacity search starts at `first_rate` (default: 0.9 of what the load
-        `spec` gets through)."""
+                 first_rate: float | None = None, others: Members | None = None) -> Outcome:
+        """Loads `config` (its `others` first: a pipeline's members, or the models served beside it)
+        and measures it; when the server goes down under it, the server is restarted and the config
+        measured again, and a config it goes down under every time is the cause (`Failure.CRASH`);
+        likewise requests that break midway (tuner.faults). A capacity search starts at `first_rate`
+        (default: 0.9 of what the load `spec` gets through)."""
         for attempt in range(1, ATTEMPTS + 1):
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
-            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate, members or {})
+            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate, others or {})
             outcome = dataclasses.replace(once, attempts=attempt)
-            verdict = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
-            if verdict is None:
+            again = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
+            if again is None:
                 return outcome
-        return dataclasses.replace(outcome, failure=verdict)
+        return dataclasses.replace(outcome, failure=again)
 
     def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool, first_rate: float | None,
-                       members: Members) -> Outcome:
+                       others: Members) -> Outcome:
         """Loads `config` and measures it once; with `race`, until its question is settled. `cold` loads
         it as a deployment would: unloaded first, then read from its written config.pbtxt, because
         Triton applies a change of instance count alone in place, initialising the new instances
         with the previous config."""
         start = time.perf_counter()
-        for name, each in {**members, self.model: config}.items():  # the models the entry calls first
+        for name, each in {**others, self.model: config}.items():  # the others first: the entry calls its members
             key = fingerprint(each)
             if name != self.model and not cold and self._loaded.get(name) == key:
                 continue
@@ -177,7 +177,7 @@ class Evaluator:
             try:
                 self._load(name, each, cold)
             except LoadError as e:
-                which = f"load of '{name}' failed" if members else "load failed"
+                which = f"load of '{name}' failed" if others else "load failed"
                 return self._failed(Failure.COLD_LOAD if cold else Failure.LOAD, f"{which}: {e}",
                                     time.perf_counter() - start)
             except Stalled as e:
@@ -186,16 +186,16 @@ class Evaluator:
             self._slowest_load_s = max(self._slowest_load_s, time.perf_counter() - began)
         load_s = time.perf_counter() - start
         try:
-            requests = self._requests({**members, self.model: config})
+            requests = self._requests({**others, self.model: config})
             error = self._output_error()
             found = None
             if len(self.served) > 1:
                 m = measure_mix(self.server.control, requests, self.spec, race=race, model_slos=self.model_slos)
             elif self.capacity is None:
                 m = measure(self.server.control, self.model, requests[self.model], self.spec, race=race,
-                            slo_p95_ms=self.slo_p95_ms, steps=tuple(members))
+                            slo_p95_ms=self.slo_p95_ms, steps=tuple(others))
             else:
-                found = self._capacity(requests[self.model], self.capacity, race, first_rate, tuple(members))
+                found = self._capacity(requests[self.model], self.capacity, race, first_rate, tuple(others))
                 m = found.at
             _check_answered(m)
         except Stalled as e:
@@ -234,7 +234,7 @@ class Evaluator:
         """The loaded config's capacity under the SLO, each step raced to whether it meets the SLO."""
         def measure_at(rate: float) -> Measurement:
             def decided(throughput: Interval, p95: Interval, sent: float | None) -> bool:
-                return verdict(throughput, p95, sent, spec) is not None
+                return holds_slo(throughput, p95, sent, spec) is not None
 
             step_race = Race(decided, race.precision if race else PRECISION, spec.min_samples, spec.min_step_s)
             at = dataclasses.replace(self.spec, request_rate=rate)
@@ -247,13 +247,13 @@ class Evaluator:
             first_rate = 0.9 * probe.throughput if probe.samples else 1.0
         return find_capacity(measure_at, spec, first_rate)
 
-    def take_reference(self, config: ModelConfig, members: Members | None = None) -> None:
-        """Loads `config` (the user's own; a pipeline's `members` first) and keeps its outputs on the
+    def take_reference(self, config: ModelConfig, others: Members | None = None) -> None:
+        """Loads `config` (the user's own; its `others` first) and keeps its outputs on the
         fixed inputs, which every config's are compared with from then on. Called before the first
         trial, because a model whose own config does not load or serve has nothing to tune from and
         should spend no trial."""
         try:
-            configs = {**(members or {}), self.model: config}
+            configs = {**(others or {}), self.model: config}
             for name, each in configs.items():
                 self.server.control.load(name, to_json(each))
                 self._loaded[name] = fingerprint(each)

@@ -117,7 +117,7 @@ async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, rac
 
 async def _windows(policy: Policy, windows: Windows, alarm: asyncio.Event
                    ) -> tuple[Stop, tuple[float, list[int]] | None]:
-    """Measures window by window until a rule stops it; a race's verdict comes with the time and the
+    """Measures window by window until a rule stops it; a race's decision comes with the time and the
     latencies it judged, which are then the result."""
     recs, spec = policy.recs, policy.spec
     while True:
@@ -134,9 +134,9 @@ async def _windows(policy: Policy, windows: Windows, alarm: asyncio.Event
             if policy.stable(windows):
                 return Stop.STABLE, None
         elif policy.ready_to_judge(now):
-            verdict, judged = await policy.judged(now)
-            if verdict is not None:
-                return verdict, (now, judged)
+            stop, judged = await policy.judged(now)
+            if stop is not None:
+                return stop, (now, judged)
 
 
 def _consumed(done: asyncio.Future) -> None:

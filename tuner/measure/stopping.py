@@ -91,7 +91,7 @@ class Policy:
             for r, f, s in zip(self.recs, self.first, self.streams, strict=True))
 
     async def judged(self, now: float) -> tuple[Stop | None, list[int]]:
-        """The race's verdict on what each stream has by now (and how many latencies it judged).
+        """The race's decision on what each stream has by now (and how many latencies it judged).
         In a thread: the intervals of a long measurement take milliseconds (numpy releases the
         GIL), which would otherwise stall the requests in flight on the event loop."""
         assert self.race is not None

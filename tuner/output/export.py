@@ -39,7 +39,7 @@ def hardware() -> dict:
 
 
 def export(trial: FrozenTrial, out_dir: Path, model: str, context: dict | None = None, goal: Goal = Goal()) -> Path:
-    """Writes `<out>/<model>/config.pbtxt` (and a pipeline's members' beside it, as a repository
+    """Writes `<out>/<model>/config.pbtxt` (and the other models' beside it, as a repository
     layout: `<out>/<member>/config.pbtxt`) and `<out>/<model>/tuner_manifest.json`; returns the
     config path. Only configs are written: copy the models' version folders beside them."""
     configs = {model: trial.user_attrs[Key.CONFIG], **(trial.user_attrs.get(Key.MEMBERS) or {})}
@@ -99,20 +99,20 @@ def stored_intervals(stored: FrozenTrial) -> tuple[list, list]:
     return spans[0], spans[1]
 
 
-def verify(out_dir: Path, repository: Path, model: str, members: list[str], server_factory, spec: LoadSpec,
+def verify(out_dir: Path, repository: Path, model: str, others: list[str], server_factory, spec: LoadSpec,
            inputs: Inputs, stored: FrozenTrial, work: Path) -> Verdict:
     """Lays out a repository as a user would deploy the export (each model's files plus its
-    exported config.pbtxt: the model's, and a pipeline's `members'`), loads it from disk in a fresh
+    exported config.pbtxt: the model's, and the `others'`), loads it from disk in a fresh
     server and measures it again."""
     repo = work / "repository"
     shutil.rmtree(repo, ignore_errors=True)
-    for name in (*members, model):
+    for name in (*others, model):
         shutil.copytree(repository / name, repo / name, ignore=shutil.ignore_patterns("config.pbtxt"))
         shutil.copy(out_dir / name / "config.pbtxt", repo / name / "config.pbtxt")
-    configs = {name: read_config(repo / name / "config.pbtxt") for name in (*members, model)}
+    configs = {name: read_config(repo / name / "config.pbtxt") for name in (*others, model)}
     with server_factory(repo, work) as server, Evaluator(server, model, spec, inputs) as evaluator:
         # from the files, as a deployment loads them
-        outcome = evaluator.evaluate(configs.pop(model), cold=True, members=configs)
+        outcome = evaluator.evaluate(configs.pop(model), cold=True, others=configs)
     if outcome.measurement is None:
         return Verdict(None, outcome.reason)
     m = outcome.measurement

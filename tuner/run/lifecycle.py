@@ -39,7 +39,7 @@ def settings(options: Options, model: Model, base: ModelConfig, space: SearchSpa
                "shared_memory": inputs.shared_memory.value}
     goal = options.goal
     load = f"capacity, {spec.arrivals.describe()} arrivals" if goal.objective is Objective.CAPACITY else spec.mode
-    return StudySettings(model.name, load, pipeline.fingerprint(base, model.members), space.describe(),
+    return StudySettings(model.name, load, pipeline.fingerprint(base, model.others), space.describe(),
                          options.slo_p95_ms,
                          options.max_memory_mib, options.max_output_error, carried, goal.objective.value,
                          goal.cost.value, dict(options.model_slos) or None)
@@ -93,10 +93,10 @@ def work(options: Options, index: int) -> optuna.Study:
                 if options.goal.objective is Objective.CAPACITY and options.slo_p95_ms else None
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
                            capacity, dict(options.model_slos)) as evaluator:
-                evaluator.take_reference(base, model.members)
+                evaluator.take_reference(base, model.others)
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
-                             precision=options.precision, members=model.members)
+                             precision=options.precision, others=model.others)
                 if index == 0 and options.remeasure > 0 and not is_current(study):
                     remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
         finally:
@@ -127,7 +127,7 @@ def measure_once(options: Options, config: ModelConfig | None = None) -> Outcome
         try:
             chosen = config or model.base or remote_base(server, model.name)
             with Evaluator(server, model.name, options.load, options.inputs) as evaluator:
-                return evaluator.evaluate(chosen, members=model.members)
+                return evaluator.evaluate(chosen, others=model.others)
         finally:
             if options.target.launcher is Launcher.REMOTE and config is not None:
                 restore_remote(server, model.name)

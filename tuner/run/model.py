@@ -18,17 +18,24 @@ from tuner.run.options import Launcher, Target
 @dataclass(frozen=True)
 class Model:
     """The model to tune: its name, its config (None for a remote server until connected) and the
-    repository it is read from (None for a remote server)."""
+    repository it is read from (None for a remote server). Its `members` are a pipeline's models
+    (an ensemble's steps, or the models a BLS model calls), which it calls; its `co_served` models
+    share its server, each with its own part of the load, and it calls none of them. A trial
+    configures both alike: they are its `others`."""
     name: str
     base: ModelConfig | None
     repository: Path | None
-    # a pipeline's other models, or the other models of a shared server
     members: pipeline.Members = dataclasses.field(default_factory=dict)
-    shared: bool = False  # the members are served beside it (each gets its part of the load), not called by it
+    co_served: pipeline.Members = dataclasses.field(default_factory=dict)
+
+    @property
+    def others(self) -> pipeline.Members:
+        """The other models each trial writes a config for and loads, before this one."""
+        return {**self.members, **self.co_served}
 
     @property
     def study_name(self) -> str:
-        return "+".join((self.name, *self.members)) if self.shared else self.name
+        return "+".join((self.name, *self.co_served)) if self.co_served else self.name
 
 
 def find_model(target: Target) -> Model:
@@ -40,20 +47,19 @@ def find_model(target: Target) -> Model:
         raise ConfigError(f"--model-repository {repository}: not a directory")
     name = _pick_model(repository, target.model)
     config = _read_model(repository, name)
+    members, co_served = {}, {}
     if target.shared:
-        members = {other: _read_model(repository, _pick_model(repository, other)) for other in target.shared}
-        for each, each_config in {name: config, **members}.items():
+        co_served = {other: _read_model(repository, _pick_model(repository, other)) for other in target.shared}
+        for each, each_config in {name: config, **co_served}.items():
             if pipeline.is_ensemble(each_config):
                 raise ConfigError(f"{repository / each / 'config.pbtxt'}: '{each}' is an ensemble; tuning an ensemble "
                                   "beside other models is not supported: tune it on its own")
             modelconfig.check_tunable(each_config, str(repository / each / "config.pbtxt"))
     elif pipeline.is_ensemble(config) or target.calls:
         members = pipeline.read_members(repository, config, target.calls)
-    else:
-        members = {}
     if target.launcher is Launcher.EMBEDDED:
         if repository == DEMO_REPOSITORY:
-            failed = _build_for_demo({name: config, **members}.values())
+            failed = _build_for_demo({name: config, **members, **co_served}.values())
             if failed and target.model is None:
                 twin = f"{config.name}_python"
                 print(f"cannot build it ({failed}); tuning the demo's python-backend twin '{twin}' instead",
@@ -61,11 +67,11 @@ def find_model(target: Target) -> Model:
                 return Model(twin, modelconfig.read_config(repository / twin / "config.pbtxt"), repository)
             if failed:
                 raise failed
-        for each, each_config in {name: config, **members}.items():
+        for each, each_config in {name: config, **members, **co_served}.items():
             why = backends.missing_backend(modelconfig.backend_of(each_config))
             if why:
                 raise ConfigError(f"{repository / each / 'config.pbtxt'}: {why}")
-    return Model(name, config, repository, members, shared=bool(target.shared))
+    return Model(name, config, repository, members, co_served)
 
 
 def _read_model(repository: Path, name: str) -> ModelConfig:

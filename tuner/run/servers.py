@@ -26,12 +26,12 @@ def make_server(options: Options, model: Model, run_dir: Path, gpus: str | tuple
         return RemoteServer(t.url or "", reconnect_s=options.outage_s)
     assert model.repository is not None and model.base is not None
     work = run_dir / "repository"
-    for name in (model.name, *model.members):  # a pipeline's members are written by trials too
+    for name in (model.name, *model.others):  # trials write the others' configs too
         shutil.rmtree(work / name, ignore_errors=True)
         shutil.copytree(model.repository / name, work / name)
     gpus = gpus if gpus is not None else t.gpus
     completes = any(autocomplete.can_change(model.repository / name, config)
-                    for name, config in {model.name: model.base, **model.members}.items())
+                    for name, config in {model.name: model.base, **model.others}.items())
     if t.launcher is Launcher.DOCKER:
         return DockerServer(work, run_dir, image=t.image, gpus=gpus, host=t.host, network=t.docker_network,
                             shm_size=t.shm_size, ipc_host=options.inputs.shared_memory is not Memory.NONE,

@@ -20,35 +20,36 @@ _BACKEND_SPACES = {"onnxruntime": "default", "openvino": "openvino", "pytorch": 
 
 
 def space_for(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
-    """The named search space, or the shipped one for the model's backend (for a pipeline: for each
-    member's, keeping the knobs that act on it), checked against the model: knobs that cannot act
-    on it are refused, and backend parameters that act only under another knob's values are
-    sampled only then."""
-    if model.members and not options.search_space:
-        return _pipeline_default(options, model, base)
-    if not options.search_space and not model.shared:
+    """The named search space, or the shipped one for the model's backend (with other models: for
+    each one's backend, keeping the knobs that act on it), checked against the model: knobs that
+    cannot act on it are refused, and backend parameters that act only under another knob's values
+    are sampled only then. The space's `models:` section gives the others (tuner.run.model) theirs."""
+    if model.others and not options.search_space:
+        return _shipped_for_each(options, model, base)
+    if not options.search_space:
         space, dropped = _acting(options, model.repository, model.name, base)
         if dropped:
             print(f"the shipped space '{_default_space(base)}' is searched without what cannot act on "
                   f"'{model.name}': {'; '.join(dropped)}", file=sys.stderr)
         return space
-    space = _shipped(options.search_space or _default_space(base))
-    if model.shared and model.name in space.models:
+    space = _shipped(options.search_space)
+    if model.co_served and model.name in space.models:
         space = _lifted(space, model.name)
     problems, conditions = _problems(options, model.repository, model.name, base, space)
-    members = {}
-    for member, sub in space.models.items():
-        if member not in model.members:
-            raise ConfigError(f"{space.source}: models.{member}: not a member of '{model.name}' (its members: "
-                              f"{', '.join(model.members) or 'none; name the models a BLS model calls with --with'})")
-        more, sub_conditions = _problems(options, model.repository, member, model.members[member], sub,
+    others = {}
+    for other, sub in space.models.items():
+        if other not in model.others:
+            what = "a model served beside" if model.co_served else "a member of"
+            raise ConfigError(f"{space.source}: models.{other}: not {what} '{model.name}' (those are: "
+                              f"{', '.join(model.others) or 'none; name the models a BLS model calls with --with'})")
+        more, sub_conditions = _problems(options, model.repository, other, model.others[other], sub,
                                          entry_batch=_ensemble_batch(base))
-        problems += [f"models.{member}.{p}" for p in more]
-        members[member] = dataclasses.replace(sub, conditions=sub_conditions)
+        problems += [f"models.{other}.{p}" for p in more]
+        others[other] = dataclasses.replace(sub, conditions=sub_conditions)
     if problems:
         raise ConfigError(f"{space.source}: knobs that do not act on '{model.name}' "
                           f"({modelconfig.backend_of(base)} backend):\n  " + "\n  ".join(problems))
-    return dataclasses.replace(space, conditions=conditions, models=members)
+    return dataclasses.replace(space, conditions=conditions, models=others)
 
 
 def _lifted(space: SearchSpace, name: str) -> SearchSpace:
@@ -101,14 +102,14 @@ def _problems(options: Options, repository: Path | None, name: str, config: Mode
     return problems, conditions
 
 
-def _pipeline_default(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
-    """For each member, the knobs of its backend's shipped space that act on it (and, for a BLS
-    entry, its own)."""
+def _shipped_for_each(options: Options, model: Model, base: ModelConfig) -> SearchSpace:
+    """For the model and each of the others, the knobs of its backend's shipped space that act on it
+    (an ensemble itself has none)."""
     entry = (SearchSpace({}, {}, "the shipped spaces") if pipeline.is_ensemble(base)
              else _acting(options, model.repository, model.name, base)[0])
-    members = {m: _acting(options, model.repository, m, c, _ensemble_batch(base))[0] for m, c in model.members.items()}
+    others = {m: _acting(options, model.repository, m, c, _ensemble_batch(base))[0] for m, c in model.others.items()}
     return dataclasses.replace(entry, source="the shipped spaces", start_with=(),
-                               models={m: dataclasses.replace(s, start_with=()) for m, s in members.items()
+                               models={m: dataclasses.replace(s, start_with=()) for m, s in others.items()
                                        if s.knobs or s.parameters})
 
 

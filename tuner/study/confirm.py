@@ -72,14 +72,14 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
                     config = parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
                     # a capacity search starts where this config's own search ended
                     start = (trial.values[0] or None) if goal.objective is Objective.CAPACITY else None
-                    members = pipeline.parse(trial.user_attrs.get(Key.MEMBERS) or {})
-                    outcome = evaluator.evaluate(config, cold=r == 0, first_rate=start, members=members)
+                    others = pipeline.parse(trial.user_attrs.get(Key.MEMBERS) or {})
+                    outcome = evaluator.evaluate(config, cold=r == 0, first_rate=start, others=others)
                     if outcome.measurement is None:
                         cold = " loaded cold from its config.pbtxt" if r == 0 else ""
                         run["failures"].append(f"{outcome.failure and outcome.failure.value}{cold}: {outcome.reason}")
                     else:
                         m = outcome.measurement
-                        for key, value in (("values", goal.values(outcome, config, members.values())),
+                        for key, value in (("values", goal.values(outcome, config, others.values())),
                                            ("throughput", m.throughput), ("p95_ms", m.p95_ms),
                                            ("throughput_ci", m.throughput_ci), ("p95_ci_ms", m.p95_ci_ms)):
                             run[key].append(tr.jsonable(value))

@@ -25,9 +25,9 @@ class Limits:
 
     def text(self) -> str:
         """The limits on throughput and latency a choice keeps to, in words."""
-        parts = [f"P95 <= {self.slo_p95_ms:g} ms"] * bool(self.slo_p95_ms) + \
+        parts = ([f"P95 <= {self.slo_p95_ms} ms"] if self.slo_p95_ms else []) + \
             [f"{name}'s P95 <= {limit:g} ms" for name, limit in self.model_slos.items()] + \
-            [f"memory <= {self.max_memory_mib:g} MiB"] * bool(self.max_memory_mib)
+            ([f"memory <= {self.max_memory_mib} MiB"] if self.max_memory_mib else [])
         return " and ".join(parts) or "the limits"
 
 

@@ -121,13 +121,13 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial):
         thread.join()
 
 
-def _attrs(config: ModelConfig, outcome: Outcome, limits: Limits, members: Members) -> dict:
-    """What a trial records: the config (a pipeline's members' too), the measurement (with a
+def _attrs(config: ModelConfig, outcome: Outcome, limits: Limits, others: Members) -> dict:
+    """What a trial records: the config (and the other models', tuner.run.model), the measurement (with a
     capacity goal: at capacity, and every rate tried) and, for each limit set, how far over it."""
-    attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: pipeline.fingerprint(config, members),
+    attrs: dict = {Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: pipeline.fingerprint(config, others),
                    Key.LOAD_S: round(outcome.load_s, 3)}
-    if members:
-        attrs[Key.MEMBERS] = pipeline.render(members)
+    if others:
+        attrs[Key.MEMBERS] = pipeline.render(others)
     if outcome.memory_mib is not None:
         attrs[Key.MEMORY_MIB] = round(outcome.memory_mib, 1)
     if outcome.failure is not None:
@@ -160,7 +160,7 @@ def _attrs(config: ModelConfig, outcome: Outcome, limits: Limits, members: Membe
 
 def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace,
               worker: str = "", precision: float | None = PRECISION, explore: bool = False,
-              members: Members | None = None) -> FrozenTrial:
+              others: Members | None = None) -> FrozenTrial:
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
     exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
     `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
@@ -172,7 +172,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     try:
         trial = study.ask()
         with _heartbeat(study, trial):
-            _measure(study, trial, evaluator, base, space, worker, precision, members or {})
+            _measure(study, trial, evaluator, base, space, worker, precision, others or {})
     except KeyboardInterrupt:
         _cut_off(study, trial, Failure.INTERRUPTED, "interrupted")
         raise
@@ -198,13 +198,13 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
     if worker:
         trial.set_user_attr(Key.WORKER, worker)
     if tr.role(trial) is Role.BASELINE:  # the user's own config: every gain is against it
-        config, members = base, bases
+        config, others = base, bases
     else:
         knobs = space.suggest(trial)
-        config, members = apply_knobs(base, knobs), pipeline.apply(bases, knobs)
+        config, others = apply_knobs(base, knobs), pipeline.apply(bases, knobs)
         trial.set_user_attr(Key.ROLE, (tr.role(trial) or Role.SEARCH).value)
         trial.set_user_attr(Key.KNOBS, knobs)
-        earlier = _same_config(study, pipeline.fingerprint(config, members), trial.number)
+        earlier = _same_config(study, pipeline.fingerprint(config, others), trial.number)
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             _repeat(study, trial, earlier)
             return
@@ -212,16 +212,16 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
     settings = settings_of(study)
     goal = settings.goal
     race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
-    outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), members=members)
+    outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), others=others)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.stopped_early:
         trial.set_user_attr(Key.STOPPED_EARLY, True)
-    attrs = _attrs(config, outcome, settings.limits, members)
+    attrs = _attrs(config, outcome, settings.limits, others)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     _constrain(trial, attrs)
     if outcome.measurement is not None:
-        study.tell(trial, goal.values(outcome, config, members.values()))
+        study.tell(trial, goal.values(outcome, config, others.values()))
     else:
         study.tell(trial, state=TrialState.PRUNED)
 
@@ -287,7 +287,7 @@ MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is
 
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
            slo_p95_ms: float | None = None, progress: bool = True, worker: str = "",
-           precision: float | None = PRECISION, members: Members | None = None) -> None:
+           precision: float | None = PRECISION, others: Members | None = None) -> None:
     """Runs trials until the study holds `trials` counted ones (the known-good configs and the baseline first), or the
     sampler proposes only configs already measured (a space with fewer distinct configs). Any
     number of workers, on this host or others, may run this on the same study at once."""
@@ -303,7 +303,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
             if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
-            last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0, members=members)
+            last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0, others=others)
             repeats = repeats + 1 if tr.is_repeat(last) else 0
             if repeats >= MAX_REPEATS:
                 bar.write(f"the sampler proposed {repeats} configs in a row that were already measured: the space "

@@ -35,7 +35,7 @@ class Key:
     ROLE = "role"  # baseline (your own config), start_with (a known-good one) or search (the sampler's)
     KNOBS = "knobs"  # the knob values the trial ran, as the search space names them
     CONFIG = "config_pbtxt"  # the exact config.pbtxt the trial loaded
-    MEMBERS = "members_pbtxt"  # a pipeline's other models: name -> config.pbtxt
+    MEMBERS = "members_pbtxt"  # the other models' configs (a pipeline's members, or models served beside it)
     FINGERPRINT = "fingerprint"  # a hash of the rendered configs: the same config proposed again is a repeat
     METRICS = "metrics"  # throughput, P50-P99 and their 95% CIs, samples, errors, Triton's queue and compute times
     LOAD_S = "load_s"  # seconds the config took to load

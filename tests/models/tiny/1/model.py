@@ -1,7 +1,9 @@
 """Test model: OUTPUT0 = gain * INPUT0, with a short sleep per execution so batching matters.
 
 Parameters: fail_on_load "yes" raises in initialize (a config that cannot load); delay_ms sets
-the per-execution sleep (default 2); gain (default 2) changes the outputs, as a precision or
+the per-execution sleep (default 2), delay_per_request_ms adds that much per request of the batch
+(a cost a + b * size), and delay_spread "exponential" draws each execution's sleep from an
+exponential distribution of that mean (service for M/M/n); gain (default 2) changes the outputs, as a precision or
 graph-optimisation knob could; max_instances refuses, in initialize, a config with more instances
 (as a model holding a per-instance resource would); init_delay_ms makes each load that slow;
 hang_with_instances makes execute block for good in a config with that many instances (as a
@@ -24,13 +26,17 @@ class TritonPythonModel:
             raise RuntimeError(f"tiny: {instances} instances configured, at most {params['max_instances']}")
         time.sleep(float(params.get("init_delay_ms", "0")) / 1000)
         self.delay_s = float(params.get("delay_ms", "2")) / 1000
+        self.per_request_s = float(params.get("delay_per_request_ms", "0")) / 1000
+        self.exponential = params.get("delay_spread") == "exponential"
+        self.rng = np.random.default_rng()
         self.gain = float(params.get("gain", "2"))
         self.hangs = params.get("hang_with_instances") == str(instances)
 
     def execute(self, requests):
         while self.hangs:
             time.sleep(1)
-        time.sleep(self.delay_s)
+        mean = self.delay_s + self.per_request_s * len(requests)
+        time.sleep(self.rng.exponential(mean) if self.exponential else mean)
         return [pb_utils.InferenceResponse([pb_utils.Tensor(
             "OUTPUT0", (pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy() * self.gain).astype(np.float32))])
             for r in requests]
