@@ -54,7 +54,7 @@ def _config(base, instances: int, parameters: dict, batching: bool, max_batch: i
 
 
 def cells(which: set[str]) -> list[dict]:
-    found = []
+    found: list[dict] = []
     if "closed" in which:
         for c in (1, 8, 32):
             for n in (1, 2, 4):
