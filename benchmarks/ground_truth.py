@@ -9,12 +9,15 @@ the cores) a fixed time per execution, an exponential time of that mean, or a + 
   * batch cost 10 ms + 2 ms a request, max batch 8, a batcher that waits for batches to fill,
     concurrency 8 and 32 on 1, 2, 4 instances;
   * exponential service of mean 20 ms, Poisson arrivals at 50, 80 and 95 % of n / s on 1, 2, 4
-    instances (M/M/n: the P95 from Erlang C).
+    instances, s as Triton times the service at concurrency 1 (M/M/n: the P95 from Erlang C).
 
-The python backend's own cost per execution (the stub's round trip) adds to the sleep: it is
-measured first, at concurrency 1 on one instance with a 1 ms sleep, and reported; the closed forms
-use the sleep alone, so that cost shows in the errors. perf_analyzer is optional (see
-loadgen_vs_perf_analyzer.py for getting it); without it, its columns stay empty.
+The python backend's own cost per execution (the stub's round trip, the sleep's overshoot) adds to
+the sleep. Each cell is therefore given two closed forms: with the nominal service (the sleep),
+and with the service as Triton itself timed it (its compute time per execution, from its
+statistics over the tuner's measurement: an instrument of the server's, not the load
+generator's). The errors against the second say how far each load generator is from the truth.
+perf_analyzer is optional (see loadgen_vs_perf_analyzer.py for getting it); without it, its
+columns stay empty.
 
     python benchmarks/ground_truth.py [--cells closed,batch,poisson] [--no-perf-analyzer]
 
@@ -53,38 +56,53 @@ def _config(base, instances: int, parameters: dict, batching: bool, max_batch: i
     return apply_knobs(base, knobs)
 
 
-def cells(which: set[str]) -> list[dict]:
+def cells(which: set[str], exponential_s: float) -> list[dict]:
+    """The cells; open-loop rates are fractions of what `n` instances of the exponential service,
+    as Triton timed it at concurrency 1 (`exponential_s`), can serve."""
     found: list[dict] = []
     if "closed" in which:
         for c in (1, 8, 32):
             for n in (1, 2, 4):
                 found.append({"kind": "closed, fixed 20 ms", "clients": c, "instances": n, "batching": False,
-                              "parameters": {"delay_ms": "20"}, "expected": queueing.closed_loop(c, n, SERVICE_S)})
+                              "parameters": {"delay_ms": "20"}, "nominal_s": SERVICE_S,
+                              "form": lambda s, c=c, n=n: queueing.closed_loop(c, n, s)})
     if "batch" in which:
         for c in (8, 32):
             for n in (1, 2, 4):
                 found.append({"kind": "closed, batch 10+2/req ms", "clients": c, "instances": n, "batching": True,
                               "parameters": {"delay_ms": "10", "delay_per_request_ms": "2"},
-                              "expected": queueing.batched_closed_loop(c, n, 8, BATCH_A_S, BATCH_B_S)})
+                              "nominal_s": BATCH_A_S + BATCH_B_S * min(c, 8),  # a batch of min(c, 8)
+                              "form": lambda s, c=c, n=n: queueing.batched_closed_loop(c, n, 8, s, 0.0)})
     if "poisson" in which:
         for n in (1, 2, 4):
             for load in (0.5, 0.8, 0.95):
-                rate = load * n / SERVICE_S
+                rate = load * n / exponential_s
                 found.append({"kind": f"Poisson {load:.0%}, exp 20 ms", "rate": rate, "instances": n,
                               "batching": False, "parameters": {"delay_ms": "20", "delay_spread": "exponential"},
-                              "expected": queueing.mmn(rate, 1 / SERVICE_S, n)})
+                              "nominal_s": SERVICE_S, "form": lambda s, rate=rate, n=n: _mmn(rate, 1 / s, n)})
     return found
+
+
+def _mmn(rate: float, mu: float, n: int) -> queueing.Expected:
+    """M/M/n, or, at or past capacity, no steady state: the queue grows without bound."""
+    if rate >= n * mu:
+        return queueing.Expected(n * mu, float("inf"), float("inf"))
+    return queueing.mmn(rate, mu, n)
 
 
 def run_tuner(server, base, cell: dict, max_s: float) -> dict:
     spec = LoadSpec(concurrency=cell.get("clients", 8), request_rate=cell.get("rate"), warmup_s=1.0,
-                    window_s=2.0, min_samples=2000, max_duration_s=max_s)
+                    window_s=2.0, min_samples=2000, max_duration_s=2 * max_s if "rate" in cell else max_s)
     with Evaluator(server, "tiny", spec) as evaluator:
         m = evaluator.evaluate(_config(base, cell["instances"], cell["parameters"], cell["batching"])).measurement
     assert m is not None, cell
+    b = m.server
+    assert b is not None, cell  # Triton's statistics over the measurement
+    # Triton books an execution's whole time to each request of its batch: per request is per execution
+    executed_s = (b.compute_input_ms + b.compute_infer_ms + b.compute_output_ms) / 1e3
     return {"throughput": m.throughput, "throughput_ci": list(m.throughput_ci), "p95_ms": m.p95_ms,
-            "p95_ci_ms": list(m.p95_ci_ms), "samples": m.samples, "avg_batch": m.server.avg_batch_size
-            if m.server else None}
+            "p95_ci_ms": list(m.p95_ci_ms), "samples": m.samples, "avg_batch": b.avg_batch_size,
+            "triton_service_ms": executed_s * 1e3}
 
 
 def run_perf_analyzer(pa: str, env: dict, url: str, cell: dict, tmp: Path) -> dict:
@@ -122,23 +140,30 @@ def main() -> int:
         one = run_tuner(server, base, {"clients": 1, "instances": 1, "batching": False,
                                        "parameters": {"delay_ms": "1"}}, args.max_measure_s)
         overhead_ms = 1e3 / one["throughput"] - 1.0  # a request's cost beyond the 1 ms sleep
-        print(f"the python backend and the client add {overhead_ms:.2f} ms a request (concurrency 1, 1 ms sleep)")
-        for cell in cells(set(args.cells.split(","))):
+        print(f"the python backend and the client add {overhead_ms:.2f} ms a request (concurrency 1, 1 ms sleep); "
+              f"Triton times the execution at {one['triton_service_ms']:.2f} ms")
+        exponential = run_tuner(server, base, {"clients": 1, "instances": 1, "batching": False, "parameters": {
+            "delay_ms": "20", "delay_spread": "exponential"}}, args.max_measure_s)["triton_service_ms"] / 1e3
+        print(f"the exponential service's mean as Triton times it: {exponential * 1e3:.2f} ms")
+        for cell in cells(set(args.cells.split(",")), exponential):
             tuner = run_tuner(server, base, cell, args.max_measure_s)  # leaves the cell's config loaded
             peer = run_perf_analyzer(pa, env, server.url, cell, tmp) if pa else {}
-            exp = cell["expected"]
-            results.append({**{k: v for k, v in cell.items() if k not in ("expected", "parameters")},
-                            "expected": {"throughput": exp.throughput, "p95_ms": exp.p95_ms},
+            nominal, timed = cell["form"](cell["nominal_s"]), cell["form"](tuner["triton_service_ms"] / 1e3)
+            results.append({**{k: v for k, v in cell.items() if k not in ("form", "parameters")},
+                            "expected": {"throughput": timed.throughput, "p95_ms": timed.p95_ms},
+                            "nominal": {"throughput": nominal.throughput, "p95_ms": nominal.p95_ms},
                             "tuner": tuner, "perf_analyzer": peer,
-                            "tuner_error": {"throughput": _error(tuner["throughput"], exp.throughput),
-                                            "p95": _error(tuner["p95_ms"], exp.p95_ms)},
-                            "perf_analyzer_error": {"throughput": _error(peer.get("throughput"), exp.throughput),
-                                                    "p95": _error(peer.get("p95_ms"), exp.p95_ms)}})
+                            "tuner_error": {"throughput": _error(tuner["throughput"], timed.throughput),
+                                            "p95": _error(tuner["p95_ms"], timed.p95_ms)},
+                            "perf_analyzer_error": {"throughput": _error(peer.get("throughput"), timed.throughput),
+                                                    "p95": _error(peer.get("p95_ms"), timed.p95_ms)}})
             print(_row(results[-1]), flush=True)
-    headers = ["cell", "load", "n", "expected /s", "tuner /s", "err", "pa /s", "err", "expected p95", "tuner p95",
-               "err", "in CI", "pa p95", "err"]
+            write_json("ground_truth", {"overhead_ms_per_request": overhead_ms,
+                                        "exponential_service_ms": exponential * 1e3,
+                                        "triton_service_ms_of_1_ms_sleep": one["triton_service_ms"], "cells": results})
+    headers = ["cell", "load", "n", "service ms", "nominal /s", "expected /s", "tuner /s", "err", "pa /s", "err",
+               "nominal p95", "expected p95", "tuner p95", "err", "in CI", "pa p95", "err"]
     print(table(headers, [_row(r) for r in results]))
-    write_json("ground_truth", {"overhead_ms_per_request": overhead_ms, "cells": results})
     return 0
 
 
@@ -151,9 +176,11 @@ def _row(r: dict) -> list:
     within = (t["throughput_ci"][0] <= e["throughput"] <= t["throughput_ci"][1],
               t["p95_ci_ms"][0] <= e["p95_ms"] <= t["p95_ci_ms"][1])
     load = f"c={r['clients']}" if "clients" in r else f"{r['rate']:.0f}/s"
-    return [r["kind"], load, r["instances"], f"{e['throughput']:.1f}", f"{t['throughput']:.1f}",
+    n = r["nominal"]
+    return [r["kind"], load, r["instances"], f"{t['triton_service_ms']:.2f}", f"{n['throughput']:.1f}",
+            f"{e['throughput']:.1f}", f"{t['throughput']:.1f}",
             _pct(r["tuner_error"]["throughput"]), f"{p['throughput']:.1f}" if "throughput" in p else "",
-            _pct(r["perf_analyzer_error"]["throughput"]), f"{e['p95_ms']:.1f}", f"{t['p95_ms']:.1f}",
+            _pct(r["perf_analyzer_error"]["throughput"]), f"{n['p95_ms']:.1f}", f"{e['p95_ms']:.1f}", f"{t['p95_ms']:.1f}",
             _pct(r["tuner_error"]["p95"]), "/".join("yes" if w else "no" for w in within),
             f"{p['p95_ms']:.1f}" if "p95_ms" in p else "", _pct(r["perf_analyzer_error"]["p95"])]
 
