@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 from google.protobuf import json_format
-from support import load_study, search, tuner, wait_for
+from support import load_study, search, serving, tuner, wait_for
 from support.configs import knob_problems
 
 from tuner import backends
@@ -36,9 +36,7 @@ def _ort_answer(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, real_backends):
-    root = tmp_path_factory.mktemp("ort")
-    shutil.copytree(DEMO_REPOSITORY / "detector", root / "repo" / "detector")
-    with EmbeddedServer(root / "repo", root / "run") as server:
+    with serving(DEMO_REPOSITORY / "detector", tmp_path_factory.mktemp("ort")) as server:
         yield server
 
 

@@ -1,24 +1,20 @@
 """The load generator against queueing theory, on a model whose service is a known sleep: the
 closed form, with the service time Triton itself measured, is what a correct instrument must
 report (benchmarks/ground_truth.py runs every cell, beside perf_analyzer)."""
-import shutil
 
 import pytest
-from support import MODELS
+from support import MODELS, serving
 
 from tuner.config.modelconfig import apply_knobs, read_config
 from tuner.measure import queueing
 from tuner.measure.evaluate import Evaluator
 from tuner.measure.load import LoadSpec
-from tuner.server import EmbeddedServer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ground_truth")
-    shutil.copytree(MODELS / "tiny", root / "repo" / "tiny")
-    with EmbeddedServer(root / "repo", root / "run") as s:
-        yield s
+    with serving(MODELS / "tiny", tmp_path_factory.mktemp("ground_truth")) as server:
+        yield server
 
 
 @pytest.mark.integration

@@ -1,14 +1,12 @@
 """Every knob renders a config Triton accepts: loaded into the embedded Triton for the python
 backend (the one it ships), schema-checked for the backends it does not have."""
-import shutil
 
 import pytest
 from google.protobuf import json_format
-from support import MODELS
+from support import MODELS, serving
 from support.configs import ONNX_TRT, OPENVINO, PYTORCH, TRT_PLAN, knob_problems
 
 from tuner.config.modelconfig import ModelConfig, apply_knobs, parse_config, read_config, render_pbtxt, to_json
-from tuner.server import EmbeddedServer
 
 KNOBS = [
     {"max_batch_size": 4}, {"instance_count": 2}, {"instance_kind": "KIND_CPU"},
@@ -22,9 +20,7 @@ KNOBS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("knobs")
-    shutil.copytree(MODELS / "tiny", root / "repo" / "tiny")
-    with EmbeddedServer(root / "repo", root / "run") as server:
+    with serving(MODELS / "tiny", tmp_path_factory.mktemp("knobs")) as server:
         yield server
 
 
