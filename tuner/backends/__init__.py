@@ -45,7 +45,7 @@ def status() -> list[Status]:
 
 def missing_backend(backend: str) -> str | None:
     """Why the embedded server cannot serve a model of `backend`, with what to do (None when it can)."""
-    if backend in BUILTIN or backend in built():
+    if backend in BUILTIN or (backend in RECIPES and built_folder(backend) is not None):
         return None
     if backend in RECIPES:
         return (f"the embedded server has no '{backend}' backend yet: build it with "

@@ -98,7 +98,9 @@ def _pick_model(repository: Path, model: str | None) -> str:
 
 def _build_for_demo(configs) -> backends.BuildError | None:
     """The demo on first use: the backends its models need, built (a few seconds each, once)."""
-    needed = sorted({modelconfig.backend_of(c) for c in configs} & set(backends.RECIPES) - set(backends.built()))
+    # only the backends these models use are looked up: finding another's library imports its wheel (torch: seconds)
+    needed = sorted(b for b in {modelconfig.backend_of(c) for c in configs} & set(backends.RECIPES)
+                    if backends.built_folder(b) is None)
     for backend in needed:
         print(f"building Triton's {backend} backend for the demo (first use, once; see `tuner backends list`)",
               file=sys.stderr, flush=True)
