@@ -232,3 +232,23 @@ def test_memory_limit_is_a_constraint_and_configs_over_it_are_never_exported(wor
                    "--max-memory-mib", "1", "--study-name", "tight")
     assert tight.returncode == 1 and "no measured trial meets memory <= 1.0 MiB" in tight.stderr
     assert all(t.user_attrs["over_memory"] for t in load_study(workdir, "tight").get_trials())
+
+
+@pytest.mark.integration
+def test_a_guided_search_measures_what_its_model_predicts_and_says_how_well(workdir):
+    """A model whose batch of b costs 6 + 1 * b ms: after the baseline (no batching) the model,
+    fitted from Triton's per-batch statistics, proposes configs; each guided trial keeps what was
+    predicted for it, and the summary gives the model's errors."""
+    repo = workdir / "repo" / "tiny"
+    shutil.copytree(MODELS / "tiny", repo)
+    (repo / "config.pbtxt").write_text((MODELS / "tiny" / "config.pbtxt").read_text() + (
+        'parameters { key: "delay_ms" value { string_value: "6" } }\n'
+        'parameters { key: "delay_per_request_ms" value { string_value: "1" } }\n'))
+    done = search(workdir, "--trials", "4", "--guide", "model", "--search-space", str(SPACES / "tiny.yaml"),
+                  target=("--model-repository", str(workdir / "repo"), "--model", "tiny"))
+    assert done.returncode == 0, done.stderr
+    trials = [t for t in load_study(workdir).get_trials() if tr.measured(t)]
+    guided = [t for t in trials if t.user_attrs.get("predicted")]
+    assert guided and all(t.params.get("dynamic_batching") for t in guided[:1])  # batching is what it predicts best
+    assert all(t.user_attrs["metrics"]["server"]["batches"] for t in trials)
+    assert "the performance model predicted" in done.stdout, done.stdout

@@ -141,8 +141,10 @@ def main() -> int:
     for memory in ("system", "cuda"):
         best = summary.get(f"best, {memory} shm")
         if ceiling and best:
-            print(f"best over {memory} shm: {best['throughput']:.0f} infer/s = "
-                  f"{best['throughput'] / ceiling['rate']:.0%} of the engine-only ceiling {ceiling['rate']:.0f}")
+            print(f"best over {memory} shm: {best['throughput']:.0f} infer/s = {best['throughput'] / ceiling['rate']:.0%} "
+                  f"of the engine-only ceiling at the study's load ({ceiling['rate']:.0f}, batch {ceiling['batch']}), "
+                  f"{best['throughput'] / ceiling['max_rate']:.0%} of the one at the config's max batch "
+                  f"({ceiling['max_rate']:.0f}, batch {ceiling['max_batch']})")
     (args.out / "gpu_libtorch.json").write_text(json.dumps(result, indent=1, default=str))
     return 0
 

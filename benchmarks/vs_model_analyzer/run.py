@@ -1,7 +1,7 @@
 """Model Analyzer quick search and the tuner on the same model, server binary and load, side by side.
 
     bash benchmarks/vs_model_analyzer/setup.sh          # once: Model Analyzer 1.58 in /tmp/ma-venv
-    python benchmarks/vs_model_analyzer/run.py [--trials 50] [--rounds 3]
+    python benchmarks/vs_model_analyzer/run.py [--trials 50] [--rounds 3] [--guide model] [--no-start-with]
 
 1. Model Analyzer `profile`, quick search, local launch mode (it starts tritonserver itself, once per
    config), CPU only, concurrency 8 (quick search takes no concurrency list: its min and max
@@ -34,10 +34,11 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
+import yaml  # noqa: E402
 
 from benchmarks.common import table, write_json  # noqa: E402
 from tuner.config.modelconfig import parse_config, read_config  # noqa: E402
-from tuner.config.shipped import DEMO_REPOSITORY  # noqa: E402
+from tuner.config.shipped import DEMO_REPOSITORY, SPACES  # noqa: E402
 from tuner.measure.evaluate import Evaluator  # noqa: E402
 from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
@@ -104,15 +105,24 @@ def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict
     return found | {"config": config}
 
 
-def run_tuner(work: Path, trials: int) -> dict:
+def run_tuner(work: Path, trials: int, guide: str = "tpe", start_with: bool = True) -> dict:
+    """The tuner's search of the demo; without `start_with`, the default space with its known-good
+    configs removed (what the search itself finds)."""
     shutil.copytree(DEMO_REPOSITORY / MODEL, work / "tuner_models" / MODEL)
     storage = f"sqlite:///{work / 'tuner.db'}"
+    space = SPACES / "default.yaml"
+    if not start_with:
+        found = yaml.safe_load(space.read_text())
+        found.pop("start_with", None)
+        space = work / "default_without_start_with.yaml"
+        space.write_text(yaml.safe_dump(found))
     start_wall = time.time()
     start = time.perf_counter()
     with open(work / "tuner.log", "w") as log:
         done = subprocess.run([sys.executable, "-m", "tuner", "search", "--model-repository", str(work / "tuner_models"),
                                "--trials", str(trials), "--storage", storage, "--run-dir", str(work / "tuner_runs"),
-                               "--out", str(work / "tuner_out"), "--no-progress"], cwd=ROOT, stdout=log,
+                               "--out", str(work / "tuner_out"), "--no-progress", "--search-space", str(space),
+                               "--guide", guide], cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=MODEL, storage=storage)
@@ -185,7 +195,7 @@ def knobs_text(config) -> str:
     return f"{groups} instances, max batch {config.max_batch_size}, {batching}, threads {threads}"
 
 
-def arguments(doc: str | None, trials: int, work: Path) -> argparse.Namespace:
+def arguments(doc: str | None, trials: int, work: Path, search_options: bool = False) -> argparse.Namespace:
     """The options both benchmarks take, Model Analyzer's install checked and --work emptied."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=trials)
@@ -194,6 +204,10 @@ def arguments(doc: str | None, trials: int, work: Path) -> argparse.Namespace:
     ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
     ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
     ap.add_argument("--ma-timeout-s", type=int, default=3600)
+    if search_options:  # the single-model search's
+        ap.add_argument("--guide", choices=["model", "tpe"], default="tpe", help="the tuner's --guide")
+        ap.add_argument("--no-start-with", action="store_true", help="the tuner searches the default space without "
+                        "its known-good start_with configs")
     args = ap.parse_args()
     if not (args.ma_venv / "bin" / "model-analyzer").exists():
         raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
@@ -203,10 +217,10 @@ def arguments(doc: str | None, trials: int, work: Path) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = arguments(__doc__, 50, Path("/tmp/tuner-vs-ma"))
+    args = arguments(__doc__, 50, Path("/tmp/tuner-vs-ma"), search_options=True)
     ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
     print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
-    tuner = run_tuner(args.work, args.trials)
+    tuner = run_tuner(args.work, args.trials, args.guide, not args.no_start_with)
     print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
     again = remeasure(args.work, {"Model Analyzer best": ma["config"], "tuner best": tuner["config"]}, args.rounds)
     summarize("vs_model_analyzer", ma, tuner, again, args.rounds, knobs_text(ma.pop("config")),

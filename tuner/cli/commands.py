@@ -29,6 +29,7 @@ from tuner.output.report import (
 from tuner.output.study_report import write_report
 from tuner.run import measure_once, search, verify_server
 from tuner.server import RemoteServer
+from tuner.study import guide
 from tuner.study.confirm import confirmed, is_current, rejected
 from tuner.study.selection import baseline_of
 from tuner.study.settings import settings_of
@@ -61,6 +62,8 @@ def _print_front(study: optuna.Study, chosen) -> None:
     for text in (steps_text(chosen), models_text(chosen, baseline_of(final), settings)) if chosen else ():
         if text:
             print(text)
+    if guided := guide.summary(study):
+        print(guided)
 
 
 def _export(study: optuna.Study, model: str, chosen, args, policy: str, slo: float | None) -> int:

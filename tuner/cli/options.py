@@ -37,7 +37,8 @@ def options(args) -> Options:
                    storage=args.storage, study_name=args.study_name, slo_p95_ms=args.slo_p95_ms,
                    max_memory_mib=args.max_memory_mib, max_output_error=args.max_output_error, seed=args.seed,
                    remeasure=args.remeasure, precision=None if args.no_racing else args.precision,
-                   goal=Goal(Objective(args.objective), Cost(args.cost)), workers=args.workers,
+                   guided=args.guide == "model", goal=Goal(Objective(args.objective), Cost(args.cost)),
+                   workers=args.workers,
                    progress=not args.no_progress and sys.stderr.isatty(), model_slos=args.model_slos,
                    outage_s=args.outage_s)
 

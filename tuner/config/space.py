@@ -24,6 +24,7 @@ only when the accelerator is TensorRT, so the sampler never learns from knobs th
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,20 @@ class SearchSpace:
                         {k: s.options for k, s in self.parameters.items()}, embedded, versions)
 
     def suggest(self, trial: optuna.Trial, prefix: str = "") -> dict:
+        return self._knobs(lambda name, spec: _suggest(trial, name, spec), prefix)
+
+    def knobs_of(self, params: dict) -> dict:
+        """The knobs a trial with these Optuna params would run (a knob gated off by another's
+        value left out, as `suggest` leaves it)."""
+        return self._knobs(lambda name, spec: spec.value if isinstance(spec, Fixed) else params[name])
+
+    def _knobs(self, draw: Callable[[str, Spec], Any], prefix: str = "") -> dict:
         knobs: dict = {}
         for name in sorted(self.knobs, key=lambda n: n not in GATES):  # the gates first: they decide the rest
             knob = KNOBS[name]
             if knob.after is not None and not knob.when(knobs.get(knob.after)):
                 continue  # it would not act under the value just sampled
-            knobs[name] = _suggest(trial, prefix + name, self.knobs[name])
+            knobs[name] = draw(prefix + name, self.knobs[name])
         if self.parameters:
             sampled: dict = {}
             for name in sorted(self.parameters, key=lambda n: n in self.conditions):  # gates first
@@ -107,10 +116,10 @@ class SearchSpace:
                 if condition is not None and str(knobs.get(condition.gate, sampled.get(condition.gate))) \
                         not in condition.values:
                     continue
-                sampled[f"param.{name}"] = str(_suggest(trial, f"{prefix}param.{name}", self.parameters[name]))
+                sampled[f"param.{name}"] = str(draw(f"{prefix}param.{name}", self.parameters[name]))
             knobs["parameters"] = {k.removeprefix("param."): v for k, v in sampled.items()}
         if self.models:
-            knobs["models"] = {name: space.suggest(trial, f"{name}/") for name, space in self.models.items()}
+            knobs["models"] = {name: space._knobs(draw, f"{prefix}{name}/") for name, space in self.models.items()}
         return knobs
 
     def describe(self) -> dict:

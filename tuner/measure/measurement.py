@@ -19,6 +19,8 @@ class ServerBreakdown:
     compute_infer_ms: float
     compute_output_ms: float
     avg_batch_size: float
+    # each batch size Triton executed: [executions, mean ms an execution took (input, infer, output)]
+    batches: dict[int, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,25 @@ def breakdown(before: dict, after: dict) -> ServerBreakdown | None:
     per_request_ms = lambda section: delta(section, "ns") / requests / 1e6  # noqa: E731
     return ServerBreakdown(per_request_ms("queue"), per_request_ms("compute_input"),
                            per_request_ms("compute_infer"), per_request_ms("compute_output"),
-                           inferences / executions)
+                           inferences / executions, _batches(before, after))
+
+
+def _batches(before: dict, after: dict) -> dict[int, list[float]]:
+    """Executions per batch size over the measurement, with their mean time."""
+    def totals(stats: dict) -> dict[int, tuple[int, int]]:
+        found = {}
+        for b in stats.get("batch_stats", []):
+            parts = [b.get(k, {}) for k in ("compute_input", "compute_infer", "compute_output")]
+            found[int(b["batch_size"])] = (int(parts[1].get("count", 0)), sum(int(x.get("ns", 0)) for x in parts))
+        return found
+
+    start, end = totals(before), totals(after)
+    result = {}
+    for size, (count, ns) in end.items():
+        count0, ns0 = start.get(size, (0, 0))
+        if count > count0:
+            result[size] = [count - count0, round((ns - ns0) / (count - count0) / 1e6, 4)]
+    return dict(sorted(result.items()))
 
 
 def _sent_rate(sent: np.ndarray, start: float, end: float) -> float | None:

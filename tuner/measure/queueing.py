@@ -8,10 +8,15 @@ the tests).
   the time in system is the Erlang C wait plus the service; its percentiles follow in closed form.
 - A batch that costs `a + b * size`, with a batcher that waits for batches to fill: `c` clients
   move in batches of min(c, max batch), min(n, c / max batch) of them at once.
+
+Measurements are finite: `simulated_mmn_p95s` says what spread a measurement of a given length
+must show around the M/M/n figure.
 """
 from __future__ import annotations
 
+import heapq
 import math
+import random
 from dataclasses import dataclass
 
 
@@ -22,13 +27,15 @@ class Expected:
     mean_ms: float
 
 
-def closed_loop(clients: int, instances: int, service_s: float) -> Expected:
+def closed_loop(clients: int, instances: int, service_s: float, trip_s: float = 0.0) -> Expected:
     """`clients` in a closed loop, each sending when answered, on `instances` with a fixed service
-    time and no batching. With c > n the instances serve in rounds: a request waits for the
+    time and no batching; `trip_s` is what a request spends outside the service (the trip to the
+    server and back, the backend's own handling), which overlaps with other requests' service
+    only where some are waiting. With c > n the instances serve in rounds: a request waits for the
     requests ahead of it on its instance, so every latency is ceil(c / n) services when n divides c."""
     rounds = math.ceil(clients / instances) if clients > instances else 1
-    throughput = min(clients, instances) / service_s
-    return Expected(throughput, rounds * service_s * 1e3, clients / throughput * 1e3)
+    throughput = min(clients / (service_s + trip_s), instances / service_s)
+    return Expected(throughput, max(rounds * service_s, service_s + trip_s) * 1e3, clients / throughput * 1e3)
 
 
 def erlang_c(instances: int, offered: float) -> float:
@@ -67,12 +74,33 @@ def mmn(lam: float, mu: float, instances: int, quantile: float = 0.95) -> Expect
     return Expected(lam, high * 1e3, mean * 1e3)
 
 
-def batched_closed_loop(clients: int, instances: int, max_batch: int, a_s: float, b_s: float) -> Expected:
+def batched_closed_loop(clients: int, instances: int, max_batch: int, a_s: float, b_s: float,
+                        trip_s: float = 0.0) -> Expected:
     """`clients` in a closed loop on `instances` whose batcher waits long enough for returning
     clients to fill a batch (a queue delay beyond their round trip), each batch costing
     a + b * size: the clients move in batches of min(c, max batch), as many at once as there are
-    instances for them, so every request waits the same (when the max batch divides c)."""
+    instances for them, so every request waits the same (when the max batch divides c). A batch's
+    trip back and forth (`trip_s`) delays its next round unless other batches keep the instances busy."""
     size = min(clients, max_batch)
     batch_s = a_s + b_s * size
-    throughput = min(instances, clients / size) * size / batch_s
+    throughput = min(clients / (batch_s + trip_s), min(instances, clients / size) * size / batch_s)
     return Expected(throughput, clients / throughput * 1e3, clients / throughput * 1e3)
+
+
+def simulated_mmn_p95s(lam: float, mu: float, instances: int, seconds: float, warmup_s: float, runs: int,
+                       seed: int = 0) -> list[float]:
+    """The P95 (ms) that each of `runs` measurements of `seconds` after `warmup_s` from an empty
+    queue would find on an M/M/n server (first come, first served): how far a finite measurement's
+    estimate strays from the steady state's, which near saturation it takes long to reach."""
+    rng, found = random.Random(seed), []
+    for _ in range(runs):
+        free, now, times = [0.0] * instances, 0.0, []
+        while now < warmup_s + seconds:
+            now += rng.expovariate(lam)
+            done = max(now, heapq.heappop(free)) + rng.expovariate(mu)
+            heapq.heappush(free, done)
+            if now >= warmup_s:
+                times.append(done - now)
+        times.sort()
+        found.append(times[min(len(times) - 1, int(0.95 * len(times)))] * 1e3 if times else math.nan)
+    return found

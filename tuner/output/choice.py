@@ -12,8 +12,11 @@ from optuna.trial import FrozenTrial
 from tuner.config.modelconfig import parse_config
 from tuner.errors import ConfigError
 from tuner.measure import ceiling
+from tuner.measure.load import LoadSpec
 from tuner.output.export import export
+from tuner.study.cheapest import cheapest, cost_of
 from tuner.study.confirm import confirmed
+from tuner.study.goal import Goal
 from tuner.study.selection import baseline_of, choose
 from tuner.study.settings import settings_of
 from tuner.study.trials import Key
@@ -25,8 +28,28 @@ def slo_within(study: optuna.Study, asked: float | None) -> float | None:
 
 
 def chosen(study: optuna.Study, policy: str, slo: float | None) -> FrozenTrial | None:
-    """The trial the policy picks from the confirmed front, within the SLO (None: nothing meets it)."""
-    return choose(confirmed(study), policy, settings_of(study).goal.chooses_within(slo))
+    """The trial the policy picks from the confirmed front, within the SLO (None: nothing meets it),
+    or the cheapest the measurements cannot tell apart from it."""
+    return pick(confirmed(study), policy, settings_of(study).goal, slo)
+
+
+def pick(final: list[FrozenTrial], policy: str, goal: Goal, slo: float | None) -> FrozenTrial | None:
+    """What `chosen` picks from trials already confirmed. Only throughput against P95 has the
+    intervals to tell configs apart by."""
+    picked = choose(final, policy, goal.chooses_within(slo))
+    if picked is None or not goal.is_default:
+        return picked
+    return cheapest(picked, final, goal.chooses_within(slo))
+
+
+def instead_of(study: optuna.Study, trial: FrozenTrial, policy: str, slo: float | None) -> str:
+    """Where the export stands in for the policy's own pick: which, and why; empty otherwise."""
+    goal = settings_of(study).goal
+    picked = choose(confirmed(study), policy, goal.chooses_within(slo)) if policy != "trial" else None
+    if picked is None or picked.number == trial.number:
+        return ""
+    return (f"; chosen over #{picked.number} ({policy}): the measurements cannot tell them apart and it costs less "
+            f"({cost_of(trial).text()} against {cost_of(picked).text()})")
 
 
 def numbered(study: optuna.Study, number: int) -> FrozenTrial:
@@ -56,7 +79,7 @@ def export_choice(study: optuna.Study, model: str, trial: FrozenTrial, out: Path
     the study too (for `tuner report`)."""
     context = {"study": study.study_name, "storage": storage, "search_settings": study.user_attrs.get("settings"),
                "policy": policy, "slo_p95_ms": slo, **study.user_attrs.get("context", {})}
-    found = _ceiling(trial, model, context.get("model_repository"))
+    found = _ceiling(trial, model, context.get("model_repository"), context.get("load"))
     if found is not None:
         context["ceiling"] = {**found.to_json(), "trial": trial.number, "fraction": trial.values[0] / found.rate}
         study.set_user_attr("ceiling", context["ceiling"])
@@ -66,13 +89,15 @@ def export_choice(study: optuna.Study, model: str, trial: FrozenTrial, out: Path
     base = baseline_of(confirmed(study))
     gain = (f", {trial.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
             if base and base.values[0] > 0 else "")
-    return Exported(path, f"{goal.text(trial.values, settings.slo_p95_ms)}{gain}", context.get("ceiling"))
+    summary = f"{goal.text(trial.values, settings.slo_p95_ms)}{gain}{instead_of(study, trial, policy, slo)}"
+    return Exported(path, summary, context.get("ceiling"))
 
 
-def _ceiling(trial: FrozenTrial, model: str, repository: str | None) -> ceiling.Ceiling | None:
-    """The engine-only ceiling of the exported config's model, where the model's files are here and
-    its framework can run it on the GPU (tuner.measure.ceiling)."""
+def _ceiling(trial: FrozenTrial, model: str, repository: str | None, load: dict | None) -> ceiling.Ceiling | None:
+    """The engine-only ceiling of the exported config's model at the study's load, where the
+    model's files are here and its framework can run it (tuner.measure.ceiling)."""
     config = parse_config(trial.user_attrs[Key.CONFIG])
-    if repository is None or not ceiling.measurable(config):
+    spec = LoadSpec.from_json(load) if load else LoadSpec()
+    if repository is None or not ceiling.measurable(config, spec):
         return None
-    return ceiling.measure(Path(repository) / model, config)
+    return ceiling.measure(Path(repository) / model, config, spec)

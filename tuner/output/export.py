@@ -20,6 +20,7 @@ from tuner.measure.inputs import Inputs
 from tuner.measure.load import LoadSpec
 from tuner.measure.measurement import Measurement
 from tuner.study import trials as tr
+from tuner.study.cheapest import overlap, spans
 from tuner.study.goal import Goal
 from tuner.study.trials import Key
 
@@ -72,7 +73,7 @@ class Verdict:
         if self.measurement is None:
             return f"verify FAILED: {self.reason}"
         m = self.measurement
-        ci, p95_ci = stored_intervals(stored)
+        ci, p95_ci = spans(stored)
         lines = [f"re-measured  {m.throughput:.1f} infer/s ({self.throughput_change * 100:+.1f}% vs stored "
                  f"{stored.values[0]:.1f}, stored CIs {_interval(ci)}), P95 {m.p95_ms:.1f} ms "
                  f"({self.p95_change * 100:+.1f}% vs stored {stored.values[1]:.1f}, stored CIs {_interval(p95_ci)})"]
@@ -83,20 +84,7 @@ class Verdict:
 
 
 def _interval(ci) -> str:
-    return "n/a" if ci[0] is None or ci[0] != ci[0] else f"{ci[0]:.1f}-{ci[1]:.1f}"
-
-
-def stored_intervals(stored: FrozenTrial) -> tuple[list, list]:
-    """The span of the confidence intervals of every single measurement the study took of the
-    config (the first, and each of the final re-measurement): one new measurement is compared
-    with single measurements, not with a median."""
-    runs = stored.user_attrs.get(Key.REMEASURED) or {}
-    metrics = stored.user_attrs.get(Key.METRICS) or {}
-    spans = []
-    for key in ("throughput_ci", "p95_ci_ms"):
-        found = [ci for ci in runs.get(key, [metrics.get(key)]) if ci and None not in ci]
-        spans.append([min(c[0] for c in found), max(c[1] for c in found)] if found else [None, None])
-    return spans[0], spans[1]
+    return "n/a" if ci is None or ci[0] != ci[0] else f"{ci[0]:.1f}-{ci[1]:.1f}"
 
 
 def verify(out_dir: Path, repository: Path, model: str, others: list[str], server_factory, spec: LoadSpec,
@@ -116,8 +104,6 @@ def verify(out_dir: Path, repository: Path, model: str, others: list[str], serve
     if outcome.measurement is None:
         return Verdict(None, outcome.reason)
     m = outcome.measurement
-    ci, p95_ci = stored_intervals(stored)
-    # the two intervals overlap: the difference is within what the measurements can tell apart
-    overlap = lambda a, b: None not in (*a, *b) and a[0] <= b[1] and b[0] <= a[1]  # noqa: E731
+    ci, p95_ci = spans(stored)
     within = overlap(ci, m.throughput_ci) and overlap(p95_ci, m.p95_ci_ms)
     return Verdict(m, "", m.throughput / stored.values[0] - 1, m.p95_ms / stored.values[1] - 1, bool(within))

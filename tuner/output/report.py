@@ -38,7 +38,8 @@ def front_table(trials: list[FrozenTrial], base: FrozenTrial | None, chosen: Fro
     remeasured = any(Key.REMEASURED in t.user_attrs for t in front)
     rows = [("", "trial", _LABELS[goal.objective], "gain", _LABELS[goal.cost], "vs base",
              "p95 range ms" if remeasured else "p95 CI ms", "out err", "knobs")]
-    shown = [*front, *([base] if base and base.number not in {t.number for t in front} else [])]
+    # the baseline's own numbers, and a cheaper stand-in chosen from off the front
+    shown = [*front, *(t for t in (base, chosen) if t is not None and t.number not in {f.number for f in front})]
     for t in shown:  # the baseline's own numbers too, on the front or not
         thr, p95 = t.values
         runs = t.user_attrs.get(Key.REMEASURED)
@@ -105,18 +106,35 @@ def measurement_text(m) -> str:
 
 
 def ceiling_text(ceiling: dict, trial: FrozenTrial) -> str:
-    """How far a config is from the engine-only ceiling (tuner.measure.ceiling), and where Triton spends a
-    request."""
+    """How far a config is from the engine-only ceiling at the study's load (tuner.measure.ceiling),
+    whether the load or the config is the limit, and where Triton spends a request."""
     served = trial.values[0]
-    lines = [f"engine-only ceiling {ceiling['rate']:.0f} infer/s ({ceiling['engine']}, batch {ceiling['batch']}, "
-             f"inputs already on the GPU): trial #{trial.number} serves {served:.0f}, {served / ceiling['rate']:.0%} "
-             "of it"]
+    if "max_rate" not in ceiling:  # measured by an earlier tuner: at the max batch only
+        lines = [f"engine-only ceiling {ceiling['rate']:.0f} infer/s ({ceiling['engine']}, batch {ceiling['batch']}): "
+                 f"trial #{trial.number} serves {served:.0f}, {served / ceiling['rate']:.0%} of it"]
+    else:
+        offered = f", no more than the {ceiling['offered']:g}/s offered" if ceiling.get("offered") else ""
+        lines = [f"engine-only ceiling at the study's load ({ceiling['load']}, batch size <= {ceiling['batch']}, "
+                 f"{ceiling['parallel']} instance(s) busy{offered}): {ceiling['rate']:.0f} infer/s; trial "
+                 f"#{trial.number} serves {served:.0f}, {served / ceiling['rate']:.0%} of it",
+                 f"  at the config's own max batch ({ceiling['max_batch']}), every instance busy: "
+                 f"{ceiling['max_rate']:.0f} infer/s: " + _limit(ceiling),
+                 f"  ({ceiling['engine']}; {ceiling['where']})"]
     server = (trial.user_attrs.get(Key.METRICS) or {}).get("server")
     if server:
         lines.append(f"Triton per request (ms): queue {server['queue_ms']:.2f}, compute input "
                      f"{server['compute_input_ms']:.2f}, infer {server['compute_infer_ms']:.2f}, output "
                      f"{server['compute_output_ms']:.2f} (avg batch {server['avg_batch_size']:.1f})")
     return "\n".join(lines)
+
+
+def _limit(ceiling: dict) -> str:
+    if ceiling.get("larger_batches"):
+        return "the load, not the config, is the limit (a heavier load would form larger batches)"
+    if ceiling.get("lockstep"):
+        return ("the load, not the config, is the limit: no request waits for an instance, so each idles while its "
+                "clients' answers travel back and they send again (a heavier load would overlap that)")
+    return "the config, not the load, is the limit"
 
 
 def steps_text(trial: FrozenTrial) -> str:

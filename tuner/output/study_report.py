@@ -7,8 +7,10 @@ from pathlib import Path
 import optuna
 
 from tuner.output import report
+from tuner.output.choice import pick
+from tuner.study import guide
 from tuner.study.confirm import confirmed, rejected
-from tuner.study.selection import baseline_of, choose
+from tuner.study.selection import baseline_of
 from tuner.study.settings import settings_of
 from tuner.study.trials import Key
 
@@ -18,7 +20,7 @@ def write_report(study: optuna.Study, out: Path, policy: str, slo: float | None)
     trials, final, failed_again = study.get_trials(deepcopy=False), confirmed(study), rejected(study)
     settings = settings_of(study)
     goal = settings.goal
-    base, chosen = baseline_of(final), choose(final, policy, goal.chooses_within(slo))
+    base, chosen = baseline_of(final), pick(final, policy, goal, slo)
     out.mkdir(parents=True, exist_ok=True)
     images = [(out / "pareto.png", f"{goal.objective.value} against {goal.cost.value}; the front, the baseline "
                "and the choice")]
@@ -34,7 +36,7 @@ def write_report(study: optuna.Study, out: Path, policy: str, slo: float | None)
         images.append((out / "importance.png", "which knobs mattered for high throughput, and for low P95"))
     table = report.front_table(final, base, chosen, goal)
     diff = report.config_diff(base, chosen) if base and chosen else ""
-    summary = "\n".join(filter(None, [report.counts_line(trials, failed_again),
+    summary = "\n".join(filter(None, [report.counts_line(trials, failed_again), guide.summary(study),
                                       report.steps_text(chosen) if chosen else "",
                                       report.models_text(chosen, base, settings) if chosen else ""]))
     measured = study.user_attrs.get("ceiling") or {}

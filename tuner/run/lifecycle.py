@@ -94,9 +94,10 @@ def work(options: Options, index: int) -> optuna.Study:
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
                            capacity, dict(options.model_slos)) as evaluator:
                 evaluator.take_reference(base, model.others)
+                guided = options.guided and options.goal.is_default and not model.others and not space.models
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
-                             precision=options.precision, others=model.others)
+                             precision=options.precision, others=model.others, guided=guided)
                 if index == 0 and options.remeasure > 0 and not is_current(study):
                     remeasure(study, evaluator, options.remeasure, options.slo_p95_ms, progress=options.progress)
         finally:

@@ -55,6 +55,7 @@ class Options:
     seed: int | None = None
     remeasure: int = 2
     precision: float | None = PRECISION  # racing the sampler's proposals; None measures them fully
+    guided: bool = False  # the performance model proposes configs and ends the search (tuner.study.guide)
     goal: Goal = Goal()  # what is raised and what lowered: throughput against P95 by default
     workers: int = 1
     progress: bool = True

@@ -5,6 +5,9 @@ likely a good moment. The baseline, the configs each selection policy would pick
 neighbours on the front are measured again, alternately, in one run, and the choice is made on the
 median of all their measurements.
 
+The cheapest config the first measurements cannot tell apart from the pick is measured too: the
+choice may go to it (tuner.study.cheapest).
+
 The first of these measurements loads each config cold, from its written config.pbtxt after an
 unload, as a deployment would: during the search Triton applies a change of instance count alone in
 place, and initialises the new instances with the previous config, so a config can measure well
@@ -25,6 +28,7 @@ from tuner.config import pipeline
 from tuner.config.modelconfig import parse_config
 from tuner.measure.evaluate import Evaluator
 from tuner.study import trials as tr
+from tuner.study.cheapest import cheapest
 from tuner.study.goal import Objective
 from tuner.study.selection import POLICIES, choose, pareto_front
 from tuner.study.settings import settings_of
@@ -35,13 +39,19 @@ from tuner.study.trials import Key
 _ATTR = Key.REMEASURED
 
 
-def candidates(trials: list[FrozenTrial], slo_p95_ms: float | None = None, limit: int = 4) -> list[FrozenTrial]:
-    """The baseline, then up to `limit` front configs: what each policy (and the SLO) would
-    choose, then the knee's nearest neighbours by throughput."""
+def candidates(trials: list[FrozenTrial], slo_p95_ms: float | None = None, limit: int = 4,
+               cheaper: bool = True) -> list[FrozenTrial]:
+    """The baseline, then up to `limit` configs: what the SLO and each policy would choose, each
+    beside the cheapest config the single measurements cannot tell apart from it (tuner.study.cheapest:
+    re-measured, it may be exported instead), then the knee's nearest neighbours on the front by
+    throughput."""
     base = [t for t in trials if tr.is_baseline(t) and t.state == TrialState.COMPLETE]
-    picks: list[FrozenTrial | None] = [choose(trials, policy) for policy in POLICIES]
-    picks.append(choose(trials, slo_p95_ms=slo_p95_ms) if slo_p95_ms is not None else None)
-    knee = picks[POLICIES.index("knee")]
+    knee = choose(trials, "knee")
+    chosen = [choose(trials, slo_p95_ms=slo_p95_ms) if slo_p95_ms is not None else None, knee,
+              *(choose(trials, policy) for policy in POLICIES if policy != "knee")]
+    picks: list[FrozenTrial | None] = []
+    for t in chosen:
+        picks += [t, cheapest(t, trials, slo_p95_ms) if cheaper and t is not None else None]
     if knee is not None:
         knee_thr = float(knee.values[0])
 
@@ -61,7 +71,7 @@ def remeasure(study: optuna.Study, evaluator: Evaluator, rounds: int, slo_p95_ms
     and every failure, on the study."""
     trials = study.get_trials(deepcopy=False)
     goal = settings_of(study).goal
-    chosen = candidates(trials, goal.chooses_within(slo_p95_ms))
+    chosen = candidates(trials, goal.chooses_within(slo_p95_ms), cheaper=goal.is_default)
     runs = {t.number: _first_run(t) for t in chosen}
     with tqdm(total=rounds * len(chosen), disable=not progress, unit="config", desc="re-measuring the front",
               dynamic_ncols=True) as bar:

@@ -27,6 +27,7 @@ from tuner.errors import TunerError
 from tuner.faults import OUTAGE_S, EnvironmentBroken, Failure
 from tuner.measure.evaluate import Evaluator, Outcome
 from tuner.measure.load import PRECISION, Interval, Race
+from tuner.study import guide
 from tuner.study import trials as tr
 from tuner.study.goal import Goal, Objective
 from tuner.study.selection import choose, pareto_front
@@ -287,9 +288,10 @@ MAX_REPEATS = 25  # proposals in a row of configs already measured: the space is
 
 def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: SearchSpace, trials: int,
            slo_p95_ms: float | None = None, progress: bool = True, worker: str = "",
-           precision: float | None = PRECISION, others: Members | None = None) -> None:
+           precision: float | None = PRECISION, others: Members | None = None, guided: bool = False) -> None:
     """Runs trials until the study holds `trials` counted ones (the known-good configs and the baseline first), or the
-    sampler proposes only configs already measured (a space with fewer distinct configs). Any
+    sampler proposes only configs already measured (a space with fewer distinct configs), or,
+    `guided`, the performance model finds nothing left worth measuring (tuner.study.guide). Any
     number of workers, on this host or others, may run this on the same study at once."""
     repeats = 0
     with tqdm(total=trials, disable=not progress, unit="trial", dynamic_ncols=True) as bar:
@@ -303,6 +305,16 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
             if done + sum(t.state == TrialState.RUNNING for t in now) >= trials:
                 time.sleep(HEARTBEAT_S)  # the last trials are running elsewhere: wait for them
                 continue
+            if guided and not any(t.state == TrialState.WAITING for t in now):
+                step = guide.next_step(study, space, base, evaluator.spec, settings_of(study).goal.chooses_within(
+                    slo_p95_ms))
+                if step.done:
+                    study.set_user_attr(guide.DONE_ATTR, {"after": done, "of": trials, "why": step.why})
+                    bar.write(f"search done after {done} of {trials} trials: {step.why}")
+                    return
+                if step.proposal is not None:
+                    study.enqueue_trial(step.proposal.params,
+                                        user_attrs={Key.PREDICTED: guide.predicted_attr(step.proposal)})
             last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0, others=others)
             repeats = repeats + 1 if tr.is_repeat(last) else 0
             if repeats >= MAX_REPEATS:

@@ -51,6 +51,7 @@ class Key:
     OVER_SLO = "over_slo"  # several models: measured, some model over its own SLO: never chosen
     OUTPUTS_DIFFER = "outputs_differ"  # measured, outputs beyond --max-output-error: never chosen
     REMEASURED = "remeasured"  # on a confirmed view: every measurement of the final re-measurement
+    PREDICTED = "predicted"  # a guided trial: the throughput and P95 the performance model predicted for it
     CURVE = "curve"  # a capacity search's steps: [offered req/s, served, P95 ms, failed requests, met the SLO]
 
 

@@ -1,0 +1,195 @@
+"""Search on landscapes nobody tuned for: random closed-form models served by the real embedded
+Triton, searched by the model-guided search (`--guide model`), by TPE alone (`--guide tpe`) and by
+the shipped space's `start_with` (the python backend's space, generic.yaml, has none: that is the
+baseline alone), each against the true optimum computed from the formula.
+
+Each landscape is the tests' tiny python model with a random cost: an execution of b requests on a
+config of n instances sleeps
+
+    (delay_ms * ceil(b / useful_batch) + per_request_ms * b) * (1 + sharing * (n - 1))
+
+(a fixed cost, a cost per request, no gain past a random batch size, instances that slow each
+other). One in four is flat: no gain from batching (useful_batch 1) and none from instances
+(sharing 1). The true optimum is the best throughput over every config of the space at the load
+(concurrency 8), from the simulation of Triton's batcher (tuner/measure/simulate.py) with the
+formula as the execution time plus what the python backend adds to an execution and a request's
+trip, both measured here first.
+
+    python benchmarks/landscapes.py [--landscapes 20] [--trials 25] [--parallel 2]
+
+Prints a table and writes benchmarks/results/landscapes.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import optuna  # noqa: E402
+
+from benchmarks.common import table, write_json  # noqa: E402
+from tuner.config.modelconfig import apply_knobs, read_config, render_pbtxt  # noqa: E402
+from tuner.config.shipped import SPACES  # noqa: E402
+from tuner.config.space import load_space  # noqa: E402
+from tuner.measure.evaluate import Evaluator  # noqa: E402
+from tuner.measure.load import LoadSpec  # noqa: E402
+from tuner.measure.simulate import simulate  # noqa: E402
+from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.study import costmodel, guide  # noqa: E402
+from tuner.study import trials as tr  # noqa: E402
+
+TINY = HERE.parent / "tests" / "models" / "tiny"
+METHODS = ("guided", "tpe", "start_with")
+CONCURRENCY = 8
+
+
+def landscape(k: int, seed: int) -> dict:
+    rng = random.Random(seed * 1000 + k)
+    if k % 4 == 3:  # flat: neither batching nor instances help
+        return {"delay_ms": round(rng.uniform(2, 8), 2), "delay_per_request_ms": round(rng.uniform(0.5, 3), 2),
+                "useful_batch": 1, "sharing": 1.0}
+    return {"delay_ms": round(math.exp(rng.uniform(math.log(2), math.log(20))), 2),
+            "delay_per_request_ms": round(rng.uniform(0.1, 2.0), 2), "useful_batch": rng.choice([2, 4, 8, 16]),
+            "sharing": round(rng.uniform(0.0, 0.8), 2)}
+
+
+def _repository(root: Path, params: dict) -> Path:
+    shutil.copytree(TINY, root / "tiny")
+    base = read_config(root / "tiny" / "config.pbtxt")
+    (root / "tiny" / "config.pbtxt").write_text(render_pbtxt(apply_knobs(
+        base, {"parameters": {k: str(v) for k, v in params.items()}})))
+    return root
+
+
+def overheads(work: Path) -> tuple[float, float]:
+    """What the python backend adds to an execution, and a request's trip outside Triton (ms):
+    a 1 ms sleep at concurrency 1, as Triton times it and as the client does."""
+    repo = _repository(work / "calibrate", {"delay_ms": 1})
+    base = read_config(repo / "tiny" / "config.pbtxt")
+    with EmbeddedServer(repo, work / "calibrate-run") as server, \
+            Evaluator(server, "tiny", LoadSpec(concurrency=1, min_samples=1000, max_duration_s=10)) as evaluator:
+        m = evaluator.evaluate(base).measurement
+    assert m is not None and m.server is not None
+    executed = m.server.compute_input_ms + m.server.compute_infer_ms + m.server.compute_output_ms
+    return executed - 1.0, 1e3 / m.throughput - executed
+
+
+def optimum(params: dict, space, base, overhead_ms: float, trip_ms: float) -> tuple[float, dict]:
+    """The best throughput over every config of the space at the load, from the formula."""
+    def execution_s(b: int, n: int) -> float:
+        rounds = math.ceil(b / params["useful_batch"])
+        sleep = (params["delay_ms"] * rounds + params["delay_per_request_ms"] * b) * (1 + params["sharing"] * (n - 1))
+        return (sleep + overhead_ms) / 1e3
+
+    best, where = 0.0, {}
+    for knobs, config in guide.candidates(space, base, {}):
+        batcher = costmodel.batcher_of(config)
+        found = simulate(batcher, lambda b, n=batcher.instances: execution_s(b, n), clients=CONCURRENCY,
+                         trip_s=trip_ms / 1e3, requests=3000).throughput
+        if found > best:
+            best, where = found, knobs
+    return best, where
+
+
+def run(method: str, k: int, params: dict, work: Path, trials: int, seed: int) -> dict:
+    folder = work / f"{method}-{k}"
+    repo = _repository(folder / "repo", params)
+    storage = f"sqlite:///{folder / 'study.db'}"
+    command = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model", "tiny",
+               "--search-space", "generic", "--trials", str(1 if method == "start_with" else trials),
+               "--guide", "model" if method == "guided" else "tpe", "--remeasure", "0", "--storage", storage,
+               "--min-samples", "300", "--max-measure-s", "5", "--concurrency", str(CONCURRENCY), "--seed", str(seed),
+               "--no-progress", "--out", str(folder / "out"), "--run-dir", str(folder / "runs")]
+    start = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    wall = time.monotonic() - start
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    counted = sorted(tr.counted(study.get_trials()), key=lambda t: t.number)
+    begun = min(t.datetime_start for t in counted)
+    return {"method": method, "landscape": k, "returncode": done.returncode, "wall_s": wall,
+            "throughputs": [t.values[0] if t.values else 0.0 for t in counted],
+            "elapsed_s": [(t.datetime_complete - begun).total_seconds() for t in counted],
+            "stopped": study.user_attrs.get(guide.DONE_ATTR), "prediction_errors": guide.errors(counted),
+            "error": done.stderr[-500:] if done.returncode else ""}
+
+
+def reached(result: dict, best: float, after: int) -> float:
+    found = result["throughputs"][:after]
+    return max(found, default=0.0) / best
+
+
+def trials_to(result: dict, best: float, fraction: float = 0.95) -> int | None:
+    top = 0.0
+    for i, thr in enumerate(result["throughputs"], 1):
+        top = max(top, thr)
+        if top >= fraction * best:
+            return i
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--landscapes", type=int, default=20)
+    ap.add_argument("--first", type=int, default=0, help="the first landscape's number (to split the runs)")
+    ap.add_argument("--trials", type=int, default=25)
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--out", type=Path, help="the JSON's path (default: benchmarks/results/landscapes_FIRST-LAST.json)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="landscapes-"))
+    overhead_ms, trip_ms = overheads(work)
+    print(f"the python backend adds {overhead_ms:.2f} ms to an execution; a request's trip is {trip_ms:.2f} ms",
+          flush=True)
+    space = load_space(SPACES / "generic.yaml")
+    base = read_config(TINY / "config.pbtxt")
+    numbers = range(args.first, args.first + args.landscapes)
+    scapes = {k: landscape(k, args.seed) for k in numbers}
+    truths = {k: optimum(p, space, base, overhead_ms, trip_ms) for k, p in scapes.items()}
+    jobs = [(m, k) for k in numbers for m in args.methods.split(",")]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = list(pool.map(lambda job: run(job[0], job[1], scapes[job[1]], work, args.trials,
+                                                args.seed + job[1]), jobs))
+    rows, summary = [], {}
+    for method in args.methods.split(","):
+        mine = [r for r in results if r["method"] == method]
+        fractions = {n: statistics.median(reached(r, truths[r["landscape"]][0], n) for r in mine) for n in (5, 10, 25)}
+        needed = [trials_to(r, truths[r["landscape"]][0]) for r in mine]
+        reached_95 = sorted(n if n is not None else math.inf for n in needed)
+        errors = [abs(e) for r in mine for e in r["prediction_errors"]]
+        flat = [r for r in mine if r["landscape"] % 4 == 3]
+        summary[method] = {"median_fraction": fractions, "median_trials_to_95": statistics.median(reached_95),
+                           "never_95": sum(n is None for n in needed),
+                           "median_prediction_error": statistics.median(errors) if errors else None,
+                           "flat_trials": [len(r["throughputs"]) for r in flat],
+                           "flat_wall_s": [round(r["wall_s"], 1) for r in flat], "failed_runs": sum(
+                               r["returncode"] != 0 for r in mine)}
+        s = summary[method]
+        rows.append([method, f"{fractions[5]:.2f}", f"{fractions[10]:.2f}", f"{fractions[25]:.2f}",
+                     s["median_trials_to_95"], s["never_95"],
+                     "" if s["median_prediction_error"] is None else f"{s['median_prediction_error']:.1%}",
+                     "/".join(map(str, s["flat_trials"])), "/".join(map(str, s["flat_wall_s"]))])
+    print(table(["method", "after 5", "after 10", "after 25", "trials to 95%", "never", "pred. error",
+                 "flat: trials", "flat: wall s"], rows))
+    write_json(f"landscapes_{args.first}-{args.first + args.landscapes - 1}", {
+        "overhead_ms": overhead_ms, "trip_ms": trip_ms, "landscapes": scapes,
+        "optimum": {k: {"throughput": t, "knobs": w} for k, (t, w) in truths.items()},
+        "summary": summary, "runs": results}, args.out)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

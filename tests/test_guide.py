@@ -1,0 +1,92 @@
+"""The performance model and the search it guides, on studies of known cost (pure functions over
+real in-memory Optuna studies; the guided search on the real server is in test_search.py)."""
+import optuna
+import pytest
+from support import MODELS
+
+from tuner.config.modelconfig import apply_knobs, fingerprint, read_config, render_pbtxt
+from tuner.config.space import parse_space
+from tuner.measure.load import LoadSpec
+from tuner.study import costmodel, guide
+from tuner.study.trials import Key
+
+pytestmark = pytest.mark.unit
+
+BASE = read_config(MODELS / "tiny" / "config.pbtxt")
+SPACE = parse_space("""
+knobs:
+  instance_count: {low: 1, high: 2}
+  max_batch_size: [1, 4, 8]
+  dynamic_batching: [true, false]
+""")
+
+
+def _cost_ms(batch: int, instances: int) -> float:
+    return (4.0 + 1.0 * batch) * (1 + 0.5 * (instances - 1))
+
+
+def _trial(knobs: dict, batches: dict[int, int], throughput: float, **attrs):
+    """A measured trial of `knobs` whose executions cost exactly _cost_ms."""
+    config = apply_knobs(BASE, knobs)
+    n = knobs.get("instance_count", 1)
+    server = {"queue_ms": 1.0, "compute_input_ms": 0.0, "compute_infer_ms": 5.0, "compute_output_ms": 0.0,
+              "avg_batch_size": 1.0, "batches": {str(b): [count, _cost_ms(b, n)] for b, count in batches.items()}}
+    metrics = {"server": server, "p50_ms": 6.5, "throughput": throughput, "client_cpu": 0.0}
+    return optuna.trial.create_trial(
+        values=[throughput, 20.0], params=dict(knobs),
+        distributions={k: optuna.distributions.CategoricalDistribution([v]) for k, v in knobs.items()},
+        user_attrs={Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: fingerprint(config), Key.METRICS: metrics,
+                    **attrs})
+
+
+def _study(*made):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for t in made:
+        study.add_trial(t)
+    return study
+
+
+MEASURED = [
+    _trial({"instance_count": 1, "max_batch_size": 1, "dynamic_batching": False}, {1: 500}, 190.0, role="baseline"),
+    _trial({"instance_count": 2, "max_batch_size": 1, "dynamic_batching": False}, {1: 500}, 250.0),
+    _trial({"instance_count": 1, "max_batch_size": 4, "dynamic_batching": True}, {2: 100, 4: 300}, 480.0),
+]
+
+
+def test_the_fit_recovers_the_cost_of_a_batch_and_of_sharing():
+    model = costmodel.fit(_study(*MEASURED).get_trials())
+    assert model is not None
+    assert (model.fixed_ms, model.per_request_ms, model.sharing) == pytest.approx((4.0, 1.0, 0.5), abs=0.02)
+    assert model.trip_ms == pytest.approx(0.5) and model.batches == (1, 2, 4)
+    assert model.execution_s(8, 2) == pytest.approx(_cost_ms(8, 2) / 1e3, rel=0.01)  # off the line, as fitted
+    assert model.extrapolates(apply_knobs(BASE, {"max_batch_size": 8, "dynamic_batching": True}))
+
+
+def test_the_guide_proposes_the_unmeasured_config_it_predicts_best():
+    step = guide.next_step(_study(*MEASURED), SPACE, BASE, LoadSpec(concurrency=8))
+    assert step.proposal is not None and not step.done
+    # 8 clients: batches of 8 on one instance, or of 4 on each of two, beat every measured config
+    assert step.proposal.params["dynamic_batching"] is True and step.proposal.params["max_batch_size"] >= 4
+    assert step.proposal.throughput > 480
+
+
+def test_the_search_is_done_once_nothing_unmeasured_is_predicted_to_beat_the_best():
+    model = costmodel.fit(_study(*MEASURED).get_trials())
+    spec = LoadSpec(concurrency=8)
+    rest = []
+    for params, config in guide.candidates(SPACE, BASE, {}):
+        if not any(t.params == params for t in MEASURED):
+            predicted = costmodel.predict(model, config, spec).throughput
+            batches = {costmodel.batcher_of(config).max_batch: 100}
+            rest.append(_trial(params, batches, predicted, **{Key.PREDICTED: {"throughput": predicted}}))
+    step = guide.next_step(_study(*MEASURED, *rest), SPACE, BASE, spec)
+    assert step.done and step.proposal is None and "no unmeasured config is predicted" in step.why
+
+
+def test_two_misses_in_a_row_give_the_sampler_a_turn():
+    missed = [_trial({"instance_count": 2, "max_batch_size": b, "dynamic_batching": True}, {b: 100}, 300.0,
+                     **{Key.PREDICTED: {"throughput": 600.0}}) for b in (4, 8)]
+    study = _study(*MEASURED, *missed)
+    step = guide.next_step(study, SPACE, BASE, LoadSpec(concurrency=8))
+    assert step.proposal is None and not step.done and "off by -50% and -50%" in step.why
+    assert "predicted 2 guided trial(s) within a median 50% of their measured throughput" in guide.summary(study)

@@ -1,0 +1,169 @@
+"""A performance model of one model's configs, fitted from the trials already measured.
+
+Triton's statistics say, for every batch size a config executed, how many executions there were
+and how long they took. From those, across trials, an execution of `b` requests on a config of
+`n` instances is fitted as
+
+    (fixed + per_request * b) * (1 + sharing * (n - 1))
+
+(`sharing`: how much each further instance slows every execution, as instances share cores or a
+GPU); a request's trip outside the server is the latency the load generator saw less the time
+Triton accounts for, and the client's own time for each answer its CPU time per request. The
+simulation of Triton's batcher (tuner.measure.simulate) then predicts the throughput and P95 of
+any instance count, max batch size, queue delay and preferred sizes under the study's load.
+
+Only configs that differ from the measured ones in those knobs are predicted: a backend parameter,
+a graph optimisation level or a model version changes the cost itself, so the model is fitted on
+the trials that share the other settings (`context`) with the config asked about.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from tuner.config.modelconfig import ModelConfig, parse_config
+from tuner.measure.load import LoadSpec
+from tuner.measure.queueing import Expected
+from tuner.measure.simulate import Batcher, simulate
+from tuner.study import trials as tr
+from tuner.study.trials import Key
+
+_SHARING = [i / 50 for i in range(0, 101)]  # 0 .. 2: the fit's grid for the slowdown per instance
+
+
+@dataclass(frozen=True)
+class Sample:
+    batch: int
+    instances: int
+    ms: float  # an execution's mean time
+    count: int  # executions behind it
+
+
+@dataclass(frozen=True)
+class CostModel:
+    fixed_ms: float
+    per_request_ms: float
+    sharing: float
+    trip_ms: float
+    gap_ms: float  # the client's time for each answer: the answers to one batch arrive this far apart
+    batches: tuple[int, ...]  # the batch sizes measured: beyond them the model extrapolates
+    instances: tuple[int, ...]  # likewise, the instance counts
+    observed: tuple[tuple[int, float], ...] = ()  # (batch, ms on one instance): measured, not the line
+
+    def execution_s(self, batch: int, instances: int) -> float:
+        """A batch's execution: as measured at that size where it was, else on the fitted line."""
+        alone = dict(self.observed).get(batch, self.fixed_ms + self.per_request_ms * batch)
+        return alone * (1 + self.sharing * (instances - 1)) / 1e3
+
+    def extrapolates(self, config: ModelConfig) -> bool:
+        """Whether the config reaches beyond the batch sizes or instance counts measured."""
+        batcher = batcher_of(config)
+        return batcher.max_batch > max(self.batches) or not min(self.instances) <= batcher.instances <= max(
+            self.instances)
+
+
+def batcher_of(config: ModelConfig) -> Batcher:
+    instances = sum(g.count or 1 for g in config.instance_group) or 1
+    if not config.HasField("dynamic_batching"):
+        return Batcher(instances, 1)
+    db = config.dynamic_batching
+    return Batcher(instances, max(1, config.max_batch_size), db.max_queue_delay_microseconds / 1e6,
+                   tuple(sorted(db.preferred_batch_size)))
+
+
+def context(config: ModelConfig) -> str:
+    """The config's settings other than those the model predicts across."""
+    other = copy.deepcopy(config)
+    other.ClearField("max_batch_size")
+    other.ClearField("dynamic_batching")
+    for group in other.instance_group:
+        group.ClearField("count")
+    return hashlib.sha256(other.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def config_of(trial: FrozenTrial) -> ModelConfig:
+    return parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
+
+
+def _samples(trial: FrozenTrial) -> list[Sample]:
+    server = (trial.user_attrs.get(Key.METRICS) or {}).get("server") or {}
+    instances = batcher_of(config_of(trial)).instances
+    return [Sample(int(b), instances, float(ms), int(count))
+            for b, (count, ms) in (server.get("batches") or {}).items()]
+
+
+def _trip_ms(trial: FrozenTrial) -> float | None:
+    metrics = trial.user_attrs.get(Key.METRICS) or {}
+    s = metrics.get("server")
+    if not s:
+        return None
+    inside = s["queue_ms"] + s["compute_input_ms"] + s["compute_infer_ms"] + s["compute_output_ms"]
+    return max(0.0, metrics["p50_ms"] - inside)
+
+
+def _gap_ms(trial: FrozenTrial) -> float | None:
+    metrics = trial.user_attrs.get(Key.METRICS) or {}
+    if not metrics.get("throughput") or metrics.get("client_cpu") is None:
+        return None
+    return metrics["client_cpu"] / metrics["throughput"] * 1e3
+
+
+def _line(samples: list[Sample], sharing: float) -> tuple[float, float, float]:
+    """fixed, per_request and the mean relative squared error, by least squares weighted by the
+    executions behind each sample, at `sharing`."""
+    w = np.array([s.count for s in samples], float)
+    x = np.array([s.batch for s in samples], float)
+    slowdown = 1 + sharing * (np.array([s.instances for s in samples], float) - 1)
+    ms = np.array([s.ms for s in samples], float)
+    y = ms / slowdown
+    mx, my = np.average(x, weights=w), np.average(y, weights=w)
+    sxx = float(np.sum(w * (x - mx) ** 2))
+    slope = max(0.0, float(np.sum(w * (x - mx) * (y - my))) / sxx) if sxx > 0 else my / mx / 2
+    fixed = max(0.0, float(my - slope * mx))
+    error = float(np.average(((fixed + slope * x) * slowdown / ms - 1) ** 2, weights=w))
+    return fixed, slope, error
+
+
+def usable(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Measured trials with Triton's per-batch statistics (all but repeats and failures)."""
+    return [t for t in trials if tr.measured(t) and _samples(t)]
+
+
+def fit(trials: list[FrozenTrial]) -> CostModel | None:
+    """The model fitted on `trials` (one context); None without any per-batch statistics. With a
+    single batch size measured the cost is split evenly between fixed and per request, and with a
+    single instance count instances do not slow each other: a guess, which `extrapolates` flags."""
+    samples = [s for t in usable(trials) for s in _samples(t)]
+    if not samples:
+        return None
+    counts = {s.instances for s in samples}
+    grid = _SHARING if len(counts) > 1 else [0.0]
+    sharing = min(grid, key=lambda g: _line(samples, g)[2])
+    fixed, per_request, _ = _line(samples, sharing)
+    trips = [trip for t in usable(trials) if (trip := _trip_ms(t)) is not None]
+    gaps = [gap for t in usable(trials) if (gap := _gap_ms(t)) is not None]
+    alone: dict[int, list[Sample]] = {}
+    for s in samples:
+        alone.setdefault(s.batch, []).append(s)
+    observed = tuple((b, float(np.average([s.ms / (1 + sharing * (s.instances - 1)) for s in found],
+                                          weights=[s.count for s in found]))) for b, found in sorted(alone.items()))
+    return CostModel(fixed, per_request, sharing, statistics.median(trips) if trips else 0.0,
+                     statistics.median(gaps) if gaps else 0.0, tuple(sorted(alone)), tuple(sorted(counts)), observed)
+
+
+def predict(model: CostModel, config: ModelConfig, spec: LoadSpec) -> Expected:
+    """The config's throughput and latency under the study's load, simulated."""
+    batcher = batcher_of(config)
+    return simulate(batcher, lambda b: model.execution_s(b, batcher.instances),
+                    clients=None if spec.request_rate else spec.concurrency, rate=spec.request_rate,
+                    trip_s=model.trip_ms / 1e3, gap_s=model.gap_ms / 1e3, requests=1500)
+
+
+def error(model: CostModel, trial: FrozenTrial, spec: LoadSpec) -> float:
+    """The model's relative throughput error on a measured trial."""
+    return predict(model, config_of(trial), spec).throughput / trial.values[0] - 1

@@ -1,0 +1,183 @@
+"""Search guided by the performance model (tuner.study.costmodel): after each measurement the model
+is fitted again, every unmeasured combination of the knobs it predicts across (instances, max
+batch, batching, queue delay, preferred sizes) is predicted under the study's load (corrected by
+the model's mean error on the guided trials it predicted from measured ground: a simulation that
+misses a cost of the server's misses it alike for every config), and the one with the best optimistic throughput (its
+prediction raised by its uncertainty) is measured next.
+The rest of a proposal's knobs are the best trial's, so the model predicts within what it was
+fitted on.
+
+How far each guided trial's measurement was from its prediction is recorded on it: where the
+last two were both off by more than TRUST, the sampler (TPE) proposes every other trial until
+the model, refitted on what it measured, predicts well again. Once the model is trusted and no
+unmeasured config is predicted, even optimistically, to beat the best measured one by more than
+the measurement's precision, the search is done, whatever is left of --trials.
+"""
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from tuner.config import modelconfig
+from tuner.config.modelconfig import ModelConfig, apply_knobs
+from tuner.config.space import Choice, Fixed, SearchSpace, Spec
+from tuner.measure.load import PRECISION, LoadSpec
+from tuner.study import costmodel
+from tuner.study import trials as tr
+from tuner.study.selection import choose
+from tuner.study.trials import Key
+
+MODELED = ("instance_count", "max_batch_size", "dynamic_batching", "max_queue_delay_us", "preferred_batch_sizes")
+TRUST = 0.15  # a prediction further off than this, twice in a row, hands the next proposal to the sampler
+PRIOR = 0.15  # the uncertainty of a prediction before any guided trial has measured one
+UNKNOWN = 0.25  # added where a config reaches beyond the batch sizes or instance counts measured
+GRID = 5  # values tried across a range knob
+DONE_ATTR = "search_done"  # study attr: when and why a guided search stopped before --trials
+
+
+@dataclass(frozen=True)
+class Proposal:
+    params: dict  # Optuna params of the config to measure next
+    throughput: float  # predicted: the model's figure, corrected by its recent bias
+    p95_ms: float
+    spread: float  # relative uncertainty of the prediction
+    model: float  # the model's own figure, before the correction
+    extrapolated: bool  # beyond the batch sizes or instance counts measured
+
+
+@dataclass(frozen=True)
+class Step:
+    proposal: Proposal | None  # None: the sampler proposes (or the search is done)
+    done: bool = False  # no unmeasured config is predicted to beat the best by more than the precision
+    why: str = ""
+
+
+def _values(spec: Spec) -> tuple:
+    if isinstance(spec, Choice):
+        return spec.values
+    if isinstance(spec, Fixed):
+        return (spec.value,)
+    if spec.integer and spec.high - spec.low < GRID:
+        return tuple(range(int(spec.low), int(spec.high) + 1))
+    if spec.log:
+        ratio = (spec.high / spec.low) ** (1 / (GRID - 1))
+        points = [spec.low * ratio ** k for k in range(GRID)]
+    else:
+        points = [spec.low + (spec.high - spec.low) * k / (GRID - 1) for k in range(GRID)]
+    return tuple(sorted({round(p) if spec.integer else p for p in points}))
+
+
+def _combos(space: SearchSpace) -> list[dict]:
+    """Every combination of the modeled knobs the space searches (a gated knob's values only
+    where its gate lets it act)."""
+    names = [n for n in MODELED if n in space.knobs and not isinstance(space.knobs[n], Fixed)]
+    return [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(_values(space.knobs[n]) for n in names))]
+
+
+def errors(trials: list[FrozenTrial]) -> list[float]:
+    """Each guided trial's relative throughput error, measured against predicted, in order."""
+    return [t.values[0] / t.user_attrs[Key.PREDICTED]["throughput"] - 1 for t in trials
+            if tr.measured(t) and t.user_attrs.get(Key.PREDICTED)]
+
+
+def _bias(trials: list[FrozenTrial]) -> tuple[float, float]:
+    """The model's bias (the mean error of its own figures) and the spread of its errors around it,
+    widened for the few it rests on, from the guided trials whose configs lay within what the model
+    had measured (a prediction beyond it is a guess, not a sample of the model's error); before two
+    such, no bias and the prior's spread."""
+    found = [t.values[0] / t.user_attrs[Key.PREDICTED]["model"] - 1 for t in trials
+             if tr.measured(t) and "model" in (t.user_attrs.get(Key.PREDICTED) or {})
+             and not t.user_attrs[Key.PREDICTED].get("extrapolated")]
+    if len(found) < 2:
+        return 0.0, PRIOR
+    return statistics.mean(found), max(PRECISION, statistics.stdev(found) * (1 + 1 / len(found) ** 0.5))
+
+
+def _others(space: SearchSpace, reference: FrozenTrial | None) -> dict:
+    """The params of the knobs the model does not predict across: the reference trial's, or
+    without one (only the baseline measured) each knob's first value."""
+    if reference is not None:
+        return {k: v for k, v in reference.params.items() if k not in MODELED}
+    specs = {**space.knobs, **{f"param.{k}": v for k, v in space.parameters.items()}}
+    return {k: _values(spec)[0] for k, spec in specs.items() if k not in MODELED and not isinstance(spec, Fixed)}
+
+
+def candidates(space: SearchSpace, base: ModelConfig, others: dict,
+               measured: frozenset[str] | set[str] = frozenset()) -> list[tuple[dict, ModelConfig]]:
+    """The configs the model can propose (params and config), one per distinct config, none measured."""
+    found, seen = [], set(measured)
+    for combo in _combos(space):
+        params = {**others, **combo}
+        config = apply_knobs(base, space.knobs_of(params))
+        key = modelconfig.fingerprint(config)
+        if key not in seen:  # a gated knob's values all give one config
+            seen.add(key)
+            found.append((params, config))
+    return found
+
+
+def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: LoadSpec,
+              slo_p95_ms: float | None = None) -> Step:
+    """What to measure next: the model's proposal, the sampler's turn, or the end of the search."""
+    trials = study.get_trials(deepcopy=False)
+    usable = costmodel.usable(trials)
+    best = choose(usable, "max-throughput", slo_p95_ms) or choose(usable, "max-throughput")
+    if best is None:
+        return Step(None, why="nothing measured to fit the model on yet")
+    reference = best if not tr.is_baseline(best) else choose(
+        [t for t in usable if not tr.is_baseline(t)], "max-throughput")
+    home = costmodel.context(costmodel.config_of(reference or best))
+    fitted_on = [t for t in usable if costmodel.context(costmodel.config_of(t)) == home]
+    model = costmodel.fit(fitted_on)
+    assert model is not None  # `best` has per-batch statistics
+    past = errors(trials)
+    counted = sorted(tr.counted(trials), key=lambda t: t.number)
+    if len(past) >= 2 and all(abs(e) > TRUST for e in past[-2:]) and counted[-1].user_attrs.get(Key.PREDICTED):
+        # the sampler's turn: its measurement is the model's to learn from next
+        return Step(None, why=f"the model's last two predictions were off by {past[-2]:+.0%} and {past[-1]:+.0%}")
+    bias, spread = _bias(trials)
+    elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
+    measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)}
+    proposal: Proposal | None = None
+    for params, config in candidates(space, base, _others(space, reference), measured):
+        predicted = costmodel.predict(model, config, spec)
+        throughput = predicted.throughput * (1 + bias)
+        beyond = elsewhere or model.extrapolates(config)
+        margin = spread + (UNKNOWN if beyond else 0.0)
+        if slo_p95_ms is not None and predicted.p95_ms * (1 - margin) > slo_p95_ms:
+            continue
+        if proposal is None or throughput * (1 + margin) > proposal.throughput * (1 + proposal.spread):
+            proposal = Proposal(params, throughput, predicted.p95_ms, margin, predicted.throughput, beyond)
+    trusted = len(fitted_on) >= 3 and not (past and abs(past[-1]) > TRUST)
+    if proposal is None or (trusted and proposal.throughput * (1 + proposal.spread) < best.values[0] * (1 + PRECISION)):
+        return Step(None, done=trusted, why=(
+            f"no unmeasured config is predicted to beat #{best.number}'s {best.values[0]:.1f} infer/s by more than "
+            f"{PRECISION:.0%}, even optimistically" if trusted else "the model has no config left to propose"))
+    return Step(proposal)
+
+
+def predicted_attr(proposal: Proposal) -> dict:
+    return {"throughput": round(proposal.throughput, 2), "p95_ms": round(proposal.p95_ms, 3),
+            "spread": round(proposal.spread, 3), "model": round(proposal.model, 2),
+            "extrapolated": proposal.extrapolated}
+
+
+def summary(study: optuna.Study) -> str:
+    """The guided search in words: how well the model predicted, and where it ended the search
+    (empty for a search the model did not guide)."""
+    trials = study.get_trials(deepcopy=False)
+    found, lines = errors(trials), []
+    if found:
+        lines.append(f"the performance model predicted {len(found)} guided trial(s) within a median "
+                     f"{statistics.median(abs(e) for e in found):.0%} of their measured throughput "
+                     f"(largest miss {max(found, key=abs):+.0%})")
+    done = study.user_attrs.get(DONE_ATTR)
+    if done:
+        lines.append(f"the search stopped after {done['after']} of {done['of']} trials, {done['of'] - done['after']} "
+                     f"saved: {done['why']}")
+    return "\n".join(lines)
