@@ -17,7 +17,10 @@ trip, both measured here first.
 
     python benchmarks/landscapes.py [--landscapes 20] [--trials 25] [--parallel 2]
 
-Prints a table and writes benchmarks/results/landscapes.json.
+The fraction of the optimum after k trials is that of the config measured best so far, its
+throughput from the formula (as measured, in brackets: the simulation and the server differ by a
+few percent, so a measured fraction compares the search with an optimum it cannot reach exactly).
+Prints a table and writes the JSON (--out).
 """
 from __future__ import annotations
 
@@ -73,9 +76,10 @@ def _repository(root: Path, params: dict) -> Path:
     return root
 
 
-def overheads(work: Path) -> tuple[float, float]:
-    """What the python backend adds to an execution, and a request's trip outside Triton (ms):
-    a 1 ms sleep at concurrency 1, as Triton times it and as the client does."""
+def overheads(work: Path) -> tuple[float, float, float]:
+    """What the python backend adds to an execution, a request's trip outside Triton and the
+    client's CPU time for each answer (ms): a 1 ms sleep at concurrency 1, as Triton times it and
+    as the client does."""
     repo = _repository(work / "calibrate", {"delay_ms": 1})
     base = read_config(repo / "tiny" / "config.pbtxt")
     with EmbeddedServer(repo, work / "calibrate-run") as server, \
@@ -83,58 +87,71 @@ def overheads(work: Path) -> tuple[float, float]:
         m = evaluator.evaluate(base).measurement
     assert m is not None and m.server is not None
     executed = m.server.compute_input_ms + m.server.compute_infer_ms + m.server.compute_output_ms
-    return executed - 1.0, 1e3 / m.throughput - executed
+    return executed - 1.0, 1e3 / m.throughput - executed, m.client_cpu / m.throughput * 1e3
 
 
-def optimum(params: dict, space, base, overhead_ms: float, trip_ms: float) -> tuple[float, dict]:
-    """The best throughput over every config of the space at the load, from the formula."""
+def _execution_s(params: dict, overhead_ms: float):
     def execution_s(b: int, n: int) -> float:
         rounds = math.ceil(b / params["useful_batch"])
         sleep = (params["delay_ms"] * rounds + params["delay_per_request_ms"] * b) * (1 + params["sharing"] * (n - 1))
         return (sleep + overhead_ms) / 1e3
-
-    best, where = 0.0, {}
-    for knobs, config in guide.candidates(space, base, {}):
-        batcher = costmodel.batcher_of(config)
-        found = simulate(batcher, lambda b, n=batcher.instances: execution_s(b, n), clients=CONCURRENCY,
-                         trip_s=trip_ms / 1e3, requests=3000).throughput
-        if found > best:
-            best, where = found, knobs
-    return best, where
+    return execution_s
 
 
-def run(method: str, k: int, params: dict, work: Path, trials: int, seed: int) -> dict:
+def formula(params: dict, config, calibration: tuple[float, float, float]) -> float:
+    """A config's throughput on the landscape at the load, from the formula (with the server's and
+    the client's costs of `overheads`)."""
+    overhead_ms, trip_ms, gap_ms = calibration
+    batcher = costmodel.batcher_of(config)
+    cost = _execution_s(params, overhead_ms)
+    return simulate(batcher, lambda b: cost(b, batcher.instances), clients=CONCURRENCY, trip_s=trip_ms / 1e3,
+                    gap_s=gap_ms / 1e3, requests=3000).throughput
+
+
+def optimum(params: dict, space, base, calibration: tuple[float, float, float]) -> tuple[float, dict]:
+    """The best throughput over every config of the space at the load, from the formula."""
+    found = [(formula(params, config, calibration), knobs) for knobs, config in guide.candidates(space, base, {})]
+    return max(found, key=lambda f: f[0])
+
+
+def search(method: str, k: int, params: dict, work: Path, trials: int, seed: int) -> tuple[float, int, str]:
     folder = work / f"{method}-{k}"
     repo = _repository(folder / "repo", params)
-    storage = f"sqlite:///{folder / 'study.db'}"
     command = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model", "tiny",
                "--search-space", "generic", "--trials", str(1 if method == "start_with" else trials),
-               "--guide", "model" if method == "guided" else "tpe", "--remeasure", "0", "--storage", storage,
-               "--min-samples", "300", "--max-measure-s", "5", "--concurrency", str(CONCURRENCY), "--seed", str(seed),
-               "--no-progress", "--out", str(folder / "out"), "--run-dir", str(folder / "runs")]
+               "--guide", "model" if method == "guided" else "tpe", "--remeasure", "0", "--storage",
+               f"sqlite:///{folder / 'study.db'}", "--min-samples", "300", "--max-measure-s", "5", "--concurrency",
+               str(CONCURRENCY), "--seed", str(seed), "--no-progress", "--out", str(folder / "out"),
+               "--run-dir", str(folder / "runs")]
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    wall = time.monotonic() - start
-    study = optuna.load_study(study_name="tiny", storage=storage)
+    return time.monotonic() - start, done.returncode, done.stderr[-500:] if done.returncode else ""
+
+
+def read(method: str, k: int, params: dict, work: Path, calibration: tuple[float, float, float]) -> dict:
+    """What a search left in its study: each counted trial's measured throughput and its config's
+    throughput from the formula, in order, and how the search ended."""
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{work / f'{method}-{k}' / 'study.db'}")
     counted = sorted(tr.counted(study.get_trials()), key=lambda t: t.number)
     begun = min(t.datetime_start for t in counted)
-    return {"method": method, "landscape": k, "returncode": done.returncode, "wall_s": wall,
+    return {"method": method, "landscape": k,
             "throughputs": [t.values[0] if t.values else 0.0 for t in counted],
+            "formula": [formula(params, costmodel.config_of(t), calibration) for t in counted],
             "elapsed_s": [(t.datetime_complete - begun).total_seconds() for t in counted],
-            "stopped": study.user_attrs.get(guide.DONE_ATTR), "prediction_errors": guide.errors(counted),
-            "error": done.stderr[-500:] if done.returncode else ""}
+            "stopped": study.user_attrs.get(guide.DONE_ATTR), "prediction_errors": guide.errors(counted)}
 
 
-def reached(result: dict, best: float, after: int) -> float:
-    found = result["throughputs"][:after]
-    return max(found, default=0.0) / best
+def reached(result: dict, best: float, after: int, measured: bool = False) -> float:
+    """The fraction of the optimum after `after` trials: of the config measured best so far, its
+    throughput from the formula (or as measured)."""
+    shown = result["throughputs"][:after]
+    top = max(range(len(shown)), key=lambda i: shown[i])
+    return (shown[top] if measured else result["formula"][top]) / best
 
 
-def trials_to(result: dict, best: float, fraction: float = 0.95) -> int | None:
-    top = 0.0
-    for i, thr in enumerate(result["throughputs"], 1):
-        top = max(top, thr)
-        if top >= fraction * best:
+def trials_to(result: dict, best: float, measured: bool = False, fraction: float = 0.95) -> int | None:
+    for i in range(1, len(result["throughputs"]) + 1):
+        if reached(result, best, i, measured) >= fraction:
             return i
     return None
 
@@ -148,43 +165,60 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--out", type=Path, help="the JSON's path (default: benchmarks/results/landscapes_FIRST-LAST.json)")
+    ap.add_argument("--reread", type=Path, help="a work folder of an earlier run: read its studies again, search nothing")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="landscapes-"))
-    overhead_ms, trip_ms = overheads(work)
-    print(f"the python backend adds {overhead_ms:.2f} ms to an execution; a request's trip is {trip_ms:.2f} ms",
-          flush=True)
+    work = args.reread or Path(tempfile.mkdtemp(prefix="landscapes-"))
+    calibration = work / "calibration.json"
+    if args.reread:
+        measured = tuple(json.loads(calibration.read_text()))
+    else:
+        measured = overheads(work)
+        calibration.write_text(json.dumps(measured))
+    print("the python backend adds {:.2f} ms to an execution; a request's trip is {:.2f} ms; the client spends "
+          "{:.2f} ms on each answer".format(*measured), flush=True)
     space = load_space(SPACES / "generic.yaml")
     base = read_config(TINY / "config.pbtxt")
     numbers = range(args.first, args.first + args.landscapes)
     scapes = {k: landscape(k, args.seed) for k in numbers}
-    truths = {k: optimum(p, space, base, overhead_ms, trip_ms) for k, p in scapes.items()}
+    truths = {k: optimum(p, space, base, measured) for k, p in scapes.items()}
     jobs = [(m, k) for k in numbers for m in args.methods.split(",")]
-    with ThreadPoolExecutor(args.parallel) as pool:
-        results = list(pool.map(lambda job: run(job[0], job[1], scapes[job[1]], work, args.trials,
-                                                args.seed + job[1]), jobs))
+    walls: dict = {}
+    if not args.reread:
+        with ThreadPoolExecutor(args.parallel) as pool:
+            walls = dict(zip(jobs, pool.map(lambda job: search(job[0], job[1], scapes[job[1]], work, args.trials,
+                                                               args.seed + job[1]), jobs), strict=True))
+    results = [{**read(m, k, scapes[k], work, measured),
+                **dict(zip(("wall_s", "returncode", "error"), walls.get((m, k), (None, 0, "")), strict=True))}
+               for m, k in jobs]
     rows, summary = [], {}
     for method in args.methods.split(","):
         mine = [r for r in results if r["method"] == method]
         fractions = {n: statistics.median(reached(r, truths[r["landscape"]][0], n) for r in mine) for n in (5, 10, 25)}
+        measured = {n: statistics.median(reached(r, truths[r["landscape"]][0], n, True) for r in mine)
+                    for n in (5, 10, 25)}
         needed = [trials_to(r, truths[r["landscape"]][0]) for r in mine]
         reached_95 = sorted(n if n is not None else math.inf for n in needed)
+        as_measured = sorted(n if n is not None else math.inf
+                             for n in (trials_to(r, truths[r["landscape"]][0], True) for r in mine))
         errors = [abs(e) for r in mine for e in r["prediction_errors"]]
         flat = [r for r in mine if r["landscape"] % 4 == 3]
-        summary[method] = {"median_fraction": fractions, "median_trials_to_95": statistics.median(reached_95),
+        summary[method] = {"median_fraction": fractions, "median_fraction_as_measured": measured,
+                           "median_trials_to_95": statistics.median(reached_95),
+                           "median_trials_to_95_as_measured": statistics.median(as_measured),
                            "never_95": sum(n is None for n in needed),
                            "median_prediction_error": statistics.median(errors) if errors else None,
                            "flat_trials": [len(r["throughputs"]) for r in flat],
-                           "flat_wall_s": [round(r["wall_s"], 1) for r in flat], "failed_runs": sum(
+                           "flat_s": [round(r["elapsed_s"][-1], 1) for r in flat], "failed_runs": sum(
                                r["returncode"] != 0 for r in mine)}
         s = summary[method]
-        rows.append([method, f"{fractions[5]:.2f}", f"{fractions[10]:.2f}", f"{fractions[25]:.2f}",
-                     s["median_trials_to_95"], s["never_95"],
+        rows.append([method, *(f"{fractions[n]:.2f} ({measured[n]:.2f})" for n in (5, 10, 25)),
+                     f"{s['median_trials_to_95']} ({s['median_trials_to_95_as_measured']})", s["never_95"],
                      "" if s["median_prediction_error"] is None else f"{s['median_prediction_error']:.1%}",
-                     "/".join(map(str, s["flat_trials"])), "/".join(map(str, s["flat_wall_s"]))])
+                     "/".join(map(str, s["flat_trials"])), "/".join(map(str, s["flat_s"]))])
     print(table(["method", "after 5", "after 10", "after 25", "trials to 95%", "never", "pred. error",
-                 "flat: trials", "flat: wall s"], rows))
+                 "flat: trials", "flat: s"], rows))
     write_json(f"landscapes_{args.first}-{args.first + args.landscapes - 1}", {
-        "overhead_ms": overhead_ms, "trip_ms": trip_ms, "landscapes": scapes,
+        "calibration_ms": dict(zip(("overhead", "trip", "gap"), measured, strict=True)), "landscapes": scapes,
         "optimum": {k: {"throughput": t, "knobs": w} for k, (t, w) in truths.items()},
         "summary": summary, "runs": results}, args.out)
     print(json.dumps(summary, indent=1))
