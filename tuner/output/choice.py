@@ -45,7 +45,9 @@ def pick(final: list[FrozenTrial], policy: str, goal: Goal, slo: float | None) -
 def instead_of(study: optuna.Study, trial: FrozenTrial, policy: str, slo: float | None) -> str:
     """Where the export stands in for the policy's own pick: which, and why; empty otherwise."""
     goal = settings_of(study).goal
-    picked = choose(confirmed(study), policy, goal.chooses_within(slo)) if policy != "trial" else None
+    if policy == "trial" or not goal.is_default:  # a trial asked for by number; a goal without stand-ins
+        return ""
+    picked = choose(confirmed(study), policy, goal.chooses_within(slo))
     if picked is None or picked.number == trial.number:
         return ""
     return (f"; chosen over #{picked.number} ({policy}): the measurements cannot tell them apart and it costs less "
