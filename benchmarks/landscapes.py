@@ -133,11 +133,11 @@ def read(method: str, k: int, params: dict, work: Path, calibration: tuple[float
     throughput from the formula, in order, and how the search ended."""
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{work / f'{method}-{k}' / 'study.db'}")
     counted = sorted(tr.counted(study.get_trials()), key=lambda t: t.number)
-    begun = min(t.datetime_start for t in counted)
+    begun = min(t.datetime_start for t in counted if t.datetime_start)
     return {"method": method, "landscape": k,
             "throughputs": [t.values[0] if t.values else 0.0 for t in counted],
             "formula": [formula(params, costmodel.config_of(t), calibration) for t in counted],
-            "elapsed_s": [(t.datetime_complete - begun).total_seconds() for t in counted],
+            "elapsed_s": [(t.datetime_complete - begun).total_seconds() for t in counted if t.datetime_complete],
             "stopped": study.user_attrs.get(guide.DONE_ATTR), "prediction_errors": guide.errors(counted)}
 
 
@@ -194,7 +194,7 @@ def main() -> int:
     for method in args.methods.split(","):
         mine = [r for r in results if r["method"] == method]
         fractions = {n: statistics.median(reached(r, truths[r["landscape"]][0], n) for r in mine) for n in (5, 10, 25)}
-        measured = {n: statistics.median(reached(r, truths[r["landscape"]][0], n, True) for r in mine)
+        as_found = {n: statistics.median(reached(r, truths[r["landscape"]][0], n, True) for r in mine)
                     for n in (5, 10, 25)}
         needed = [trials_to(r, truths[r["landscape"]][0]) for r in mine]
         reached_95 = sorted(n if n is not None else math.inf for n in needed)
@@ -202,7 +202,7 @@ def main() -> int:
                              for n in (trials_to(r, truths[r["landscape"]][0], True) for r in mine))
         errors = [abs(e) for r in mine for e in r["prediction_errors"]]
         flat = [r for r in mine if r["landscape"] % 4 == 3]
-        summary[method] = {"median_fraction": fractions, "median_fraction_as_measured": measured,
+        summary[method] = {"median_fraction": fractions, "median_fraction_as_measured": as_found,
                            "median_trials_to_95": statistics.median(reached_95),
                            "median_trials_to_95_as_measured": statistics.median(as_measured),
                            "never_95": sum(n is None for n in needed),
@@ -211,7 +211,7 @@ def main() -> int:
                            "flat_s": [round(r["elapsed_s"][-1], 1) for r in flat], "failed_runs": sum(
                                r["returncode"] != 0 for r in mine)}
         s = summary[method]
-        rows.append([method, *(f"{fractions[n]:.2f} ({measured[n]:.2f})" for n in (5, 10, 25)),
+        rows.append([method, *(f"{fractions[n]:.2f} ({as_found[n]:.2f})" for n in (5, 10, 25)),
                      f"{s['median_trials_to_95']} ({s['median_trials_to_95_as_measured']})", s["never_95"],
                      "" if s["median_prediction_error"] is None else f"{s['median_prediction_error']:.1%}",
                      "/".join(map(str, s["flat_trials"])), "/".join(map(str, s["flat_s"]))])

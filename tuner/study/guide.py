@@ -1,11 +1,10 @@
 """Search guided by the performance model (tuner.study.costmodel): after each measurement the model
 is fitted again, every unmeasured combination of the knobs it predicts across (instances, max
-batch, batching, queue delay, preferred sizes) is predicted under the study's load (corrected by
-the model's mean error on the guided trials it predicted from measured ground: a simulation that
-misses a cost of the server's misses it alike for every config), and the one with the best optimistic throughput (its
-prediction raised by its uncertainty) is measured next.
-The rest of a proposal's knobs are the best trial's, so the model predicts within what it was
-fitted on.
+batch, batching, queue delay, preferred sizes) is predicted under the study's load, corrected by
+the model's mean error on the guided trials it predicted from measured ground (a cost of the
+server's that the simulation misses, it misses alike for every config), and the one with the best
+optimistic throughput (its prediction raised by its uncertainty) is measured next. The rest of a
+proposal's knobs are the best trial's, so the model predicts within what it was fitted on.
 
 How far each guided trial's measurement was from its prediction is recorded on it: where the
 last two were both off by more than TRUST, the sampler (TPE) proposes every other trial until
@@ -42,7 +41,7 @@ DONE_ATTR = "search_done"  # study attr: when and why a guided search stopped be
 @dataclass(frozen=True)
 class Proposal:
     params: dict  # Optuna params of the config to measure next
-    throughput: float  # predicted: the model's figure, corrected by its recent bias
+    throughput: float  # predicted: the model's figure, corrected by its bias
     p95_ms: float
     spread: float  # relative uncertainty of the prediction
     model: float  # the model's own figure, before the correction
