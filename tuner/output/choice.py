@@ -42,12 +42,11 @@ def pick(final: list[FrozenTrial], policy: str, goal: Goal, slo: float | None) -
     return cheapest(picked, final, goal.chooses_within(slo))
 
 
-def instead_of(study: optuna.Study, trial: FrozenTrial, policy: str, slo: float | None) -> str:
+def instead_of(final: list[FrozenTrial], trial: FrozenTrial, policy: str, goal: Goal, slo: float | None) -> str:
     """Where the export stands in for the policy's own pick: which, and why; empty otherwise."""
-    goal = settings_of(study).goal
     if policy == "trial" or not goal.is_default:  # a trial asked for by number; a goal without stand-ins
         return ""
-    picked = choose(confirmed(study), policy, goal.chooses_within(slo))
+    picked = choose(final, policy, goal.chooses_within(slo))
     if picked is None or picked.number == trial.number:
         return ""
     return (f"; chosen over #{picked.number} ({policy}): the measurements cannot tell them apart and it costs less "
@@ -88,10 +87,11 @@ def export_choice(study: optuna.Study, model: str, trial: FrozenTrial, out: Path
     settings = settings_of(study)
     goal = settings.goal
     path = export(trial, out, model, context, goal)
-    base = baseline_of(confirmed(study))
+    final = confirmed(study)
+    base = baseline_of(final)
     gain = (f", {trial.values[0] / base.values[0]:.2f}x the baseline's {goal.objective.value}"
             if base and base.values[0] > 0 else "")
-    summary = f"{goal.text(trial.values, settings.slo_p95_ms)}{gain}{instead_of(study, trial, policy, slo)}"
+    summary = f"{goal.text(trial.values, settings.slo_p95_ms)}{gain}{instead_of(final, trial, policy, goal, slo)}"
     return Exported(path, summary, context.get("ceiling"))
 
 

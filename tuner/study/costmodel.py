@@ -138,15 +138,16 @@ def fit(trials: list[FrozenTrial]) -> CostModel | None:
     """The model fitted on `trials` (one context); None without any per-batch statistics. With a
     single batch size measured the cost is split evenly between fixed and per request, and with a
     single instance count instances do not slow each other: a guess, which `extrapolates` flags."""
-    samples = [s for t in usable(trials) for s in _samples(t)]
+    measured = usable(trials)
+    samples = [s for t in measured for s in _samples(t)]
     if not samples:
         return None
     counts = {s.instances for s in samples}
     grid = _SHARING if len(counts) > 1 else [0.0]
     sharing = min(grid, key=lambda g: _line(samples, g)[2])
     fixed, per_request, _ = _line(samples, sharing)
-    trips = [trip for t in usable(trials) if (trip := _trip_ms(t)) is not None]
-    gaps = [gap for t in usable(trials) if (gap := _gap_ms(t)) is not None]
+    trips = [trip for t in measured if (trip := _trip_ms(t)) is not None]
+    gaps = [gap for t in measured if (gap := _gap_ms(t)) is not None]
     alone: dict[int, list[Sample]] = {}
     for s in samples:
         alone.setdefault(s.batch, []).append(s)

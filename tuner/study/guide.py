@@ -78,10 +78,13 @@ def _combos(space: SearchSpace) -> list[dict]:
             for values in itertools.product(*(_values(space.knobs[n]) for n in names))]
 
 
+def _guided(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if tr.measured(t) and t.user_attrs.get(Key.PREDICTED)]
+
+
 def errors(trials: list[FrozenTrial]) -> list[float]:
     """Each guided trial's relative throughput error, measured against predicted, in order."""
-    return [t.values[0] / t.user_attrs[Key.PREDICTED]["throughput"] - 1 for t in trials
-            if tr.measured(t) and t.user_attrs.get(Key.PREDICTED)]
+    return [t.values[0] / t.user_attrs[Key.PREDICTED]["throughput"] - 1 for t in _guided(trials)]
 
 
 def _bias(trials: list[FrozenTrial]) -> tuple[float, float]:
@@ -89,9 +92,8 @@ def _bias(trials: list[FrozenTrial]) -> tuple[float, float]:
     widened for the few it rests on, from the guided trials whose configs lay within what the model
     had measured (a prediction beyond it is a guess, not a sample of the model's error); before two
     such, no bias and the prior's spread."""
-    found = [t.values[0] / t.user_attrs[Key.PREDICTED]["model"] - 1 for t in trials
-             if tr.measured(t) and "model" in (t.user_attrs.get(Key.PREDICTED) or {})
-             and not t.user_attrs[Key.PREDICTED].get("extrapolated")]
+    found = [t.values[0] / predicted["model"] - 1 for t in _guided(trials)
+             if "model" in (predicted := t.user_attrs[Key.PREDICTED]) and not predicted.get("extrapolated")]
     if len(found) < 2:
         return 0.0, PRIOR
     return statistics.mean(found), max(PRECISION, statistics.stdev(found) * (1 + 1 / len(found) ** 0.5))
