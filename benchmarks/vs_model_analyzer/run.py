@@ -2,6 +2,7 @@
 
     bash benchmarks/vs_model_analyzer/setup.sh          # once: Model Analyzer 1.58 in /tmp/ma-venv
     python benchmarks/vs_model_analyzer/run.py [--trials 50] [--rounds 3] [--guide model] [--no-start-with]
+                                               [--landscape K]
 
 1. Model Analyzer `profile`, quick search, local launch mode (it starts tritonserver itself, once per
    config), CPU only, concurrency 8 (quick search takes no concurrency list: its min and max
@@ -12,10 +13,16 @@
    Wall time, and when (seconds after it was started) a trial first matched what Model Analyzer found.
 3. Both best configs re-measured by one instrument, the tuner's load generator, alternately, in one
    embedded server: the fair comparison of quality. "Matched" in step 2 uses these re-measured numbers
-   of Model Analyzer's best (throughput at least as high, P95 no worse).
+   of Model Analyzer's best (throughput at least as high, P95 no worse), and counts only the configs
+   the search proposed: not the baseline, not `start_with`.
 
-Prints two tables and writes benchmarks/results/vs_model_analyzer.json. Everything else goes under
---work (default /tmp/tuner-vs-ma).
+With --landscape K, the model is landscape K of benchmarks/landscapes.py (seed 0: the tests' tiny
+python model with a random cost formula, a model neither tool was tuned for) instead of the demo,
+searched in the python backend's space (generic.yaml: the same instance and max batch ranges), and
+both bests and the space's optimum are also valued by the formula.
+
+Prints two tables and writes benchmarks/results/vs_model_analyzer[_landscapeK].json. Everything else
+goes under --work (default /tmp/tuner-vs-ma).
 """
 from __future__ import annotations
 
@@ -36,12 +43,16 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks import landscapes  # noqa: E402
 from benchmarks.common import table, write_json  # noqa: E402
-from tuner.config.modelconfig import parse_config, read_config  # noqa: E402
+from tuner.config.modelconfig import ModelConfig, parse_config, read_config  # noqa: E402
 from tuner.config.shipped import DEMO_REPOSITORY, SPACES  # noqa: E402
+from tuner.config.space import load_space  # noqa: E402
 from tuner.measure.evaluate import Evaluator  # noqa: E402
 from tuner.measure.load import LoadSpec  # noqa: E402
 from tuner.server import EmbeddedServer  # noqa: E402
+from tuner.study import trials as tr  # noqa: E402
+from tuner.study.trials import Role  # noqa: E402
 
 MODEL = "detector"
 
@@ -95,26 +106,27 @@ def profile(work: Path, ma: Path, venv: Path, timeout_s: int, models: str) -> tu
             "reported_p95_ms": float(best.get("p95 Latency (ms)") or "nan")}, best
 
 
-def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict:
-    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "ma_models" / MODEL)
-    found, best = profile(work, ma, venv, timeout_s, f"  {MODEL}:\n    cpu_only: true\n")
+def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int, source: Path = DEMO_REPOSITORY,
+                       model: str = MODEL) -> dict:
+    shutil.copytree(source / model, work / "ma_models" / model)
+    found, best = profile(work, ma, venv, timeout_s, f"  {model}:\n    cpu_only: true\n")
     variant = best["Model Config Path"]
     text = (work / "ma_run" / "output_models" / variant / "config.pbtxt").read_text()
     config = parse_config(text, f"Model Analyzer's {variant}")
-    config.name = MODEL
+    config.name = model
     return found | {"config": config}
 
 
-def run_tuner(work: Path, trials: int, guide: str = "tpe", start_with: bool = True) -> dict:
-    """The tuner's search of the demo; without `start_with`, the default space with its known-good
-    configs removed (what the search itself finds)."""
-    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "tuner_models" / MODEL)
+def run_tuner(work: Path, trials: int, guide: str = "tpe", start_with: bool = True, source: Path = DEMO_REPOSITORY,
+              model: str = MODEL, space: Path = SPACES / "default.yaml") -> dict:
+    """The tuner's search of `model` in `space`; without `start_with`, the space with its
+    known-good configs removed (what the search itself finds)."""
+    shutil.copytree(source / model, work / "tuner_models" / model)
     storage = f"sqlite:///{work / 'tuner.db'}"
-    space = SPACES / "default.yaml"
     if not start_with:
         found = yaml.safe_load(space.read_text())
         found.pop("start_with", None)
-        space = work / "default_without_start_with.yaml"
+        space = work / f"{space.stem}_without_start_with.yaml"
         space.write_text(yaml.safe_dump(found))
     start_wall = time.time()
     start = time.perf_counter()
@@ -122,22 +134,22 @@ def run_tuner(work: Path, trials: int, guide: str = "tpe", start_with: bool = Tr
         done = subprocess.run([sys.executable, "-m", "tuner", "search", "--model-repository", str(work / "tuner_models"),
                                "--trials", str(trials), "--storage", storage, "--run-dir", str(work / "tuner_runs"),
                                "--out", str(work / "tuner_out"), "--no-progress", "--search-space", str(space),
-                               "--guide", guide], cwd=ROOT, stdout=log,
+                               "--model", model, "--guide", guide], cwd=ROOT, stdout=log,
                               stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
-    study = optuna.load_study(study_name=MODEL, storage=storage)
+    study = optuna.load_study(study_name=model, storage=storage)
     trials_done = [t for t in study.get_trials() if t.values is not None]
     return {"wall_s": wall, "returncode": done.returncode, "trials": len(trials_done), "study": study,
-            "started": start_wall, "config": read_config(work / "tuner_out" / MODEL / "config.pbtxt")}
+            "started": start_wall, "config": read_config(work / "tuner_out" / model / "config.pbtxt")}
 
 
-def remeasure(work: Path, configs: dict, rounds: int) -> dict:
+def remeasure(work: Path, configs: dict, rounds: int, source: Path = DEMO_REPOSITORY, model: str = MODEL) -> dict:
     """Each config `rounds` times, alternately, in one embedded server, by the tuner's instrument."""
-    shutil.copytree(DEMO_REPOSITORY / MODEL, work / "remeasure" / "repository" / MODEL)
+    shutil.copytree(source / model, work / "remeasure" / "repository" / model)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
     spec = LoadSpec(min_samples=1000)
     with EmbeddedServer(work / "remeasure" / "repository", work / "remeasure") as server, \
-            Evaluator(server, MODEL, spec) as evaluator:
+            Evaluator(server, model, spec) as evaluator:
         for r in range(rounds):
             for name in (list(configs) if r % 2 == 0 else list(configs)[::-1]):
                 outcome = evaluator.evaluate(configs[name])
@@ -148,19 +160,23 @@ def remeasure(work: Path, configs: dict, rounds: int) -> dict:
 
 
 def first_match(study: optuna.Study, started: float, throughput: float, p95_ms: float):
-    """The first trial (by completion time) at least as fast as `throughput` at a P95 no worse."""
+    """The first trial the search proposed (not the baseline, not a `start_with` config), by
+    completion time, at least as fast as `throughput` at a P95 no worse."""
     done = sorted(((t, t.datetime_complete.timestamp()) for t in study.get_trials()
-                   if t.values is not None and t.datetime_complete), key=lambda pair: pair[1])
+                   if t.values is not None and t.datetime_complete and tr.role(t) is Role.SEARCH),
+                  key=lambda pair: pair[1])
     for t, completed in done:
         if t.values[0] >= throughput and t.values[1] <= p95_ms:
             return t, completed - started
     return None, None
 
 
-def summarize(name: str, ma: dict, tuner: dict, again: dict, rounds: int, ma_best: str, tuner_best: str) -> None:
-    """Prints both searches and the re-measured bests, and writes benchmarks/results/<name>.json.
-    `ma` and `tuner` are what run_model_analyzer and run_tuner returned (JSON-friendly values),
-    `again` the re-measurement, with "Model Analyzer best" and "tuner best" among its keys."""
+def summarize(name: str, ma: dict, tuner: dict, again: dict, rounds: int, ma_best: str, tuner_best: str,
+              extra: dict | None = None) -> None:
+    """Prints both searches and the re-measured bests, and writes benchmarks/results/<name>.json
+    (with `extra`). `ma` and `tuner` are what run_model_analyzer and run_tuner returned
+    (JSON-friendly values), `again` the re-measurement, with "Model Analyzer best" and "tuner best"
+    among its keys."""
     target = again["Model Analyzer best"]
     match, match_s = first_match(tuner["study"], tuner["started"], target["throughput"], target["p95_ms"])
     print("\nsearch (each tool's own numbers)")
@@ -182,7 +198,7 @@ def summarize(name: str, ma: dict, tuner: dict, again: dict, rounds: int, ma_bes
                   "best_config": tuner_best},
         "remeasured": again, "throughput_ratio": ratio,
         "tuner_matched_ma_at_s": match_s, "tuner_matched_trial": match.number if match else None,
-        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None})
+        "matched_fraction_of_ma_wall": match_s / ma["wall_s"] if match else None, **(extra or {})})
     print(f"wrote {path}")
 
 
@@ -190,9 +206,9 @@ def knobs_text(config) -> str:
     groups = ", ".join(f"{g.count}x{'GPU' if g.kind == 1 else 'CPU'}" for g in config.instance_group)
     batching = (f"dyn. batching {config.dynamic_batching.max_queue_delay_microseconds} us"
                 if config.HasField("dynamic_batching") else "no dyn. batching")
-    threads = config.parameters["intra_op_thread_count"].string_value if "intra_op_thread_count" in config.parameters \
-        else "default"
-    return f"{groups} instances, max batch {config.max_batch_size}, {batching}, threads {threads}"
+    threads = f", threads {config.parameters['intra_op_thread_count'].string_value}" \
+        if "intra_op_thread_count" in config.parameters else ""
+    return f"{groups} instances, max batch {config.max_batch_size}, {batching}{threads}"
 
 
 def arguments(doc: str | None, trials: int, work: Path, search_options: bool = False) -> argparse.Namespace:
@@ -208,6 +224,7 @@ def arguments(doc: str | None, trials: int, work: Path, search_options: bool = F
         ap.add_argument("--guide", choices=["model", "tpe"], default="tpe", help="the tuner's --guide")
         ap.add_argument("--no-start-with", action="store_true", help="the tuner searches the default space without "
                         "its known-good start_with configs")
+        ap.add_argument("--landscape", type=int, help="landscape K of benchmarks/landscapes.py instead of the demo")
     args = ap.parse_args()
     if not (args.ma_venv / "bin" / "model-analyzer").exists():
         raise SystemExit(f"no Model Analyzer in {args.ma_venv}: run bash {HERE / 'setup.sh'} first")
@@ -218,13 +235,32 @@ def arguments(doc: str | None, trials: int, work: Path, search_options: bool = F
 
 def main() -> None:
     args = arguments(__doc__, 50, Path("/tmp/tuner-vs-ma"), search_options=True)
-    ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
+    if args.landscape is None:
+        source, model, space, name = DEMO_REPOSITORY, MODEL, SPACES / "default.yaml", "vs_model_analyzer"
+    else:
+        params = landscapes.landscape(args.landscape, 0)
+        source, model, space = landscapes.repository(args.work / "source", params), "tiny", SPACES / "generic.yaml"
+        name = f"vs_model_analyzer_landscape{args.landscape}"
+    ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s, source, model)
     print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
-    tuner = run_tuner(args.work, args.trials, args.guide, not args.no_start_with)
+    tuner = run_tuner(args.work, args.trials, args.guide, not args.no_start_with, source, model, space)
     print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
-    again = remeasure(args.work, {"Model Analyzer best": ma["config"], "tuner best": tuner["config"]}, args.rounds)
-    summarize("vs_model_analyzer", ma, tuner, again, args.rounds, knobs_text(ma.pop("config")),
-              knobs_text(tuner["config"]))
+    bests = {"Model Analyzer best": ma["config"], "tuner best": tuner["config"]}
+    again = remeasure(args.work, bests, args.rounds, source, model)
+    extra = None if args.landscape is None else by_formula(args.work, params, space, read_config(
+        source / model / "config.pbtxt"), bests)
+    summarize(name, ma, tuner, again, args.rounds, knobs_text(ma.pop("config")), knobs_text(tuner["config"]), extra)
+
+
+def by_formula(work: Path, params: dict, space: Path, base: ModelConfig, bests: dict[str, ModelConfig]) -> dict:
+    """A landscape's optimum over the space and each best config's fraction of it, by the formula."""
+    calibration = landscapes.overheads(work)
+    optimum, knobs = landscapes.optimum(params, load_space(space), base, calibration)
+    fractions = {label: landscapes.formula(params, config, calibration) / optimum for label, config in bests.items()}
+    print(f"\nby the formula: optimum {optimum:.1f} infer/s ({knobs}); "
+          + ", ".join(f"{label} {f:.0%} of it" for label, f in fractions.items()))
+    return {"landscape": params, "formula_optimum": optimum, "formula_optimum_knobs": knobs,
+            "formula_fraction": fractions}
 
 
 if __name__ == "__main__":

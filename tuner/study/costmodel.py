@@ -51,9 +51,10 @@ class CostModel:
     sharing: float
     trip_ms: float
     gap_ms: float  # the client's time for each answer: the answers to one batch arrive this far apart
-    batches: tuple[int, ...]  # the batch sizes measured: beyond them the model extrapolates
-    instances: tuple[int, ...]  # likewise, the instance counts
+    batches: tuple[int, ...]  # the batch sizes executed
+    instances: tuple[int, ...]  # the instance counts measured: outside them the model extrapolates
     observed: tuple[tuple[int, float], ...] = ()  # (batch, ms on one instance): measured, not the line
+    reach: int = 1  # the largest max batch of a measured config: beyond it the model extrapolates
 
     def execution_s(self, batch: int, instances: int) -> float:
         """A batch's execution: as measured at that size where it was, else on the fitted line."""
@@ -61,10 +62,12 @@ class CostModel:
         return alone * (1 + self.sharing * (instances - 1)) / 1e3
 
     def extrapolates(self, config: ModelConfig) -> bool:
-        """Whether the config reaches beyond the batch sizes or instance counts measured."""
+        """Whether the config allows larger batches than any measured config did, or runs an
+        instance count outside those measured. The batches a max batch forms are what the load
+        makes of it: once measured, a config that allows no more is judged by what formed, not
+        by sizes the load never fills."""
         batcher = batcher_of(config)
-        return batcher.max_batch > max(self.batches) or not min(self.instances) <= batcher.instances <= max(
-            self.instances)
+        return batcher.max_batch > self.reach or not min(self.instances) <= batcher.instances <= max(self.instances)
 
 
 def batcher_of(config: ModelConfig) -> Batcher:
@@ -153,8 +156,10 @@ def fit(trials: list[FrozenTrial]) -> CostModel | None:
         alone.setdefault(s.batch, []).append(s)
     observed = tuple((b, float(np.average([s.ms / (1 + sharing * (s.instances - 1)) for s in found],
                                           weights=[s.count for s in found]))) for b, found in sorted(alone.items()))
+    reach = max(batcher_of(config_of(t)).max_batch for t in measured)
     return CostModel(fixed, per_request, sharing, statistics.median(trips) if trips else 0.0,
-                     statistics.median(gaps) if gaps else 0.0, tuple(sorted(alone)), tuple(sorted(counts)), observed)
+                     statistics.median(gaps) if gaps else 0.0, tuple(sorted(alone)), tuple(sorted(counts)), observed,
+                     reach)
 
 
 def predict(model: CostModel, config: ModelConfig, spec: LoadSpec) -> Expected:

@@ -45,7 +45,7 @@ class Proposal:
     p95_ms: float
     spread: float  # relative uncertainty of the prediction
     model: float  # the model's own figure, before the correction
-    extrapolated: bool  # beyond the batch sizes or instance counts measured
+    extrapolated: bool  # beyond the max batch sizes or instance counts measured
 
 
 @dataclass(frozen=True)
