@@ -258,7 +258,7 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
 def _precise(precision: float) -> Race:
     """The baseline and the known-good configs race nothing: they stop once as precise as the
     sampler's guesses are asked to be, not after the full rule's three agreeing windows (the
-    confirmation rounds measure them again beside the front)."""
+    confirmation rounds, unless --remeasure 0, measure them again beside the front)."""
     return Race(lambda *_: False, precision)
 
 
