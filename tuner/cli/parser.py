@@ -201,14 +201,14 @@ def parser() -> argparse.ArgumentParser:
                    "medians (0: choose on the single measurements)")
     s.add_argument("--precision", type=_positive(float), default=PRECISION, help="racing: a proposed config is "
                    "measured until it is clearly behind the front, or until its throughput and P95 intervals are "
-                   "within this fraction of their values (the baseline and start_with configs: until then)")
+                   "within this fraction of their values")
     s.add_argument("--guide", choices=["model", "tpe"], default="tpe", help="model: after the baseline, a "
                    "performance model fitted from Triton's per-batch statistics proposes the configs it predicts "
                    "best, and ends the search once nothing unmeasured is predicted to beat the best; tpe: Optuna's "
                    "TPE sampler proposes every config. The model predicts instances, batching, max batch, queue "
                    "delay and preferred sizes of one model at throughput against P95; other studies use TPE")
-    s.add_argument("--no-racing", action="store_true", help="measure every config fully (--min-samples "
-                   "and stable windows)")
+    s.add_argument("--no-racing", action="store_true", help="measure every proposed config fully (--min-samples "
+                   "and stable windows), like the baseline")
     s.add_argument("--keep-chosen", action="store_true", help="with --launcher remote: leave the exported config "
                    "loaded on the server instead of restoring the model's original config")
     s.add_argument("--workers", type=_positive(int), default=1, help="servers measuring trials of the study "

@@ -165,8 +165,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
     exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
     `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
-    would propose the same config again). The sampler's proposals are raced to `precision`, the
-    baseline and the known-good configs measured until that precise (None: all measured fully)."""
+    would propose the same config again). The sampler's proposals are raced to `precision` (None:
+    measured fully, like the baseline)."""
     guided = study.sampler
     if explore:
         study.sampler = optuna.samplers.RandomSampler()
@@ -209,10 +209,10 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             _repeat(study, trial, earlier)
             return
+    # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
     settings = settings_of(study)
     goal = settings.goal
-    race = None if precision is None else _race(study, precision, goal) if tr.role(trial) is Role.SEARCH \
-        else _precise(precision)
+    race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
     outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), others=others)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.stopped_early:
@@ -245,7 +245,7 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
     Other goals have no such intervals to race on: only precision stops them (a capacity search
     races each of its steps on the SLO itself)."""
     if not goal.is_default:
-        return _precise(precision)
+        return Race(lambda *_: False, precision)
     front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
              if not tr.stopped_early(t)]
 
@@ -253,13 +253,6 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
         return any(thr[0] > throughput[1] and p95[1] < p95_ms[0] for thr, p95 in front)
 
     return Race(behind, precision)
-
-
-def _precise(precision: float) -> Race:
-    """The baseline and the known-good configs race nothing: they stop once as precise as the
-    sampler's guesses are asked to be, not after the full rule's three agreeing windows (the
-    confirmation rounds, unless --remeasure 0, measure them again beside the front)."""
-    return Race(lambda *_: False, precision)
 
 
 def _first_rate(study: optuna.Study) -> float | None:
