@@ -93,9 +93,9 @@ def config_of(trial: FrozenTrial) -> ModelConfig:
     return parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
 
 
-def _samples(trial: FrozenTrial) -> list[Sample]:
+def _samples(trial: FrozenTrial, batcher: Batcher | None = None) -> list[Sample]:
     server = (trial.user_attrs.get(Key.METRICS) or {}).get("server") or {}
-    instances = batcher_of(config_of(trial)).instances
+    instances = (batcher or batcher_of(config_of(trial))).instances
     return [Sample(int(b), instances, float(ms), int(count))
             for b, (count, ms) in (server.get("batches") or {}).items()]
 
@@ -142,7 +142,8 @@ def fit(trials: list[FrozenTrial]) -> CostModel | None:
     single batch size measured the cost is split evenly between fixed and per request, and with a
     single instance count instances do not slow each other: a guess, which `extrapolates` flags."""
     measured = usable(trials)
-    samples = [s for t in measured for s in _samples(t)]
+    batchers = [batcher_of(config_of(t)) for t in measured]  # each trial's config parsed once here
+    samples = [s for t, b in zip(measured, batchers, strict=True) for s in _samples(t, b)]
     if not samples:
         return None
     counts = {s.instances for s in samples}
@@ -156,7 +157,7 @@ def fit(trials: list[FrozenTrial]) -> CostModel | None:
         alone.setdefault(s.batch, []).append(s)
     observed = tuple((b, float(np.average([s.ms / (1 + sharing * (s.instances - 1)) for s in found],
                                           weights=[s.count for s in found]))) for b, found in sorted(alone.items()))
-    reach = max(batcher_of(config_of(t)).max_batch for t in measured)
+    reach = max(b.max_batch for b in batchers)
     return CostModel(fixed, per_request, sharing, statistics.median(trips) if trips else 0.0,
                      statistics.median(gaps) if gaps else 0.0, tuple(sorted(alone)), tuple(sorted(counts)), observed,
                      reach)
