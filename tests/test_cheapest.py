@@ -16,7 +16,8 @@ def _config(instances: int, max_batch: int = 8) -> str:
 
 def _trial(thr, p95, thr_ci, p95_ci, instances, max_batch=8, **attrs):
     return optuna.trial.create_trial(values=[thr, p95], user_attrs={
-        Key.CONFIG: _config(instances, max_batch), Key.METRICS: {"throughput_ci": thr_ci, "p95_ci_ms": p95_ci},
+        Key.CONFIG: _config(instances, max_batch),
+        Key.METRICS: {"throughput": thr, "p95_ms": p95, "throughput_ci": thr_ci, "p95_ci_ms": p95_ci},
         **attrs})
 
 
@@ -57,3 +58,33 @@ def test_equal_instances_go_to_the_smaller_max_batch():
     big, small = _trials(_trial(1442, 40.0, [1400, 1480], [38, 42], 2, max_batch=16),
                          _trial(1430, 40.5, [1390, 1475], [38, 43], 2, max_batch=8))
     assert cheapest(big, [big, small]).number == small.number
+
+
+def _runs(*runs):
+    """A final re-measurement's record: each run's (throughput, its interval, P95, its interval)."""
+    return {Key.REMEASURED: {"throughput": [r[0] for r in runs], "throughput_ci": [r[1] for r in runs],
+                             "p95_ms": [r[2] for r in runs], "p95_ci_ms": [r[3] for r in runs]}}
+
+
+def test_runs_that_each_put_one_config_ahead_tell_them_apart_however_wide_each_interval():
+    # the demo's knee and a cheaper config, each measured three times: the spans of their
+    # intervals overlap (149.8-182.8 against 133.4-152.7), every run has the knee 13-20 % ahead
+    knee, cheaper = _trials(
+        _trial(164.5, 62.3, [161.7, 182.8], [59.9, 67.0], 2, max_batch=1, **_runs(
+            (172.2, [161.7, 182.8], 62.3, [59.9, 67.0]), (163.7, [155.0, 172.4], 62.1, [58.6, 80.6]),
+            (164.5, [149.8, 179.2], 70.2, [63.5, 84.2]))),
+        _trial(142.8, 69.1, [137.4, 148.3], [59.6, 62.3], 1, max_batch=1, **_runs(
+            (142.8, [137.4, 148.3], 60.1, [59.6, 62.3]), (141.5, [134.3, 148.7], 69.1, [67.5, 71.3]),
+            (143.1, [133.4, 152.7], 72.1, [68.3, 90.3]))))
+    assert not alike(knee, cheaper)
+    assert cheapest(knee, [knee, cheaper]).number == knee.number
+
+
+def test_runs_that_disagree_with_each_other_widen_what_they_can_tell_apart():
+    # two runs each precise to 1 %, 10 % apart: the machine moved between them, so a config
+    # measured between the two is not told apart from it
+    drifting, steady = _trials(
+        _trial(150, 50.0, [148.5, 151.5], [49.5, 50.5], 2, **_runs(
+            (140, [138.6, 141.4], 50.0, [49.5, 50.5]), (155, [153.5, 156.5], 50.0, [49.5, 50.5]))),
+        _trial(146, 50.2, [144.5, 147.5], [49.7, 50.7], 1))
+    assert alike(drifting, steady)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.common import correlated_latencies, event_times
+from tuner.measure import stats
 from tuner.measure.stats import autocorrelation_time, mean_ci, quantile_ci, rate_ci, relative_half_width, t975
 
 pytestmark = pytest.mark.unit
@@ -54,3 +55,11 @@ def test_the_batch_means_rate_interval_covers_the_true_rate_about_95_percent_of_
     assert 0.92 <= covered / 400 <= 0.98, covered
     assert relative_half_width(intervals[0], 150) < (0.25 if seconds == 1 else 0.1)
     assert relative_half_width((math.nan, math.nan), 150) == math.inf
+
+
+def test_runs_combined_are_as_precise_as_their_pool_unless_they_scatter_more_than_they_claim():
+    agreeing = stats.combined_ci([100.0, 101.0, 99.0], [(95.0, 105.0), (96.0, 106.0), (94.0, 104.0)])
+    assert agreeing[0] < 100 < agreeing[1] and agreeing[1] - agreeing[0] < 10 / math.sqrt(3) + 1e-9
+    scattered = stats.combined_ci([90.0, 100.0, 110.0], [(89.0, 91.0), (99.0, 101.0), (109.0, 111.0)])
+    assert scattered == pytest.approx((100 - 4.303 * 10 / math.sqrt(3), 100 + 4.303 * 10 / math.sqrt(3)))
+    assert stats.combined_ci([100.0], [(90.0, 120.0)]) == (90.0, 120.0)

@@ -10,6 +10,9 @@ bootstrap's rounds x n.
 Throughput: batch means. The measured span is cut into up to ten equal slices and the slices' rates
 get a Student t interval (2 slices have 1 degree of freedom: the quantile is 12.7, not 2), so the
 interval exists, and narrows honestly, from the first second of a measurement on.
+
+Several runs of one config (a final re-measurement): their intervals pooled by precision, never
+narrower than the runs' own scatter allows (tuner.study.cheapest tells configs apart by it).
 """
 from __future__ import annotations
 
@@ -57,6 +60,23 @@ def rate_ci(times: np.ndarray, start: float, end: float) -> tuple[float, float]:
     width = (end - start) / slices
     counts = np.histogram(t, np.linspace(start, end, slices + 1))[0]
     return mean_ci(list(counts / width), step=1 / width)
+
+
+def combined_ci(estimates: list[float], intervals: list[tuple[float, float]]) -> tuple[float, float]:
+    """95 % interval of what several runs measured, each run with its 95 % interval: the runs pooled
+    by their precision (inverse variance of each half-width), and never narrower than the t
+    interval of their estimates, since the machine's state between runs scatters them more than
+    any one run's interval shows. One run: its own interval."""
+    if len(estimates) == 1:
+        return intervals[0]
+    halves = [(hi - lo) / 2 for lo, hi in intervals]
+    if min(halves) <= 0 or not all(map(math.isfinite, halves)):
+        return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
+    weights = [1 / h**2 for h in halves]
+    centre = sum(w * e for w, e in zip(weights, estimates, strict=True)) / sum(weights)
+    scatter = mean_ci(estimates)
+    half = max(1 / math.sqrt(sum(weights)), (scatter[1] - scatter[0]) / 2)
+    return centre - half, centre + half
 
 
 def relative_half_width(interval: tuple[float, float], estimate: float) -> float:
