@@ -66,9 +66,9 @@ def _runs(*runs):
                              "p95_ms": [r[2] for r in runs], "p95_ci_ms": [r[3] for r in runs]}}
 
 
-def test_runs_that_each_put_one_config_ahead_tell_them_apart_however_wide_each_interval():
+def test_rounds_that_each_put_one_config_ahead_tell_them_apart_however_wide_their_spans():
     # the demo's knee and a cheaper config, each measured three times: the spans of their
-    # intervals overlap (149.8-182.8 against 133.4-152.7), every run has the knee 13-20 % ahead
+    # intervals overlap (149.8-182.8 against 133.4-152.7), every round has the knee 13-20 % ahead
     knee, cheaper = _trials(
         _trial(164.5, 62.3, [161.7, 182.8], [59.9, 67.0], 2, max_batch=1, **_runs(
             (172.2, [161.7, 182.8], 62.3, [59.9, 67.0]), (163.7, [155.0, 172.4], 62.1, [58.6, 80.6]),
@@ -80,11 +80,18 @@ def test_runs_that_each_put_one_config_ahead_tell_them_apart_however_wide_each_i
     assert cheapest(knee, [knee, cheaper]).number == knee.number
 
 
-def test_runs_that_disagree_with_each_other_widen_what_they_can_tell_apart():
-    # two runs each precise to 1 %, 10 % apart: the machine moved between them, so a config
-    # measured between the two is not told apart from it
-    drifting, steady = _trials(
-        _trial(150, 50.0, [148.5, 151.5], [49.5, 50.5], 2, **_runs(
-            (140, [138.6, 141.4], 50.0, [49.5, 50.5]), (155, [153.5, 156.5], 50.0, [49.5, 50.5]))),
-        _trial(146, 50.2, [144.5, 147.5], [49.7, 50.7], 1))
-    assert alike(drifting, steady)
+def test_drift_that_moves_both_alike_cancels_and_ratios_that_scatter_across_one_do_not_tell_apart():
+    # the machine slowed in the second round: both configs lost 10 %, the first stayed 8 % ahead
+    ahead, behind = _trials(
+        _trial(150, 50.0, [145, 155], [48, 52], 2, **_runs(
+            (152, [145, 159], 50.0, [48, 52]), (137, [131, 143], 50.5, [48, 53]), (150, [144, 156], 50.2, [48, 52]))),
+        _trial(140, 50.3, [135, 145], [48, 52], 1, **_runs(
+            (141, [135, 147], 50.3, [48, 52]), (126, [121, 131], 50.6, [48, 53]), (139, [134, 144], 50.0, [48, 52]))))
+    assert not alike(ahead, behind) and cheapest(ahead, [ahead, behind]).number == ahead.number
+    # ahead in one round, behind in the next: nothing to tell them apart by
+    one, other = _trials(
+        _trial(150, 50.0, [145, 155], [48, 52], 2, **_runs(
+            (152, [145, 159], 50.0, [48, 52]), (137, [131, 143], 50.5, [48, 53]), (150, [144, 156], 50.2, [48, 52]))),
+        _trial(145, 50.3, [135, 145], [48, 52], 1, **_runs(
+            (141, [135, 147], 50.3, [48, 52]), (145, [139, 151], 50.6, [48, 53]), (145, [140, 150], 50.0, [48, 52]))))
+    assert alike(one, other) and cheapest(one, [one, other]).number == other.number

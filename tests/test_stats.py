@@ -57,9 +57,11 @@ def test_the_batch_means_rate_interval_covers_the_true_rate_about_95_percent_of_
     assert relative_half_width((math.nan, math.nan), 150) == math.inf
 
 
-def test_runs_combined_are_as_precise_as_their_pool_unless_they_scatter_more_than_they_claim():
-    agreeing = stats.combined_ci([100.0, 101.0, 99.0], [(95.0, 105.0), (96.0, 106.0), (94.0, 104.0)])
-    assert agreeing[0] < 100 < agreeing[1] and agreeing[1] - agreeing[0] < 10 / math.sqrt(3) + 1e-9
-    scattered = stats.combined_ci([90.0, 100.0, 110.0], [(89.0, 91.0), (99.0, 101.0), (109.0, 111.0)])
-    assert scattered == pytest.approx((100 - 4.303 * 10 / math.sqrt(3), 100 + 4.303 * 10 / math.sqrt(3)))
-    assert stats.combined_ci([100.0], [(90.0, 120.0)]) == (90.0, 120.0)
+def test_a_ratio_of_runs_side_by_side_is_as_precise_as_the_runs_unless_the_ratios_scatter_more():
+    steady = stats.ratio_ci([110.0, 99.0, 121.0], [(108.9, 111.1), (98.0, 100.0), (119.8, 122.2)],
+                            [100.0, 90.0, 110.0], [(99.0, 101.0), (89.1, 90.9), (108.9, 111.1)])
+    each = 1.1 * math.hypot(0.01, 0.01)  # every round's ratio is 1.1, each known to this
+    assert steady == pytest.approx((1.1 - each / math.sqrt(3), 1.1 + each / math.sqrt(3)), rel=1e-4)
+    scattered = stats.ratio_ci([100.0, 120.0], [(99.0, 101.0), (118.8, 121.2)], [100.0, 100.0], [(99.0, 101.0)] * 2)
+    assert scattered[0] < 1 < scattered[1]  # two rounds that disagree tell nothing: t with one degree of freedom
+    assert stats.ratio_ci([1.0], [(math.nan, math.nan)], [1.0], [(0.5, 1.5)]) == (-math.inf, math.inf)

@@ -11,8 +11,9 @@ Throughput: batch means. The measured span is cut into up to ten equal slices an
 get a Student t interval (2 slices have 1 degree of freedom: the quantile is 12.7, not 2), so the
 interval exists, and narrows honestly, from the first second of a measurement on.
 
-Several runs of one config (a final re-measurement): their intervals pooled by precision, never
-narrower than the runs' own scatter allows (tuner.study.cheapest tells configs apart by it).
+Two configs measured side by side in several runs (a final re-measurement): the ratio of their
+numbers run by run, pooled, as wide as the ratios scatter (tuner.study.cheapest tells configs
+apart by it).
 """
 from __future__ import annotations
 
@@ -62,20 +63,22 @@ def rate_ci(times: np.ndarray, start: float, end: float) -> tuple[float, float]:
     return mean_ci(list(counts / width), step=1 / width)
 
 
-def combined_ci(estimates: list[float], intervals: list[tuple[float, float]]) -> tuple[float, float]:
-    """95 % interval of what several runs measured, each run with its 95 % interval: the runs pooled
-    by their precision (inverse variance of each half-width), and never narrower than the t
-    interval of their estimates, since the machine's state between runs scatters them more than
-    any one run's interval shows. One run: its own interval."""
-    if len(estimates) == 1:
-        return intervals[0]
-    halves = [(hi - lo) / 2 for lo, hi in intervals]
-    if min(halves) <= 0 or not all(map(math.isfinite, halves)):
-        return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
-    weights = [1 / h**2 for h in halves]
-    centre = sum(w * e for w, e in zip(weights, estimates, strict=True)) / sum(weights)
-    scatter = mean_ci(estimates)
-    half = max(1 / math.sqrt(sum(weights)), (scatter[1] - scatter[0]) / 2)
+def ratio_ci(a: list[float], a_intervals: list[tuple[float, float]], b: list[float],
+             b_intervals: list[tuple[float, float]]) -> tuple[float, float]:
+    """95 % interval of a / b from runs that measured the two side by side (run i of each one
+    after the other): the runs' ratios pooled by their precision (a ratio's relative half-width
+    from its two intervals), never narrower than the t interval of the ratios themselves. Drift of
+    the machine between runs moves both alike and cancels in a ratio; what it does not cancel
+    scatters the ratios, and the t interval holds that. Unknown where a run's interval is."""
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    halves = [r * math.hypot(relative_half_width(ia, x), relative_half_width(ib, y))
+              for r, x, y, ia, ib in zip(ratios, a, b, a_intervals, b_intervals, strict=True)]
+    if not all(0 < h < math.inf for h in halves):
+        return (-math.inf, math.inf)
+    centre = float(np.mean(ratios))
+    pooled = 1 / math.sqrt(sum(1 / h**2 for h in halves))
+    scatter = mean_ci(ratios) if len(ratios) > 1 else (centre, centre)
+    half = max(pooled, (scatter[1] - scatter[0]) / 2)
     return centre - half, centre + half
 
 

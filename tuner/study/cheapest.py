@@ -4,10 +4,10 @@ The objectives never charge for resources: three instances that serve what one s
 the noise, are as good as one to the front, and the knee may land on either. Before a config is
 exported, every measured config whose throughput and P95 intervals both overlap the chosen one's
 is a stand-in for it, and the one that costs least (instances, then max batch size, then the
-server's memory) goes out instead, said in the summary. A config measured several times (the
-final re-measurement) is judged by its runs combined, not by the span of their intervals: three
-runs that each put one config 15 % ahead of another tell the two apart, however wide each run's
-own interval.
+server's memory) goes out instead, said in the summary. Two configs re-measured in the same rounds
+are compared round by round instead (tuner.measure.stats.ratio_ci): the machine's drift moves both
+alike, so three rounds that each put one 10 % ahead tell them apart, however wide the span of
+either one's intervals.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial
 
 from tuner.config.modelconfig import parse_config
-from tuner.measure.stats import combined_ci
+from tuner.measure.stats import ratio_ci
 from tuner.study import trials as tr
 from tuner.study.trials import Key
 
@@ -35,19 +35,27 @@ def spans(trial: FrozenTrial) -> tuple[Span, Span]:
     return found[0], found[1]
 
 
-def combined(trial: FrozenTrial) -> tuple[Span, Span]:
-    """The 95 % intervals of what the config serves, every single measurement of it combined
-    (tuner.measure.stats.combined_ci), throughput then P95; None where unknown."""
+_MEASURED = ("throughput", "throughput_ci", "p95_ms", "p95_ci_ms")
+
+
+def _runs(trial: FrozenTrial) -> dict[str, list]:
+    """Every measurement of the config, as the final re-measurement records them: the first alone
+    where it was not re-measured."""
     metrics = trial.user_attrs.get(Key.METRICS) or {}
-    runs = trial.user_attrs.get(Key.REMEASURED) or {
-        "throughput": [metrics.get("throughput")], "throughput_ci": [metrics.get("throughput_ci")],
-        "p95_ms": [metrics.get("p95_ms")], "p95_ci_ms": [metrics.get("p95_ci_ms")]}
-    found: list[Span] = []
-    for value, key in (("throughput", "throughput_ci"), ("p95_ms", "p95_ci_ms")):
-        known = [(v, ci) for v, ci in zip(runs.get(value, []), runs.get(key, []), strict=False)
-                 if v is not None and ci and None not in ci]
-        found.append(combined_ci([v for v, _ in known], [(ci[0], ci[1]) for _, ci in known]) if known else None)
-    return found[0], found[1]
+    return trial.user_attrs.get(Key.REMEASURED) or {key: [metrics.get(key)] for key in _MEASURED}
+
+
+def _side_by_side(a: FrozenTrial, b: FrozenTrial) -> bool | None:
+    """Whether runs of the two, measured round by round, tell them apart; None where they were
+    not measured in the same rounds (or a run is unknown)."""
+    ra, rb = _runs(a), _runs(b)
+    if not len(ra.get("throughput") or []) == len(rb.get("throughput") or []) >= 2:
+        return None
+    if any(v is None for runs in (ra, rb) for key in _MEASURED for v in runs.get(key) or [None]):  # older studies
+        return None
+    ratios = [ratio_ci(ra[value], ra[ci], rb[value], rb[ci]) for value, ci in (("throughput", "throughput_ci"),
+                                                                                ("p95_ms", "p95_ci_ms"))]
+    return not all(lo <= 1 <= hi for lo, hi in ratios)
 
 
 def overlap(a: Span, b: Span) -> bool:
@@ -56,8 +64,12 @@ def overlap(a: Span, b: Span) -> bool:
 
 
 def alike(a: FrozenTrial, b: FrozenTrial) -> bool:
-    """Whether the measurements cannot tell the two configs apart: both intervals overlap."""
-    (a_thr, a_p95), (b_thr, b_p95) = combined(a), combined(b)
+    """Whether the measurements cannot tell the two configs apart: re-measured side by side, the
+    ratios of their throughputs and of their P95s both hold 1; otherwise both intervals overlap."""
+    apart = _side_by_side(a, b)
+    if apart is not None:
+        return not apart
+    (a_thr, a_p95), (b_thr, b_p95) = spans(a), spans(b)
     return overlap(a_thr, b_thr) and overlap(a_p95, b_p95)
 
 
