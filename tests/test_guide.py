@@ -2,8 +2,9 @@
 real in-memory Optuna studies; the guided search on the real server is in test_search.py)."""
 import optuna
 import pytest
-from support import MODELS
+from support import MODELS, PIPELINES
 
+from tuner.config import pipeline
 from tuner.config.modelconfig import apply_knobs, fingerprint, read_config, render_pbtxt
 from tuner.config.space import parse_space
 from tuner.measure.load import LoadSpec
@@ -101,3 +102,43 @@ def test_two_misses_in_a_row_give_the_sampler_a_turn():
     step = guide.next_step(study, SPACE, BASE, LoadSpec(concurrency=8))
     assert step.proposal is None and not step.done and "off by -50% and -50%" in step.why
     assert "predicted 2 guided trial(s) within a median 50% of their measured throughput" in guide.summary(study)
+
+
+STEPS = {name: apply_knobs(BASE, {}) for name in ("step_a", "step_b")}
+for _name, _config in STEPS.items():
+    _config.name = _name
+CHAIN = read_config(PIPELINES / "chain" / "config.pbtxt")
+CHAIN_SPACE = parse_space("""
+models:
+  step_a: {instance_count: {low: 1, high: 3}}
+  step_b: {instance_count: {low: 1, high: 3}}
+""")
+STEP_MS = {"step_a": 2.0, "step_b": 10.0}  # an execution of either, alone; step_b is the slow one
+
+
+def _chain_trial(instances: dict[str, int], throughput: float, **attrs):
+    """A measured trial of the chain whose steps' executions cost STEP_MS, batches of one."""
+    params = {f"{name}/instance_count": n for name, n in instances.items()}
+    members = {name: apply_knobs(config, {"instance_count": instances[name]}) for name, config in STEPS.items()}
+    steps = {name: {"queue_ms": 0.0, "compute_input_ms": 0.0, "compute_infer_ms": STEP_MS[name],
+                    "compute_output_ms": 0.0, "avg_batch_size": 1.0, "batches": {"1": [500, STEP_MS[name]]}}
+             for name in STEPS}
+    metrics = {"steps": steps, "server": steps["step_b"], "p50_ms": 12.5, "throughput": throughput, "client_cpu": 0.0}
+    return optuna.trial.create_trial(
+        values=[throughput, 20.0], params=params,
+        distributions={k: optuna.distributions.IntDistribution(1, 3) for k in params},
+        user_attrs={Key.CONFIG: render_pbtxt(CHAIN), Key.MEMBERS: {n: render_pbtxt(c) for n, c in members.items()},
+                    Key.FINGERPRINT: pipeline.fingerprint(CHAIN, members), Key.METRICS: metrics, **attrs})
+
+
+def test_a_pipeline_is_modeled_step_by_step_and_its_slowest_step_gets_the_instances():
+    # 8 clients through 2 ms then 10 ms: step_b serves 100/s an instance, and holds the chain to it
+    measured = [_chain_trial({"step_a": 1, "step_b": 1}, 99.0, role="baseline"),
+                _chain_trial({"step_a": 2, "step_b": 1}, 99.0)]
+    step = guide.next_step(_study(*measured), CHAIN_SPACE, CHAIN, LoadSpec(concurrency=8), members=STEPS)
+    assert step.proposal is not None
+    assert step.proposal.params == {"step_a/instance_count": 2, "step_b/instance_count": 3}  # one step changed
+    assert step.proposal.model == pytest.approx(300, rel=0.05)
+    # without a search trial to change a step of, the sampler measures one first
+    alone = guide.next_step(_study(measured[0]), CHAIN_SPACE, CHAIN, LoadSpec(concurrency=8), members=STEPS)
+    assert alone.proposal is None and not alone.done

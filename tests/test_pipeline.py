@@ -72,6 +72,26 @@ def test_an_ensemble_is_tuned_step_by_step_and_its_export_serves(repo, workdir):
 
 
 @pytest.mark.integration
+def test_a_guided_search_models_an_ensemble_step_by_step_and_gives_the_slow_step_its_instances(repo, workdir):
+    config = repo / "step_b" / "config.pbtxt"  # 10 ms an execution against step_a's 2
+    config.write_text(config.read_text() + 'parameters { key: "delay_ms" value { string_value: "10" } }\n')
+    space = workdir / "chain.yaml"
+    space.write_text("models:\n  step_a: {instance_count: {low: 1, high: 2}}\n"
+                     "  step_b: {instance_count: {low: 1, high: 3}}\n")
+    done = search(workdir, "--search-space", str(space), "--trials", "6", "--guide", "model", "--max-measure-s", "3",
+                  target=_target(repo, *CHAIN))
+    assert done.returncode == 0, done.stderr
+    trials = [t for t in load_study(workdir, "chain").get_trials() if t.values and not tr.is_repeat(t)]
+    guided = [t for t in trials if t.user_attrs.get(Key.PREDICTED)]
+    assert guided and "the performance model predicted" in done.stdout, done.stdout
+    best = max(trials, key=lambda t: t.values[0])
+    assert best.params["step_b/instance_count"] == 3, [(t.params, t.values) for t in trials]
+    # predicted from each step's own statistics: within a quarter of what was measured
+    assert all(abs(t.values[0] / t.user_attrs[Key.PREDICTED]["throughput"] - 1) < 0.25 for t in guided
+               if not t.user_attrs[Key.PREDICTED]["extrapolated"])
+
+
+@pytest.mark.integration
 def test_a_step_that_fails_to_load_fails_the_trial_naming_it_and_the_study_goes_on(repo, workdir):
     space = workdir / "failing.yaml"
     space.write_text("models:\n  step_a: {instance_count: [1, 2]}\n"

@@ -2,7 +2,7 @@
 import pytest
 
 from tuner.measure.queueing import batched_closed_loop, closed_loop
-from tuner.measure.simulate import Batcher, simulate
+from tuner.measure.simulate import Batcher, Station, simulate, simulate_chain
 
 pytestmark = pytest.mark.unit
 
@@ -35,3 +35,16 @@ def test_preferred_sizes_go_at_once():
     waits = simulate(Batcher(1, 8, queue_delay_s=0.050), lambda b: 0.001 * b, clients=2)
     goes = simulate(Batcher(1, 8, queue_delay_s=0.050, preferred=(2,)), lambda b: 0.001 * b, clients=2)
     assert goes.throughput > 10 * waits.throughput
+
+
+def test_a_chain_serves_what_its_slowest_step_serves_and_one_client_waits_for_every_step():
+    steps = [Station(Batcher(1, 1), lambda b: 0.010), Station(Batcher(1, 1), lambda b: 0.020)]
+    one = simulate_chain(steps, clients=1, trip_s=0.001)
+    assert one.throughput == pytest.approx(1 / 0.031, rel=0.01) and one.p95_ms == pytest.approx(31, rel=0.01)
+    # eight clients queue at the 20 ms step: it serves 50/s, and a second instance of it doubles that
+    assert simulate_chain(steps, clients=8).throughput == pytest.approx(50, rel=0.01)
+    wider = [steps[0], Station(Batcher(2, 1), lambda b: 0.020)]
+    assert simulate_chain(wider, clients=8).throughput == pytest.approx(100, rel=0.01)
+    alone = simulate(Batcher(2, 8, queue_delay_s=0.020), lambda b: 0.010 + 0.002 * b, clients=32)
+    assert simulate_chain([Station(Batcher(2, 8, queue_delay_s=0.020), lambda b: 0.010 + 0.002 * b)],
+                          clients=32) == alone

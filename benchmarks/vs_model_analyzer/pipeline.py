@@ -2,7 +2,7 @@
 preprocess -> detector -> postprocess), on the same server binary and load, side by side.
 
     bash benchmarks/vs_model_analyzer/setup.sh          # once: Model Analyzer 1.58 in /tmp/ma-venv
-    python benchmarks/vs_model_analyzer/pipeline.py [--trials 30] [--rounds 3]
+    python benchmarks/vs_model_analyzer/pipeline.py [--trials 30] [--rounds 3] [--guide model]
 
 1. Model Analyzer `profile` of the ensemble, quick search (the only mode it tunes ensembles in), local
    launch mode, CPU-only composing models, concurrency 8, instance count <= 3, max batch size <= 8.
@@ -61,7 +61,7 @@ def run_model_analyzer(work: Path, ma: Path, venv: Path, timeout_s: int) -> dict
     return found | {"members": members}
 
 
-def run_tuner(work: Path, trials: int) -> dict:
+def run_tuner(work: Path, trials: int, guide: str = "tpe") -> dict:
     repo = copy_pipeline(work / "tuner_models")
     storage = f"sqlite:///{work / 'tuner.db'}"
     start_wall, start = time.time(), time.perf_counter()
@@ -69,7 +69,7 @@ def run_tuner(work: Path, trials: int) -> dict:
         done = subprocess.run([sys.executable, "-m", "tuner", "search", "--model-repository", str(repo), "--model",
                                MODEL, "--search-space", "detector_pipeline", "--trials", str(trials), "--storage",
                                storage, "--run-dir", str(work / "tuner_runs"), "--out", str(work / "tuner_out"),
-                               "--no-progress"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                               "--no-progress", "--guide", guide], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=MODEL, storage=storage)
     members = {name: read_config(work / "tuner_out" / name / "config.pbtxt") for name in STEPS}
@@ -105,7 +105,7 @@ def main() -> None:
     args = arguments(__doc__, 30, Path("/tmp/tuner-vs-ma-pipeline"))
     ma = run_model_analyzer(args.work, args.ma_work, args.ma_venv, args.ma_timeout_s)
     print(f"Model Analyzer: {ma['wall_s']:.0f} s, {ma['configs']} configs, best {ma['best_variant']}", flush=True)
-    tuner = run_tuner(args.work, args.trials)
+    tuner = run_tuner(args.work, args.trials, args.guide)
     print(f"tuner: {tuner['wall_s']:.0f} s, {tuner['trials']} trials", flush=True)
     baseline = read_members(DEMO_REPOSITORY, read_config(DEMO_REPOSITORY / MODEL / "config.pbtxt"))
     again = remeasure(args.work, {"baseline (shipped configs)": baseline, "Model Analyzer best": ma["members"],

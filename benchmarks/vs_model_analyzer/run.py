@@ -220,8 +220,8 @@ def arguments(doc: str | None, trials: int, work: Path, search_options: bool = F
     ap.add_argument("--ma-venv", type=Path, default=Path(os.environ.get("MA_VENV", "/tmp/ma-venv")))
     ap.add_argument("--ma-work", type=Path, default=Path(os.environ.get("MA_WORK", "/tmp/ma")))
     ap.add_argument("--ma-timeout-s", type=int, default=3600)
+    ap.add_argument("--guide", choices=["model", "tpe"], default="tpe", help="the tuner's --guide")
     if search_options:  # the single-model search's
-        ap.add_argument("--guide", choices=["model", "tpe"], default="tpe", help="the tuner's --guide")
         ap.add_argument("--no-start-with", action="store_true", help="the tuner searches the default space without "
                         "its known-good start_with configs")
         ap.add_argument("--landscape", type=int, help="landscape K of benchmarks/landscapes.py instead of the demo")

@@ -206,7 +206,8 @@ def parser() -> argparse.ArgumentParser:
                    "performance model fitted from Triton's per-batch statistics proposes the configs it predicts "
                    "best, and ends the search once nothing unmeasured is predicted to beat the best; tpe: Optuna's "
                    "TPE sampler proposes every config. The model predicts instances, batching, max batch, queue "
-                   "delay and preferred sizes of one model at throughput against P95; other studies use TPE")
+                   "delay and preferred sizes of one model, or of each step of an ensemble, at throughput against "
+                   "P95; other studies use TPE")
     s.add_argument("--no-racing", action="store_true", help="measure every proposed config fully (--min-samples "
                    "and stable windows), like the baseline")
     s.add_argument("--keep-chosen", action="store_true", help="with --launcher remote: leave the exported config "

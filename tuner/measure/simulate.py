@@ -8,7 +8,8 @@ The load is a closed loop of `clients` (each sends again once answered) or Poiss
 `rate`; `trip_s` is a request's time outside the server (there and back), which a closed loop's
 client waits through before its next request arrives, and `gap_s` the client's own time for each
 answer: the answers to one batch reach their clients one after another, so their next requests
-arrive that far apart, and a short queue delay sends them in smaller batches.
+arrive that far apart, and a short queue delay sends them in smaller batches. An ensemble is a
+chain of such models (`simulate_chain`), each with its own instances and batcher.
 """
 from __future__ import annotations
 
@@ -41,55 +42,74 @@ def _take(batcher: Batcher, waiting: int, oldest_waited_s: float) -> int:
     return waiting if oldest_waited_s >= batcher.queue_delay_s - 1e-12 else 0
 
 
+@dataclass(frozen=True)
+class Station:
+    """One model of a chain: its batcher, and what an execution of each batch size costs (s)."""
+    batcher: Batcher
+    service_s: Callable[[int], float]
+
+
 def simulate(batcher: Batcher, service_s: Callable[[int], float], clients: int | None = None,
              rate: float | None = None, trip_s: float = 0.0, gap_s: float = 0.0, requests: int = 2000,
              seed: int = 0) -> Expected:
     """Runs `requests` through the model (the first tenth warming it up) and returns the
     throughput (requests/s) and the latency as a client sees it (P95 and mean, ms)."""
+    return simulate_chain([Station(batcher, service_s)], clients, rate, trip_s, gap_s, requests, seed)
+
+
+def simulate_chain(stations: list[Station], clients: int | None = None, rate: float | None = None,
+                   trip_s: float = 0.0, gap_s: float = 0.0, requests: int = 2000, seed: int = 0) -> Expected:
+    """As `simulate`, through an ensemble's steps one after another: a batch's requests join the
+    next step's queue as the batch finishes, and the last step's answers go back to the clients."""
     rng = random.Random(seed)
-    events: list[tuple[float, int, int, tuple[float, ...]]] = []  # (time, order, kind, arrivals)
+    # (time, order, kind, station, origins: when each request of a batch arrived at the first step)
+    events: list[tuple[float, int, int, int, tuple[float, ...]]] = []
     order = 0
     arrive, done, wake = 0, 1, 2
 
-    def push(at: float, kind: int, arrivals: tuple[float, ...] = ()) -> None:
+    def push(at: float, kind: int, station: int = 0, origins: tuple[float, ...] = ()) -> None:
         nonlocal order
         order += 1
-        heapq.heappush(events, (at, order, kind, arrivals))
+        heapq.heappush(events, (at, order, kind, station, origins))
 
     if rate:
         push(rng.expovariate(rate), arrive)
     else:
         for k in range(clients or 1):
             push(trip_s / 2 + k * 1e-9, arrive)
-    queue: deque[float] = deque()
-    idle, latencies, finished = batcher.instances, [], 0
-    warm, start, end = requests // 10, 0.0, 0.0
+    queues: list[deque[tuple[float, float]]] = [deque() for _ in stations]  # (arrived at the step, origin)
+    idle = [s.batcher.instances for s in stations]
+    latencies: list[float] = []
+    finished, warm, start, end, last = 0, requests // 10, 0.0, 0.0, len(stations) - 1
     while events and finished < requests:
-        now, _, kind, arrivals = heapq.heappop(events)
+        now, _, kind, station, origins = heapq.heappop(events)
         if kind == arrive:
-            queue.append(now)
+            queues[0].append((now, now))
             if rate:
                 push(now + rng.expovariate(rate), arrive)
         elif kind == done:
-            idle += 1
-            for i, at in enumerate(arrivals):
+            idle[station] += 1
+            if station < last:
+                queues[station + 1].extend((now, origin) for origin in origins)
+            for i, origin in enumerate(origins if station == last else ()):
                 finished += 1
                 answered = now + i * gap_s
                 if finished == warm:
                     start = answered
                 elif finished > warm:
-                    latencies.append(answered - at + trip_s)
+                    latencies.append(answered - origin + trip_s)
                     end = answered
                 if not rate:  # the client is answered, and its next request arrives a trip later
                     push(answered + trip_s, arrive)
-        while idle and queue:
-            size = _take(batcher, len(queue), now - queue[0])
-            if size == 0:
-                push(queue[0] + batcher.queue_delay_s, wake)
-                break
-            batch = tuple(queue.popleft() for _ in range(size))
-            idle -= 1
-            push(now + service_s(size), done, batch)
+        for k, (step, queue) in enumerate(zip(stations, queues, strict=True)):
+            while idle[k] and queue:
+                size = _take(step.batcher, len(queue), now - queue[0][0])
+                if size == 0:
+                    push(queue[0][0] + step.batcher.queue_delay_s, wake, k)
+                    break
+                batch = tuple(queue.popleft()[1] for _ in range(size))
+                idle[k] -= 1
+                push(now + step.service_s(size), done, k, batch)
     if not latencies or end <= start:
         return Expected(0.0, float("inf"), float("inf"))
     latencies.sort()

@@ -94,7 +94,10 @@ def work(options: Options, index: int) -> optuna.Study:
             with Evaluator(server, model.name, options.load, options.inputs, options.slo_p95_ms,
                            capacity, dict(options.model_slos)) as evaluator:
                 evaluator.take_reference(base, model.others)
-                guided = options.guided and options.goal.is_default and not model.others and not space.models
+                # an ensemble's steps run one after another, which the model simulates; a BLS model's calls
+                # and models served beside it follow no order it knows
+                guided = options.guided and options.goal.is_default and not model.co_served \
+                    and (not model.members or pipeline.is_ensemble(base))
                 search_study(study, evaluator, base, space, options.trials, options.slo_p95_ms,
                              progress=options.progress and options.workers == 1, worker=label,
                              precision=options.precision, others=model.others, guided=guided)

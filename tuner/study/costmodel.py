@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial
 from tuner.config.modelconfig import ModelConfig, parse_config
 from tuner.measure.load import LoadSpec
 from tuner.measure.queueing import Expected
-from tuner.measure.simulate import Batcher, simulate
+from tuner.measure.simulate import Batcher, Station, simulate_chain
 from tuner.study import trials as tr
 from tuner.study.trials import Key
 
@@ -89,23 +89,35 @@ def context(config: ModelConfig) -> str:
     return hashlib.sha256(other.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
-def config_of(trial: FrozenTrial) -> ModelConfig:
-    return parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
+def config_of(trial: FrozenTrial, member: str | None = None) -> ModelConfig:
+    """The trial's config, or that of one `member` of its pipeline."""
+    if member is None:
+        return parse_config(trial.user_attrs[Key.CONFIG], f"trial {trial.number}")
+    return parse_config((trial.user_attrs.get(Key.MEMBERS) or {})[member], f"trial {trial.number}, member {member}")
 
 
-def _samples(trial: FrozenTrial, batcher: Batcher | None = None) -> list[Sample]:
-    server = (trial.user_attrs.get(Key.METRICS) or {}).get("server") or {}
-    instances = (batcher or batcher_of(config_of(trial))).instances
+def _server(trial: FrozenTrial, member: str | None) -> dict:
+    """Triton's account of the model's share of the measurement, or of one step's."""
+    metrics = trial.user_attrs.get(Key.METRICS) or {}
+    return (metrics.get("server") if member is None else (metrics.get("steps") or {}).get(member)) or {}
+
+
+def _samples(trial: FrozenTrial, batcher: Batcher | None = None, member: str | None = None) -> list[Sample]:
+    server = _server(trial, member)
+    if not server:
+        return []
+    instances = (batcher or batcher_of(config_of(trial, member))).instances
     return [Sample(int(b), instances, float(ms), int(count))
             for b, (count, ms) in (server.get("batches") or {}).items()]
 
 
 def _trip_ms(trial: FrozenTrial) -> float | None:
+    """The latency less what Triton accounts for: in a pipeline, every step's, one after another."""
     metrics = trial.user_attrs.get(Key.METRICS) or {}
-    s = metrics.get("server")
-    if not s:
+    parts = list((metrics.get("steps") or {}).values()) or [metrics.get("server")]
+    if not all(parts):
         return None
-    inside = s["queue_ms"] + s["compute_input_ms"] + s["compute_infer_ms"] + s["compute_output_ms"]
+    inside = sum(s["queue_ms"] + s["compute_input_ms"] + s["compute_infer_ms"] + s["compute_output_ms"] for s in parts)
     return max(0.0, metrics["p50_ms"] - inside)
 
 
@@ -132,18 +144,20 @@ def _line(samples: list[Sample], sharing: float) -> tuple[float, float, float]:
     return fixed, slope, error
 
 
-def usable(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Measured trials with Triton's per-batch statistics (all but repeats and failures)."""
-    return [t for t in trials if tr.measured(t) and _samples(t)]
+def usable(trials: list[FrozenTrial], members: tuple[str, ...] = ()) -> list[FrozenTrial]:
+    """Measured trials with Triton's per-batch statistics (all but repeats and failures): the
+    model's own, or every one of the pipeline `members`'."""
+    return [t for t in trials if tr.measured(t) and all(_server(t, m).get("batches") for m in members or (None,))]
 
 
-def fit(trials: list[FrozenTrial]) -> CostModel | None:
-    """The model fitted on `trials` (one context); None without any per-batch statistics. With a
-    single batch size measured the cost is split evenly between fixed and per request, and with a
-    single instance count instances do not slow each other: a guess, which `extrapolates` flags."""
-    measured = usable(trials)
-    batchers = [batcher_of(config_of(t)) for t in measured]  # each trial's config parsed once here
-    samples = [s for t, b in zip(measured, batchers, strict=True) for s in _samples(t, b)]
+def fit(trials: list[FrozenTrial], member: str | None = None) -> CostModel | None:
+    """The model fitted on `trials` (one context), or one pipeline `member`'s; None without any
+    per-batch statistics. With a single batch size measured the cost is split evenly between fixed
+    and per request, and with a single instance count instances do not slow each other: a guess,
+    which `extrapolates` flags."""
+    measured = usable(trials, (member,) if member else ())
+    batchers = [batcher_of(config_of(t, member)) for t in measured]  # each trial's config parsed once here
+    samples = [s for t, b in zip(measured, batchers, strict=True) for s in _samples(t, b, member)]
     if not samples:
         return None
     counts = {s.instances for s in samples}
@@ -165,10 +179,21 @@ def fit(trials: list[FrozenTrial]) -> CostModel | None:
 
 def predict(model: CostModel, config: ModelConfig, spec: LoadSpec) -> Expected:
     """The config's throughput and latency under the study's load, simulated."""
-    batcher = batcher_of(config)
-    return simulate(batcher, lambda b: model.execution_s(b, batcher.instances),
-                    clients=None if spec.request_rate else spec.concurrency, rate=spec.request_rate,
-                    trip_s=model.trip_ms / 1e3, gap_s=model.gap_ms / 1e3, requests=1500)
+    return predict_chain([(model, config)], spec)
+
+
+def predict_chain(steps: list[tuple[CostModel, ModelConfig]], spec: LoadSpec) -> Expected:
+    """A pipeline's throughput and latency under the study's load: its steps' models and configs,
+    in the order requests pass them (the trip and the client's time are the pipeline's, which
+    every step's model holds alike)."""
+    stations = [_station(model, batcher_of(config)) for model, config in steps]
+    first = steps[0][0]
+    return simulate_chain(stations, clients=None if spec.request_rate else spec.concurrency, rate=spec.request_rate,
+                          trip_s=first.trip_ms / 1e3, gap_s=first.gap_ms / 1e3, requests=1500)
+
+
+def _station(model: CostModel, batcher: Batcher) -> Station:
+    return Station(batcher, lambda b: model.execution_s(b, batcher.instances))
 
 
 def error(model: CostModel, trial: FrozenTrial, spec: LoadSpec) -> float:

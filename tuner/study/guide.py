@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner.config import modelconfig
+from tuner.config import modelconfig, pipeline
 from tuner.config.modelconfig import ModelConfig, apply_knobs
+from tuner.config.pipeline import Members
 from tuner.config.space import Choice, Fixed, SearchSpace, Spec
 from tuner.measure.load import PRECISION, LoadSpec
 from tuner.study import costmodel
@@ -122,20 +123,48 @@ def candidates(space: SearchSpace, base: ModelConfig, others: dict,
     return found
 
 
+def step_candidates(space: SearchSpace, base: ModelConfig, members: Members, others: dict,
+                    measured: frozenset[str] | set[str] = frozenset()) -> list[tuple[dict, list[ModelConfig]]]:
+    """A pipeline's configs the model can propose: the reference's (`others`, every param of
+    it), with one step's modeled knobs changed at a time; each as its params and its steps'
+    configs in order, one per distinct pipeline config, none measured."""
+    found, seen = [], set(measured)
+    for name, member_space in space.models.items():
+        for combo in _combos(member_space):
+            params = {**others, **{f"{name}/{knob}": value for knob, value in combo.items()}}
+            knobs = space.knobs_of(params)
+            entry, steps = apply_knobs(base, knobs), pipeline.apply(members, knobs)
+            key = pipeline.fingerprint(entry, steps)
+            if key not in seen:
+                seen.add(key)
+                found.append((params, list(steps.values())))
+    return found
+
+
+def _contexts(trial: FrozenTrial, steps: tuple[str, ...]) -> tuple[str, ...]:
+    """What the model cannot predict across, of the model or of each step of a pipeline."""
+    return tuple(costmodel.context(costmodel.config_of(trial, m)) for m in steps or (None,))
+
+
 def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: LoadSpec,
-              slo_p95_ms: float | None = None) -> Step:
-    """What to measure next: the model's proposal, the sampler's turn, or the end of the search."""
+              slo_p95_ms: float | None = None, members: Members | None = None) -> Step:
+    """What to measure next: the model's proposal, the sampler's turn, or the end of the search.
+    An ensemble's `members` are modeled step by step, each from its own statistics, and its
+    proposals change one step around the best search trial."""
     trials = study.get_trials(deepcopy=False)
-    usable = costmodel.usable(trials)
+    steps = tuple(members or {})
+    usable = costmodel.usable(trials, steps)
     best = choose(usable, "max-throughput", slo_p95_ms) or choose(usable, "max-throughput")
     if best is None:
         return Step(None, why="nothing measured to fit the model on yet")
     reference = best if not tr.is_baseline(best) else choose(
         [t for t in usable if not tr.is_baseline(t)], "max-throughput")
-    home = costmodel.context(costmodel.config_of(reference or best))
-    fitted_on = [t for t in usable if costmodel.context(costmodel.config_of(t)) == home]
-    model = costmodel.fit(fitted_on)
-    assert model is not None  # `best` has per-batch statistics
+    if steps and reference is None:
+        return Step(None, why="a pipeline's proposals change one step of a search trial: the sampler measures one")
+    home = _contexts(reference or best, steps)
+    fitted_on = [t for t in usable if _contexts(t, steps) == home]
+    models = [costmodel.fit(fitted_on, m) for m in steps or (None,)]
+    assert all(models)  # `best` has per-batch statistics, of every step
     past = errors(trials)
     counted = sorted(tr.counted(trials), key=lambda t: t.number)
     if len(past) >= 2 and all(abs(e) > TRUST for e in past[-2:]) and counted[-1].user_attrs.get(Key.PREDICTED):
@@ -145,10 +174,14 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
     elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
     measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)}
     proposal: Proposal | None = None
-    for params, config in candidates(space, base, _others(space, reference), measured):
-        predicted = costmodel.predict(model, config, spec)
+    found = (step_candidates(space, base, members or {}, dict(reference.params) if reference else {}, measured)
+             if steps else [(params, [config]) for params, config in
+                            candidates(space, base, _others(space, reference), measured)])
+    for params, configs in found:
+        pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
+        predicted = costmodel.predict_chain(pairs, spec)
         throughput = predicted.throughput * (1 + bias)
-        beyond = elsewhere or model.extrapolates(config)
+        beyond = elsewhere or any(m.extrapolates(c) for m, c in pairs)
         margin = spread + (UNKNOWN if beyond else 0.0)
         if slo_p95_ms is not None and predicted.p95_ms * (1 - margin) > slo_p95_ms:
             continue

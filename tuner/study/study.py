@@ -307,7 +307,7 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
                 continue
             if guided and not any(t.state == TrialState.WAITING for t in now):
                 step = guide.next_step(study, space, base, evaluator.spec, settings_of(study).goal.chooses_within(
-                    slo_p95_ms))
+                    slo_p95_ms), others)
                 if step.done:
                     study.set_user_attr(guide.DONE_ATTR, {"after": done, "of": trials, "why": step.why})
                     bar.write(f"search done after {done} of {trials} trials: {step.why}")
