@@ -3,7 +3,7 @@ real in-memory Optuna study)."""
 import optuna
 import pytest
 
-from tuner.study.cheapest import alike, cheapest, cost_of
+from tuner.study.cheapest import Cost, alike, cheapest, cost_of
 from tuner.study.trials import Key
 
 pytestmark = pytest.mark.unit
@@ -95,3 +95,8 @@ def test_drift_that_moves_both_alike_cancels_and_ratios_that_scatter_across_one_
         _trial(145, 50.3, [135, 145], [48, 52], 1, **_runs(
             (141, [135, 147], 50.3, [48, 52]), (145, [139, 151], 50.6, [48, 53]), (145, [140, 150], 50.0, [48, 52]))))
     assert alike(one, other) and cheapest(one, [one, other]).number == other.number
+
+
+def test_the_cost_in_words_names_the_memory_where_that_is_what_differs():
+    assert Cost(6, 8, 812.0).text(Cost(6, 8, 901.0)) == "6 instance(s), max batch 8, 812 MiB"
+    assert Cost(1, 8, 812.0).text(Cost(3, 8, 812.0)) == "1 instance(s), max batch 8"

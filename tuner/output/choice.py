@@ -50,7 +50,7 @@ def instead_of(final: list[FrozenTrial], trial: FrozenTrial, policy: str, goal: 
     if picked is None or picked.number == trial.number:
         return ""
     return (f"; chosen over #{picked.number} ({policy}): the measurements cannot tell them apart and it costs less "
-            f"({cost_of(trial).text()} against {cost_of(picked).text()})")
+            f"({cost_of(trial).text(cost_of(picked))} against {cost_of(picked).text(cost_of(trial))})")
 
 
 def numbered(study: optuna.Study, number: int) -> FrozenTrial:

@@ -79,8 +79,11 @@ class Cost:
     max_batch: int  # the largest max_batch_size among them: memory a batch may take
     memory_mib: float  # the server's resident memory under load, where measured
 
-    def text(self) -> str:
-        return f"{self.instances} instance(s), max batch {self.max_batch}"
+    def text(self, other: Cost | None = None) -> str:
+        """The cost in words; its memory too where that is what sets it apart from `other`'s."""
+        memory = other is not None and (self.instances, self.max_batch) == (other.instances, other.max_batch)
+        return f"{self.instances} instance(s), max batch {self.max_batch}" + (
+            f", {self.memory_mib:.0f} MiB" if memory else "")
 
 
 def cost_of(trial: FrozenTrial) -> Cost:
