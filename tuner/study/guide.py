@@ -4,7 +4,9 @@ batch, batching, queue delay, preferred sizes) is predicted under the study's lo
 the model's mean error on the guided trials it predicted from measured ground (a cost of the
 server's that the simulation misses, it misses alike for every config), and the one with the best
 optimistic throughput (its prediction raised by its uncertainty) is measured next. The rest of a
-proposal's knobs are the best trial's, so the model predicts within what it was fitted on.
+proposal's knobs are the best trial's, so the model predicts within what it was fitted on. An
+ensemble is modeled step by step (each step on its own statistics, simulated one after another),
+and its proposals change one step at a time around the best search trial.
 
 How far each guided trial's measurement was from its prediction is recorded on it: where the
 last two were both off by more than TRUST, the sampler (TPE) proposes every other trial until
