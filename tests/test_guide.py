@@ -86,7 +86,7 @@ def test_the_search_is_done_once_nothing_unmeasured_is_predicted_to_beat_the_bes
     model = costmodel.fit(_study(*MEASURED).get_trials())
     spec = LoadSpec(concurrency=8)
     rest = []
-    for params, config in guide.candidates(SPACE, BASE, {}):
+    for params, (config,) in guide.candidates(SPACE, BASE, {}):
         if not any(t.params == params for t in MEASURED):
             predicted = costmodel.predict(model, config, spec).throughput
             batches = {costmodel.batcher_of(config).max_batch: 100}

@@ -79,6 +79,7 @@ def simulate_chain(stations: list[Station], clients: int | None = None, rate: fl
             push(trip_s / 2 + k * 1e-9, arrive)
     queues: list[deque[tuple[float, float]]] = [deque() for _ in stations]  # (arrived at the step, origin)
     idle = [s.batcher.instances for s in stations]
+    waking = [-1.0] * len(stations)  # when each step's batcher is already due to look again
     latencies: list[float] = []
     finished, warm, start, end, last = 0, requests // 10, 0.0, 0.0, len(stations) - 1
     while events and finished < requests:
@@ -105,7 +106,10 @@ def simulate_chain(stations: list[Station], clients: int | None = None, rate: fl
             while idle[k] and queue:
                 size = _take(step.batcher, len(queue), now - queue[0][0])
                 if size == 0:
-                    push(queue[0][0] + step.batcher.queue_delay_s, wake, k)
+                    due = queue[0][0] + step.batcher.queue_delay_s
+                    if due > waking[k]:  # the queue's head only ever arrives later: one wake per due time
+                        waking[k] = due
+                        push(due, wake, k)
                     break
                 batch = tuple(queue.popleft()[1] for _ in range(size))
                 idle[k] -= 1

@@ -26,11 +26,9 @@ Span = tuple[float, float] | None
 def spans(trial: FrozenTrial) -> tuple[Span, Span]:
     """The span of the 95 % intervals of every single measurement the study took of the config
     (the first, and each of a final re-measurement), throughput then P95; None where unknown."""
-    runs = trial.user_attrs.get(Key.REMEASURED) or {}
-    metrics = trial.user_attrs.get(Key.METRICS) or {}
-    found = []
+    runs, found = _runs(trial), []
     for key in ("throughput_ci", "p95_ci_ms"):
-        cis = [ci for ci in runs.get(key, [metrics.get(key)]) if ci and None not in ci]
+        cis = [ci for ci in runs.get(key) or [] if ci and None not in ci]
         found.append((min(c[0] for c in cis), max(c[1] for c in cis)) if cis else None)
     return found[0], found[1]
 

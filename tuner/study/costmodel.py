@@ -193,7 +193,9 @@ def predict_chain(steps: list[tuple[CostModel, ModelConfig]], spec: LoadSpec) ->
 
 
 def _station(model: CostModel, batcher: Batcher) -> Station:
-    return Station(batcher, lambda b: model.execution_s(b, batcher.instances))
+    """The step as the simulation runs it: each batch size's cost worked out once, not per batch."""
+    costs = [model.execution_s(b, batcher.instances) for b in range(batcher.max_batch + 1)]
+    return Station(batcher, costs.__getitem__)
 
 
 def error(model: CostModel, trial: FrozenTrial, spec: LoadSpec) -> float:

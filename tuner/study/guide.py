@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner.config import modelconfig, pipeline
+from tuner.config import pipeline
 from tuner.config.modelconfig import ModelConfig, apply_knobs
 from tuner.config.pipeline import Members
 from tuner.config.space import Choice, Fixed, SearchSpace, Spec
@@ -111,35 +111,22 @@ def _others(space: SearchSpace, reference: FrozenTrial | None) -> dict:
     return {k: _values(spec)[0] for k, spec in specs.items() if k not in MODELED and not isinstance(spec, Fixed)}
 
 
-def candidates(space: SearchSpace, base: ModelConfig, others: dict,
-               measured: frozenset[str] | set[str] = frozenset()) -> list[tuple[dict, ModelConfig]]:
-    """The configs the model can propose (params and config), one per distinct config, none measured."""
+def candidates(space: SearchSpace, base: ModelConfig, others: dict, measured: frozenset[str] | set[str] = frozenset(),
+               members: Members | None = None) -> list[tuple[dict, list[ModelConfig]]]:
+    """The configs the model can propose, each as its params and its configs (the model's, or
+    each step's of a pipeline, in order), one per distinct config, none measured. A pipeline's
+    are the reference's (`others`, every param of it) with one step's modeled knobs changed."""
     found, seen = [], set(measured)
-    for combo in _combos(space):
-        params = {**others, **combo}
-        config = apply_knobs(base, space.knobs_of(params))
-        key = modelconfig.fingerprint(config)
-        if key not in seen:  # a gated knob's values all give one config
-            seen.add(key)
-            found.append((params, config))
-    return found
-
-
-def step_candidates(space: SearchSpace, base: ModelConfig, members: Members, others: dict,
-                    measured: frozenset[str] | set[str] = frozenset()) -> list[tuple[dict, list[ModelConfig]]]:
-    """A pipeline's configs the model can propose: the reference's (`others`, every param of
-    it), with one step's modeled knobs changed at a time; each as its params and its steps'
-    configs in order, one per distinct pipeline config, none measured."""
-    found, seen = [], set(measured)
-    for name, member_space in space.models.items():
-        for combo in _combos(member_space):
-            params = {**others, **{f"{name}/{knob}": value for knob, value in combo.items()}}
+    spaces = {f"{name}/": each for name, each in space.models.items()} if members else {"": space}
+    for prefix, knob_space in spaces.items():
+        for combo in _combos(knob_space):
+            params = {**others, **{prefix + knob: value for knob, value in combo.items()}}
             knobs = space.knobs_of(params)
-            entry, steps = apply_knobs(base, knobs), pipeline.apply(members, knobs)
+            entry, steps = apply_knobs(base, knobs), pipeline.apply(members or {}, knobs)
             key = pipeline.fingerprint(entry, steps)
-            if key not in seen:
+            if key not in seen:  # a gated knob's values all give one config
                 seen.add(key)
-                found.append((params, list(steps.values())))
+                found.append((params, list(steps.values()) or [entry]))
     return found
 
 
@@ -176,10 +163,7 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
     elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
     measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)}
     proposal: Proposal | None = None
-    found = (step_candidates(space, base, members or {}, dict(reference.params) if reference else {}, measured)
-             if steps else [(params, [config]) for params, config in
-                            candidates(space, base, _others(space, reference), measured)])
-    for params, configs in found:
+    for params, configs in candidates(space, base, _others(space, reference), measured, members):
         pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
         predicted = costmodel.predict_chain(pairs, spec)
         throughput = predicted.throughput * (1 + bias)
