@@ -89,6 +89,8 @@ def test_knobs_that_do_not_apply_are_explained():
     unbatched = parse_config(PYTHON.replace("max_batch_size: 8", "max_batch_size: 0"))
     (why,) = knob_problems(unbatched, {"max_batch_size": [1, 2], "preferred_batch_sizes": ["max"]})
     assert "max_batch_size 0" in why
+    (why,) = knob_problems(parse_config(ONNX_TRT), {"preferred_batch_sizes": ["none", "max", "half_max"]})
+    assert why.startswith("preferred_batch_sizes: none and max are one config")
 
 
 def test_demo_config_is_valid():
@@ -107,6 +109,24 @@ def test_graph_optimization_all_is_onnxruntimes_default_and_no_change():
     tuned = apply_knobs(apply_knobs(base, {"graph_optimization": "extended"}), {"graph_optimization": "all"})
     assert not tuned.optimization.HasField("graph")
     assert tuned.optimization.execution_accelerators.gpu_execution_accelerator
+
+
+def test_batcher_settings_triton_reads_alike_are_one_config():
+    """Triton's core reads an empty preferred_batch_size as [max_batch_size]; at max batch 1 every
+    request is a full batch, so the queue delay and preferred sizes cannot act."""
+    base = parse_config(ONNX_TRT)
+    batched = {"max_batch_size": 8, "dynamic_batching": True, "max_queue_delay_us": 500}
+    assert fingerprint(apply_knobs(base, {**batched, "preferred_batch_sizes": "none"})) == \
+        fingerprint(apply_knobs(base, {**batched, "preferred_batch_sizes": "max"}))
+    assert fingerprint(apply_knobs(base, {**batched, "preferred_batch_sizes": "none"})) != \
+        fingerprint(apply_knobs(base, {**batched, "preferred_batch_sizes": "half_max"}))
+    assert fingerprint(apply_knobs(base, batched)) != \
+        fingerprint(apply_knobs(base, {**batched, "max_queue_delay_us": 100}))
+    single = {**batched, "max_batch_size": 1}
+    assert fingerprint(apply_knobs(base, single)) == fingerprint(apply_knobs(
+        base, {**single, "max_queue_delay_us": 20000, "preferred_batch_sizes": "half_max"}))
+    unbatched = apply_knobs(base, {**single, "dynamic_batching": False})
+    assert fingerprint(apply_knobs(base, single)) != fingerprint(unbatched)
 
 
 def test_pinned_memory_is_written_where_the_backend_reads_it_and_acts_only_on_gpu_copies():

@@ -95,6 +95,11 @@ def _batches(s: Subject) -> str | None:
         if s.config.max_batch_size == 0 else None
 
 
+def _preferred_policies(s: Subject) -> str | None:  # searching both would measure one config twice
+    return _batches(s) or ("none and max are one config: Triton fills an empty preferred_batch_size with "
+                           "[max_batch_size]; keep one of them" if {"none", "max"} <= set(s.values) else None)
+
+
 def _one_group(s: Subject) -> str | None:
     return "the config has several instance_group entries; keep one to tune it" \
         if len(s.config.instance_group) > 1 else None
@@ -177,11 +182,7 @@ def preferred_sizes(policy: str, max_batch_size: int) -> list[int]:
     if policy == "half_max":
         return sorted({max(1, max_batch_size // 2), max_batch_size})
     if policy == "pow2":
-        sizes, s = [], 2
-        while s <= max_batch_size:
-            sizes.append(s)
-            s *= 2
-        return sizes or [max_batch_size]
+        return [2 ** k for k in range(1, max_batch_size.bit_length())] or [max_batch_size]
     sizes = sorted({int(s) for s in policy.split(",") if s.strip()})
     return [s for s in sizes if s <= max_batch_size] or [max_batch_size]
 
@@ -287,7 +288,7 @@ KNOBS = {
                                "dynamic batching on; use log: true)", _queue_delay, _batches, *_BATCHER_ON),
     "preferred_batch_sizes": Knob(_check_preferred, "dynamic_batching.preferred_batch_size, relative to the trial's "
                                   "max batch size: max = [mbs], half_max = [mbs/2, mbs], pow2 = 2, 4 .. mbs",
-                                  _preferred, _batches, *_BATCHER_ON),
+                                  _preferred, _preferred_policies, *_BATCHER_ON),
     "accelerator": Knob(_one_of(*ACCELERATORS), "onnxruntime's optimization.execution_accelerators (tensorrt, cuda: "
                         "gpu_execution_accelerator; openvino: cpu_execution_accelerator)", _providers, _accelerator),
     "precision": Knob(_one_of("FP32", "FP16"), "TensorRT precision_mode (onnxruntime's TensorRT accelerator, or a "
@@ -342,7 +343,7 @@ def problems(config: ModelConfig, knobs: dict[str, tuple[str, ...]], parameters:
     base = {k: v.string_value for k, v in config.parameters.items()}
     more, conditions = parameter_problems(backend, parameters, kinds, base)
     padding = parameters.get("ENABLE_BATCH_PADDING", (base.get("ENABLE_BATCH_PADDING", "NO"),))
-    batching = set(knobs) & {n for n, k in KNOBS.items() if k.acts is _batches}
+    batching = set(knobs) & {n for n, k in KNOBS.items() if k.acts in (_batches, _preferred_policies)}
     if backend == "openvino" and batching and any(v.upper() != "YES" for v in padding):
         more.append("batching knobs: the OpenVINO backend r24.10 reshapes a batching model to a fixed batch of "
                     "max_batch_size, so any smaller batch fails unless ENABLE_BATCH_PADDING is YES")

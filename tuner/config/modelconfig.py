@@ -61,7 +61,26 @@ def to_json(config: ModelConfig) -> str:
     return json_format.MessageToJson(config, preserving_proto_field_name=True, indent=None)
 
 
+def _as_scheduled(config: ModelConfig) -> ModelConfig:
+    """The config with its dynamic batcher as Triton's core runs it (r24.10): an empty
+    preferred_batch_size is read as [max_batch_size] (model_config_utils.cc fills it in), and at
+    max_batch_size 1 every request is a full batch, so the batcher never waits and its queue delay
+    and preferred sizes cannot act (dynamic_batch_scheduler.cc, GetDynamicBatch)."""
+    scheduled = ModelConfig()
+    scheduled.CopyFrom(config)
+    batcher, largest = scheduled.dynamic_batching, scheduled.max_batch_size
+    if not scheduled.HasField("dynamic_batching") or largest <= 0:
+        return scheduled
+    if largest == 1:
+        batcher.max_queue_delay_microseconds = 0
+        batcher.preferred_batch_size[:] = [1]
+    elif not batcher.preferred_batch_size:
+        batcher.preferred_batch_size[:] = [largest]
+    return scheduled
+
+
 def fingerprint(config: ModelConfig) -> str:
-    """Equal for configs that Triton would treat the same, whatever order fields were set in."""
-    canonical = json.dumps(json.loads(to_json(config)), sort_keys=True)
+    """Equal for configs that Triton would run the same, whatever order fields were set in and
+    whichever of the batcher's defaults are written out."""
+    canonical = json.dumps(json.loads(to_json(_as_scheduled(config))), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
