@@ -82,6 +82,17 @@ def test_the_guide_proposes_the_unmeasured_config_it_predicts_best():
     assert step.proposal.throughput > 480
 
 
+def test_the_guide_proposes_only_configs_its_model_tells_apart_from_those_measured():
+    """Without batching a max batch changes nothing the model knows, and at max batch 1 neither
+    does turning the batcher on: of SPACE's 12 configs it tells 6 apart, and 3 of those are measured."""
+    configs = [configs for _, configs in guide.candidates(SPACE, BASE, {})]
+    assert len(configs) == 6
+    measured = {guide._signature([costmodel.config_of(t)]) for t in MEASURED}
+    left = guide.candidates(SPACE, BASE, {}, measured)
+    assert sorted((p["instance_count"], p["max_batch_size"]) for p, _ in left) == [
+        (1, 8), (2, 4), (2, 8)]
+
+
 def test_the_search_is_done_once_nothing_unmeasured_is_predicted_to_beat_the_best():
     model = costmodel.fit(_study(*MEASURED).get_trials())
     spec = LoadSpec(concurrency=8)

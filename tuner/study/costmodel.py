@@ -71,12 +71,20 @@ class CostModel:
 
 
 def batcher_of(config: ModelConfig) -> Batcher:
+    """The config's batcher as simulated: without batching, or at a max batch of 1, every request
+    executes alone; a preferred size equal to the max batch is what the max batch does anyway."""
     instances = sum(g.count or 1 for g in config.instance_group) or 1
-    if not config.HasField("dynamic_batching"):
+    if not config.HasField("dynamic_batching") or config.max_batch_size <= 1:
         return Batcher(instances, 1)
     db = config.dynamic_batching
-    return Batcher(instances, max(1, config.max_batch_size), db.max_queue_delay_microseconds / 1e6,
-                   tuple(sorted(db.preferred_batch_size)))
+    return Batcher(instances, config.max_batch_size, db.max_queue_delay_microseconds / 1e6,
+                   tuple(sorted(p for p in db.preferred_batch_size if p < config.max_batch_size)))
+
+
+def signature(config: ModelConfig) -> tuple[str, Batcher]:
+    """What the model tells configs apart by: configs alike in it are predicted alike, so measuring
+    one of them measures them all (a max batch without batching, a queue delay at max batch 1)."""
+    return context(config), batcher_of(config)
 
 
 def context(config: ModelConfig) -> str:

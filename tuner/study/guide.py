@@ -111,11 +111,16 @@ def _others(space: SearchSpace, reference: FrozenTrial | None) -> dict:
     return {k: _values(spec)[0] for k, spec in specs.items() if k not in MODELED and not isinstance(spec, Fixed)}
 
 
-def candidates(space: SearchSpace, base: ModelConfig, others: dict, measured: frozenset[str] | set[str] = frozenset(),
+def _signature(configs: list[ModelConfig]) -> tuple:
+    return tuple(costmodel.signature(c) for c in configs)
+
+
+def candidates(space: SearchSpace, base: ModelConfig, others: dict, measured: frozenset | set = frozenset(),
                members: Members | None = None) -> list[tuple[dict, list[ModelConfig]]]:
     """The configs the model can propose, each as its params and its configs (the model's, or
-    each step's of a pipeline, in order), one per distinct config, none measured. A pipeline's
-    are the reference's (`others`, every param of it) with one step's modeled knobs changed."""
+    each step's of a pipeline, in order), one per config the model tells apart, none `measured`
+    (fingerprints, and the signatures of `_signature`). A pipeline's are the reference's
+    (`others`, every param of it) with one step's modeled knobs changed."""
     found, seen = [], set(measured)
     spaces = {f"{name}/": each for name, each in space.models.items()} if members else {"": space}
     for prefix, knob_space in spaces.items():
@@ -123,10 +128,11 @@ def candidates(space: SearchSpace, base: ModelConfig, others: dict, measured: fr
             params = {**others, **{prefix + knob: value for knob, value in combo.items()}}
             knobs = space.knobs_of(params)
             entry, steps = apply_knobs(base, knobs), pipeline.apply(members or {}, knobs)
-            key = pipeline.fingerprint(entry, steps)
-            if key not in seen:  # a gated knob's values all give one config
-                seen.add(key)
-                found.append((params, list(steps.values()) or [entry]))
+            configs = list(steps.values()) or [entry]
+            keys = {pipeline.fingerprint(entry, steps), _signature(configs)}
+            if not keys & seen:  # a gated knob's values all give one config
+                seen |= keys
+                found.append((params, configs))
     return found
 
 
@@ -161,7 +167,8 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
         return Step(None, why=f"the model's last two predictions were off by {past[-2]:+.0%} and {past[-1]:+.0%}")
     bias, spread = _bias(trials)
     elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
-    measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)}
+    measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)} | {
+        _signature([costmodel.config_of(t, m) for m in steps or (None,)]) for t in usable}
     proposal: Proposal | None = None
     for params, configs in candidates(space, base, _others(space, reference), measured, members):
         pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
