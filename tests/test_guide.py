@@ -84,13 +84,19 @@ def test_the_guide_proposes_the_unmeasured_config_it_predicts_best():
 
 def test_the_guide_proposes_only_configs_its_model_tells_apart_from_those_measured():
     """Without batching a max batch changes nothing the model knows, and at max batch 1 neither
-    does turning the batcher on: of SPACE's 12 configs it tells 6 apart, and 3 of those are measured."""
+    does turning the batcher on: of SPACE's 12 configs it tells 6 apart, and 3 of those are measured.
+    Where a batch of one is a preferred size, whatever waits is sent at once: no queue delay acts."""
     configs = [configs for _, configs in guide.candidates(SPACE, BASE, {})]
     assert len(configs) == 6
     measured = {guide._signature([costmodel.config_of(t)]) for t in MEASURED}
     left = guide.candidates(SPACE, BASE, {}, measured)
     assert sorted((p["instance_count"], p["max_batch_size"]) for p, _ in left) == [
         (1, 8), (2, 4), (2, 8)]
+    at_once = {"max_batch_size": 2, "dynamic_batching": True, "preferred_batch_sizes": "half_max"}  # [1, 2]
+    assert costmodel.signature(apply_knobs(BASE, {**at_once, "max_queue_delay_us": 100})) == \
+        costmodel.signature(apply_knobs(BASE, {**at_once, "max_queue_delay_us": 5000}))
+    assert costmodel.signature(apply_knobs(BASE, {**at_once, "preferred_batch_sizes": "none"})) != \
+        costmodel.signature(apply_knobs(BASE, {**at_once, "preferred_batch_sizes": "none", "max_queue_delay_us": 5000}))
 
 
 def test_the_search_is_done_once_nothing_unmeasured_is_predicted_to_beat_the_best():

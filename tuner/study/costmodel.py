@@ -72,13 +72,15 @@ class CostModel:
 
 def batcher_of(config: ModelConfig) -> Batcher:
     """The config's batcher as simulated: without batching, or at a max batch of 1, every request
-    executes alone; a preferred size equal to the max batch is what the max batch does anyway."""
+    executes alone; a preferred size equal to the max batch is what the max batch does anyway, and
+    with a preferred size of 1 whatever waits is sent at once, so the queue delay never acts."""
     instances = sum(g.count or 1 for g in config.instance_group) or 1
     if not config.HasField("dynamic_batching") or config.max_batch_size <= 1:
         return Batcher(instances, 1)
     db = config.dynamic_batching
-    return Batcher(instances, config.max_batch_size, db.max_queue_delay_microseconds / 1e6,
-                   tuple(sorted(p for p in db.preferred_batch_size if p < config.max_batch_size)))
+    preferred = tuple(sorted(p for p in db.preferred_batch_size if p < config.max_batch_size))
+    delay_s = 0.0 if 1 in preferred else db.max_queue_delay_microseconds / 1e6
+    return Batcher(instances, config.max_batch_size, delay_s, preferred)
 
 
 def signature(config: ModelConfig) -> tuple[str, Batcher]:
