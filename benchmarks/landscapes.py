@@ -111,7 +111,7 @@ def formula(params: dict, config, calibration: tuple[float, float, float]) -> fl
 
 def optimum(params: dict, space, base, calibration: tuple[float, float, float]) -> tuple[float, dict]:
     """The best throughput over every config of the space at the load, from the formula."""
-    found = [(formula(params, config, calibration), knobs) for knobs, config in guide.candidates(space, base, {})]
+    found = [(formula(params, config, calibration), knobs) for knobs, (config,) in guide.candidates(space, base, {})]
     return max(found, key=lambda f: f[0])
 
 

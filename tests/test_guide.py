@@ -14,28 +14,31 @@ from tuner.study.trials import Key
 pytestmark = pytest.mark.unit
 
 BASE = read_config(MODELS / "tiny" / "config.pbtxt")
-SPACE = parse_space("""
+SPACE_YAML = """
 knobs:
   instance_count: {low: 1, high: 2}
   max_batch_size: [1, 4, 8]
   dynamic_batching: [true, false]
-""")
+"""
+SPACE = parse_space(SPACE_YAML)
 
 
 def _cost_ms(batch: int, instances: int) -> float:
     return (4.0 + 1.0 * batch) * (1 + 0.5 * (instances - 1))
 
 
-def _trial(knobs: dict, batches: dict[int, int], throughput: float, **attrs):
-    """A measured trial of `knobs` whose executions cost exactly _cost_ms."""
+def _trial(knobs: dict, batches: dict[int, int], throughput: float, params: dict | None = None, **attrs):
+    """A measured trial of `knobs` (sampled as `params`, by default the knobs) whose executions
+    cost exactly _cost_ms."""
     config = apply_knobs(BASE, knobs)
+    params = params or knobs
     n = knobs.get("instance_count", 1)
     server = {"queue_ms": 1.0, "compute_input_ms": 0.0, "compute_infer_ms": 5.0, "compute_output_ms": 0.0,
               "avg_batch_size": 1.0, "batches": {str(b): [count, _cost_ms(b, n)] for b, count in batches.items()}}
     metrics = {"server": server, "p50_ms": 6.5, "throughput": throughput, "client_cpu": 0.0}
     return optuna.trial.create_trial(
-        values=[throughput, 20.0], params=dict(knobs),
-        distributions={k: optuna.distributions.CategoricalDistribution([v]) for k, v in knobs.items()},
+        values=[throughput, 20.0], params=dict(params),
+        distributions={k: optuna.distributions.CategoricalDistribution([v]) for k, v in params.items()},
         user_attrs={Key.CONFIG: render_pbtxt(config), Key.FINGERPRINT: fingerprint(config), Key.METRICS: metrics,
                     **attrs})
 
@@ -110,6 +113,25 @@ def test_the_search_is_done_once_nothing_unmeasured_is_predicted_to_beat_the_bes
             rest.append(_trial(params, batches, predicted, **{Key.PREDICTED: {"throughput": predicted}}))
     step = guide.next_step(_study(*MEASURED, *rest), SPACE, BASE, spec)
     assert step.done and step.proposal is None and "no unmeasured config is predicted" in step.why
+
+
+def test_before_it_stops_the_guide_runs_each_value_of_a_knob_it_cannot_predict_across():
+    """A backend parameter changes the cost itself, so the model's "nothing left" holds only for the
+    value it was fitted on: the other value is run with the best's knobs before the search stops."""
+    space = parse_space(SPACE_YAML + "  parameters:\n    mode: [a, b]\n")
+    model = costmodel.fit(_study(*MEASURED).get_trials())
+    spec = LoadSpec(concurrency=8)
+    measured = []
+    for params, (config,) in guide.candidates(space, BASE, {"param.mode": "a"}):
+        predicted = costmodel.predict(model, config, spec).throughput
+        batches = {costmodel.batcher_of(config).max_batch: 100}
+        measured.append(_trial(space.knobs_of(params), batches, predicted, params,
+                               **{Key.PREDICTED: {"throughput": predicted}}))
+    best = max(measured, key=lambda t: t.values[0])
+    step = guide.next_step(_study(*measured), space, BASE, spec)
+    assert not step.done and step.proposal is None and step.probe == {**best.params, "param.mode": "b"}
+    slower = _trial(space.knobs_of(step.probe), {4: 100}, best.values[0] / 2, step.probe)
+    assert guide.next_step(_study(*measured, slower), space, BASE, spec).done
 
 
 def test_two_misses_in_a_row_give_the_sampler_a_turn():

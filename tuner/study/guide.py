@@ -12,11 +12,14 @@ How far each guided trial's measurement was from its prediction is recorded on i
 last two were both off by more than TRUST, the sampler (TPE) proposes every other trial until
 the model, refitted on what it measured, predicts well again. Once the model is trusted and no
 unmeasured config is predicted, even optimistically, to beat the best measured one by more than
-the measurement's precision, the search is done, whatever is left of --trials.
+the measurement's precision, the search is done, whatever is left of --trials; but first each
+value of a knob the model cannot predict across (a backend parameter, a graph level) that no trial
+has run is run once with the best's other settings, since the model knows nothing of it.
 """
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -26,7 +29,7 @@ from optuna.trial import FrozenTrial
 from tuner.config import pipeline
 from tuner.config.modelconfig import ModelConfig, apply_knobs
 from tuner.config.pipeline import Members
-from tuner.config.space import Choice, Fixed, SearchSpace, Spec
+from tuner.config.space import Choice, Fixed, Range, SearchSpace, Spec
 from tuner.measure.load import PRECISION, LoadSpec
 from tuner.study import costmodel
 from tuner.study import trials as tr
@@ -53,9 +56,10 @@ class Proposal:
 
 @dataclass(frozen=True)
 class Step:
-    proposal: Proposal | None  # None: the sampler proposes (or the search is done)
+    proposal: Proposal | None  # None: a probe, the sampler's turn, or the end of the search
     done: bool = False  # no unmeasured config is predicted to beat the best by more than the precision
     why: str = ""
+    probe: dict | None = None  # Optuna params: the best config with a knob the model cannot predict changed
 
 
 def _values(spec: Spec) -> tuple:
@@ -102,13 +106,47 @@ def _bias(trials: list[FrozenTrial]) -> tuple[float, float]:
     return statistics.mean(found), max(PRECISION, statistics.stdev(found) * (1 + 1 / len(found) ** 0.5))
 
 
+def _unmodeled(space: SearchSpace, prefix: str = "") -> dict[str, Spec]:
+    """The knobs the model does not predict across (backend parameters, graph level, versions...),
+    by Optuna param name, a pipeline's members' too."""
+    specs = {**{prefix + k: v for k, v in space.knobs.items() if k not in MODELED},
+             **{f"{prefix}param.{k}": v for k, v in space.parameters.items()}}
+    for name, each in space.models.items():
+        specs |= _unmodeled(each, f"{prefix}{name}/")
+    return {k: v for k, v in specs.items() if not isinstance(v, Fixed)}
+
+
 def _others(space: SearchSpace, reference: FrozenTrial | None) -> dict:
     """The params of the knobs the model does not predict across: the reference trial's, or
     without one (only the baseline measured) each knob's first value."""
     if reference is not None:
         return {k: v for k, v in reference.params.items() if k not in MODELED}
-    specs = {**space.knobs, **{f"param.{k}": v for k, v in space.parameters.items()}}
-    return {k: _values(spec)[0] for k, spec in specs.items() if k not in MODELED and not isinstance(spec, Fixed)}
+    return {k: _values(spec)[0] for k, spec in _unmodeled(space).items()}
+
+
+def _nearest(spec: Spec, value) -> object:
+    """The value `_values` offers that a sampled one is closest to (a range's grid point)."""
+    if not isinstance(spec, Range) or not isinstance(value, (int, float)):
+        return value
+    scale = math.log if spec.log else float
+    return min(_values(spec), key=lambda o: abs(scale(o) - scale(value)))
+
+
+def _probe(space: SearchSpace, base: ModelConfig, reference: FrozenTrial, trials: list[FrozenTrial],
+           measured: set, members: Members | None) -> dict | None:
+    """The reference's params with one knob the model cannot predict across set to a value no
+    trial has run yet (knobs in the space's order), or None once every such value has run: the
+    model's "nothing left" holds only within the settings it was fitted on."""
+    ran = [t.params for t in trials if tr.counts(t)]
+    for name, spec in _unmodeled(space).items():
+        tried = {_nearest(spec, p[name]) for p in ran if name in p}
+        for value in _values(spec):
+            params = {**reference.params, name: value}
+            knobs = space.knobs_of(params)
+            key = pipeline.fingerprint(apply_knobs(base, knobs), pipeline.apply(members or {}, knobs))
+            if value not in tried and key not in measured:  # a value its gate turns off is the reference itself
+                return params
+    return None
 
 
 def _signature(configs: list[ModelConfig]) -> tuple:
@@ -182,6 +220,9 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
             proposal = Proposal(params, throughput, predicted.p95_ms, margin, predicted.throughput, beyond)
     trusted = len(fitted_on) >= 3 and not (past and abs(past[-1]) > TRUST)
     if proposal is None or (trusted and proposal.throughput * (1 + proposal.spread) < best.values[0] * (1 + PRECISION)):
+        probe = None if reference is None else _probe(space, base, reference, trials, measured, members)
+        if probe is not None:
+            return Step(None, probe=probe, why="nothing left to propose with the best search trial's other settings")
         return Step(None, done=trusted, why=(
             f"no unmeasured config is predicted to beat #{best.number}'s {best.values[0]:.1f} infer/s by more than "
             f"{PRECISION:.0%}, even optimistically" if trusted else "the model has no config left to propose"))

@@ -315,6 +315,8 @@ def search(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, space: 
                 if step.proposal is not None:
                     study.enqueue_trial(step.proposal.params,
                                         user_attrs={Key.PREDICTED: guide.predicted_attr(step.proposal)})
+                elif step.probe is not None:
+                    study.enqueue_trial(step.probe)
             last = run_trial(study, evaluator, base, space, worker, precision, explore=repeats > 0, others=others)
             repeats = repeats + 1 if tr.is_repeat(last) else 0
             if repeats >= MAX_REPEATS:
