@@ -66,15 +66,16 @@ def _as_scheduled(config: ModelConfig) -> ModelConfig:
     preferred_batch_size is read as [max_batch_size] (model_config_utils.cc fills it in), and at
     max_batch_size 1 every request is a full batch, so the batcher never waits and its queue delay
     and preferred sizes cannot act (dynamic_batch_scheduler.cc, GetDynamicBatch)."""
+    largest, written = config.max_batch_size, config.dynamic_batching.preferred_batch_size
+    if not config.HasField("dynamic_batching") or largest <= 0 or (largest > 1 and written):
+        return config  # Triton runs it as written
     scheduled = ModelConfig()
     scheduled.CopyFrom(config)
-    batcher, largest = scheduled.dynamic_batching, scheduled.max_batch_size
-    if not scheduled.HasField("dynamic_batching") or largest <= 0:
-        return scheduled
+    batcher = scheduled.dynamic_batching
     if largest == 1:
         batcher.max_queue_delay_microseconds = 0
         batcher.preferred_batch_size[:] = [1]
-    elif not batcher.preferred_batch_size:
+    else:
         batcher.preferred_batch_size[:] = [largest]
     return scheduled
 

@@ -140,13 +140,21 @@ def _probe(space: SearchSpace, base: ModelConfig, reference: FrozenTrial, trials
     ran = [t.params for t in trials if tr.counts(t)]
     for name, spec in _unmodeled(space).items():
         tried = {_nearest(spec, p[name]) for p in ran if name in p}
-        for value in _values(spec):
+        for value in (v for v in _values(spec) if v not in tried):
             params = {**reference.params, name: value}
-            knobs = space.knobs_of(params)
-            key = pipeline.fingerprint(apply_knobs(base, knobs), pipeline.apply(members or {}, knobs))
-            if value not in tried and key not in measured:  # a value its gate turns off is the reference itself
+            key, _ = _configs(space, base, params, members)
+            if key not in measured:  # a value its gate turns off is the reference itself
                 return params
     return None
+
+
+def _configs(space: SearchSpace, base: ModelConfig, params: dict,
+             members: Members | None) -> tuple[str, list[ModelConfig]]:
+    """The fingerprint of the config that `params` give, and its configs: the model's, or each
+    step's of a pipeline, in order."""
+    knobs = space.knobs_of(params)
+    entry, steps = apply_knobs(base, knobs), pipeline.apply(members or {}, knobs)
+    return pipeline.fingerprint(entry, steps), list(steps.values()) or [entry]
 
 
 def _signature(configs: list[ModelConfig]) -> tuple:
@@ -164,19 +172,17 @@ def candidates(space: SearchSpace, base: ModelConfig, others: dict, measured: fr
     for prefix, knob_space in spaces.items():
         for combo in _combos(knob_space):
             params = {**others, **{prefix + knob: value for knob, value in combo.items()}}
-            knobs = space.knobs_of(params)
-            entry, steps = apply_knobs(base, knobs), pipeline.apply(members or {}, knobs)
-            configs = list(steps.values()) or [entry]
-            keys = {pipeline.fingerprint(entry, steps), _signature(configs)}
+            key, configs = _configs(space, base, params, members)
+            keys = {key, _signature(configs)}
             if not keys & seen:  # a gated knob's values all give one config
                 seen |= keys
                 found.append((params, configs))
     return found
 
 
-def _contexts(trial: FrozenTrial, steps: tuple[str, ...]) -> tuple[str, ...]:
+def _contexts(configs: list[ModelConfig]) -> tuple[str, ...]:
     """What the model cannot predict across, of the model or of each step of a pipeline."""
-    return tuple(costmodel.context(costmodel.config_of(trial, m)) for m in steps or (None,))
+    return tuple(costmodel.context(c) for c in configs)
 
 
 def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: LoadSpec,
@@ -194,8 +200,9 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
         [t for t in usable if not tr.is_baseline(t)], "max-throughput")
     if steps and reference is None:
         return Step(None, why="a pipeline's proposals change one step of a search trial: the sampler measures one")
-    home = _contexts(reference or best, steps)
-    fitted_on = [t for t in usable if _contexts(t, steps) == home]
+    parsed = {t.number: [costmodel.config_of(t, m) for m in steps or (None,)] for t in usable}  # once a step
+    home = _contexts(parsed[(reference or best).number])
+    fitted_on = [t for t in usable if _contexts(parsed[t.number]) == home]
     models = [costmodel.fit(fitted_on, m) for m in steps or (None,)]
     assert all(models)  # `best` has per-batch statistics, of every step
     past = errors(trials)
@@ -206,7 +213,7 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
     bias, spread = _bias(trials)
     elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
     measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)} | {
-        _signature([costmodel.config_of(t, m) for m in steps or (None,)]) for t in usable}
+        _signature(configs) for configs in parsed.values()}
     proposal: Proposal | None = None
     for params, configs in candidates(space, base, _others(space, reference), measured, members):
         pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
