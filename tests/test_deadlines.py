@@ -12,7 +12,7 @@ import pytest
 from support import MODELS, wait_serving
 
 from tuner.config.modelconfig import read_config, to_json
-from tuner.faults import Failure
+from tuner.faults import Failure, blamed
 from tuner.measure.capacity import CapacitySpec, find_capacity
 from tuner.measure.evaluate import Evaluator
 from tuner.measure.load import LoadSpec
@@ -82,6 +82,17 @@ def test_a_config_whose_model_hangs_fails_once_it_hangs_a_fresh_server_too(repo,
         assert not pid_alive(first) and server.healthy()
         fine = evaluator.evaluate(_config(repo, instances=1, hang_with_instances="2"))
     assert fine.failure is None and fine.measurement.samples >= 50
+
+
+@pytest.mark.unit
+def test_the_same_fault_on_attempts_in_a_row_is_the_configs_and_mixed_faults_get_one_attempt_more():
+    assert blamed([Failure.SERVER_DOWN]) is None
+    assert blamed([Failure.SERVER_DOWN, Failure.SERVER_DOWN]) is Failure.CRASH
+    assert blamed([Failure.HUNG, Failure.HUNG]) is Failure.STALLED
+    # stopped from outside, then the fresh server missed a probe: not yet the config's
+    assert blamed([Failure.SERVER_DOWN, Failure.HUNG]) is None
+    assert blamed([Failure.SERVER_DOWN, Failure.HUNG, Failure.HUNG]) is Failure.STALLED
+    assert blamed([Failure.SERVER_DOWN, Failure.HUNG, Failure.BROKE_MIDWAY]) is Failure.REQUESTS
 
 
 @pytest.mark.integration

@@ -153,7 +153,8 @@ def test_a_fault_of_the_server_costs_no_trial(workdir, fault, phase):
     study = load_study(workdir)
     trials = study.get_trials()
     # the environment's fault: the same trial measured its config again, nothing failed or counted twice
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and len(tr.counted(trials)) == 2
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and len(tr.counted(trials)) == 2, \
+        [(t.state, tr.reason(t), t.user_attrs.get("attempts")) for t in trials]
     assert trials[0].params == {"instance_count": 2} and tr.is_baseline(trials[1])
     runs = study.user_attrs["remeasured"]["runs"]
     assert not any(run["failures"] for run in runs.values())

@@ -49,7 +49,25 @@ class Failure(str, Enum):
 _CONFIG_FAULTS = frozenset({Failure.LOAD, Failure.REQUESTS, Failure.COLD_LOAD, Failure.CRASH, Failure.STALLED})
 
 OUTAGE_S = 60.0  # how long a storage or a remote server out of reach is waited for before the study stops
-ATTEMPTS = 2  # a config is measured this often when the server goes down (or hangs) under it; then it is the cause
+ATTEMPTS = 2  # the same fault of the server under a config this often in a row: the config is the cause
+# what a fault of the server under a config becomes when it keeps happening: the config's failure
+_REPEATED = {Failure.SERVER_DOWN: Failure.CRASH, Failure.BROKE_MIDWAY: Failure.REQUESTS, Failure.HUNG: Failure.STALLED}
+
+
+def measured_again(failure: Failure | None) -> bool:
+    """A fault of the server under a config, after which the config is measured again."""
+    return failure in _REPEATED
+
+
+def blamed(faults: list[Failure]) -> Failure | None:
+    """The config's failure that the server's faults under it so far amount to, or None while it is
+    measured again. The same fault ATTEMPTS times in a row is the config's; faults of different
+    kinds (a server stopped from outside, then a probe missed on the busy restart) get one attempt
+    more, and then the last is."""
+    last = faults[-1]
+    if faults[-ATTEMPTS:] == [last] * ATTEMPTS or len(faults) > ATTEMPTS:
+        return _REPEATED[last]
+    return None
 
 
 class EnvironmentBroken(TunerError):

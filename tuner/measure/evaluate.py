@@ -23,7 +23,7 @@ from tritonclient.utils import InferenceServerException
 from tuner.config.modelconfig import ModelConfig, fingerprint, render_pbtxt, to_json
 from tuner.config.pipeline import Members
 from tuner.errors import ServerError, TunerError
-from tuner.faults import ATTEMPTS, EnvironmentBroken, Failure
+from tuner.faults import EnvironmentBroken, Failure, blamed, measured_again
 from tuner.measure.agreement import Outputs, infer_outputs, relative_error
 from tuner.measure.capacity import Capacity, CapacitySpec, find_capacity, holds_slo
 from tuner.measure.inputs import (
@@ -41,8 +41,6 @@ from tuner.measure.measurement import Measurement
 from tuner.server.client import LOAD_S, LoadError, Stalled
 
 _TOLERATED_ERRORS = 0.01  # more failed requests than this and the config is not a candidate
-# measured again when these happen, and the config's fault if they happen on every attempt
-_AGAIN = {Failure.SERVER_DOWN: Failure.CRASH, Failure.BROKE_MIDWAY: Failure.REQUESTS, Failure.HUNG: Failure.STALLED}
 _DEADLINE_P99S, _DEADLINE_FLOOR_S = 20, 10.0
 _LOAD_DEADLINE_X, _LOAD_DEADLINE_FLOOR_S = 10, 120.0
 
@@ -149,17 +147,19 @@ class Evaluator:
                  first_rate: float | None = None, others: Members | None = None) -> Outcome:
         """Loads `config` (its `others` first: a pipeline's members, or the models served beside it)
         and measures it; when the server goes down under it, the server is restarted and the config
-        measured again, and a config it goes down under every time is the cause (`Failure.CRASH`);
-        likewise requests that break midway (tuner.faults). A capacity search starts at `first_rate`
-        (default: 0.9 of what the load `spec` gets through)."""
-        for attempt in range(1, ATTEMPTS + 1):
+        measured again, and a config it goes down under on attempts in a row is the cause
+        (`Failure.CRASH`); likewise requests that break midway, or hang (tuner.faults). A capacity
+        search starts at `first_rate` (default: 0.9 of what the load `spec` gets through)."""
+        faults: list[Failure] = []
+        while True:
             # measured again: loaded fresh (unloaded first), so no instance of the broken one remains
-            once = self._evaluate_once(config, race, cold or attempt > 1, first_rate, others or {})
-            outcome = dataclasses.replace(once, attempts=attempt)
-            again = _AGAIN.get(outcome.failure) if outcome.failure is not None else None
-            if again is None:
+            once = self._evaluate_once(config, race, cold or bool(faults), first_rate, others or {})
+            outcome = dataclasses.replace(once, attempts=len(faults) + 1)
+            if outcome.failure is None or not measured_again(outcome.failure):
                 return outcome
-        return dataclasses.replace(outcome, failure=again)
+            faults.append(outcome.failure)
+            if (config_failure := blamed(faults)) is not None:
+                return dataclasses.replace(outcome, failure=config_failure)
 
     def _evaluate_once(self, config: ModelConfig, race: Race | None, cold: bool, first_rate: float | None,
                        others: Members) -> Outcome:
