@@ -134,6 +134,20 @@ def test_before_it_stops_the_guide_runs_each_value_of_a_knob_it_cannot_predict_a
     assert guide.next_step(_study(*measured, slower), space, BASE, spec).done
 
 
+def test_a_search_setting_the_baseline_never_ran_is_first_measured_at_the_baselines_instances_and_batching():
+    """The baseline runs the backend's default mode, which the space cannot name: from it the model
+    could only guess at mode a's cost, so mode a is measured first where the rest is known."""
+    space = parse_space(SPACE_YAML + "  parameters:\n    mode: [a, b]\n")
+    baseline = MEASURED[0]
+    step = guide.next_step(_study(baseline), space, BASE, LoadSpec(concurrency=8))
+    assert step.proposal is None and not step.done
+    probed = apply_knobs(BASE, space.knobs_of(step.probe))
+    assert step.probe["param.mode"] == "a" and costmodel.batcher_of(probed) == costmodel.batcher_of(
+        apply_knobs(BASE, {"instance_count": 1, "max_batch_size": 1, "dynamic_batching": False})), step.probe
+    there = _trial(space.knobs_of(step.probe), {1: 500}, 200.0, step.probe)
+    assert guide.next_step(_study(baseline, there), space, BASE, LoadSpec(concurrency=8)).proposal is not None
+
+
 def test_two_misses_in_a_row_give_the_sampler_a_turn():
     missed = [_trial({"instance_count": 2, "max_batch_size": b, "dynamic_batching": True}, {b: 100}, 300.0,
                      **{Key.PREDICTED: {"throughput": 600.0}}) for b in (4, 8)]

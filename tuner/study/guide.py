@@ -4,7 +4,9 @@ batch, batching, queue delay, preferred sizes) is predicted under the study's lo
 the model's mean error on the guided trials it predicted from measured ground (a cost of the
 server's that the simulation misses, it misses alike for every config), and the one with the best
 optimistic throughput (its prediction raised by its uncertainty) is measured next. The rest of a
-proposal's knobs are the best trial's, so the model predicts within what it was fitted on. An
+proposal's knobs are the best trial's, so the model predicts within what it was fitted on (the
+first search trial measures the baseline's instances and batching under the search's settings of
+those knobs, where the baseline ran others). An
 ensemble is modeled step by step (each step on its own statistics, simulated one after another),
 and its proposals change one step at a time around the best search trial.
 
@@ -148,6 +150,18 @@ def _probe(space: SearchSpace, base: ModelConfig, reference: FrozenTrial, trials
     return None
 
 
+def _anchor(space: SearchSpace, base: ModelConfig, baseline: list[ModelConfig], measured: set) -> dict | None:
+    """The params of the baseline's instances and batching with the search's first settings of the
+    knobs the model cannot predict across (None where the space cannot express them): a search
+    trial changes those settings from the baseline's, and from the baseline the model could only
+    guess at their cost, so it measures their cost where it knows the rest before predicting there."""
+    batchers = [costmodel.batcher_of(c) for c in baseline]
+    for params, configs in candidates(space, base, _others(space, None), measured):
+        if [costmodel.batcher_of(c) for c in configs] == batchers:
+            return params
+    return None
+
+
 def _configs(space: SearchSpace, base: ModelConfig, params: dict,
              members: Members | None) -> tuple[str, list[ModelConfig]]:
     """The fingerprint of the config that `params` give, and its configs: the model's, or each
@@ -214,6 +228,11 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
     elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
     measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)} | {
         _signature(configs) for configs in parsed.values()}
+    if elsewhere:
+        anchor = _anchor(space, base, parsed[best.number], measured)
+        if anchor is not None:
+            return Step(None, probe=anchor, why="the search's settings of the knobs the model cannot predict across "
+                                                "are first measured at the baseline's instances and batching")
     proposal: Proposal | None = None
     for params, configs in candidates(space, base, _others(space, reference), measured, members):
         pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
