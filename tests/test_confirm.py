@@ -62,8 +62,9 @@ def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points
     from tuner.study.study import _race
 
     # the front: (180, 45) with its intervals stored, (120, 40) with none (its values stand for them)
-    decided = _race(_study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
-                                 (120, 40, {}), (100, 60, {})]), 0.05).decided
+    study = _study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
+                         (120, 40, {}), (100, 60, {})])
+    decided = _race(study, 0.05).decided
 
     def behind(throughput, p95_ms):
         return decided(throughput, p95_ms, None)
@@ -74,6 +75,8 @@ def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points
     assert behind((100, 119), (41, 60))  # beyond (120, 40)
     assert not behind((195, 210), (100, 120))  # faster than anything: maybe a new front point
     assert not behind((10, 20), (30, 35))  # quicker than anything
+    # the baseline and start_with, which the front starts from, only ever stop once precise
+    assert not _race(study, 0.05, against_front=False).decided((130, 165), (50, 60), None)
 
 
 def _limited_tiny(workdir: Path) -> Path:

@@ -165,8 +165,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, base: ModelConfig, spac
     """Asks for the next trial (queued ones first), measures its config, tells the result. No
     exception leaves it RUNNING: whatever cuts it off fails it with the reason and queues it again.
     `explore` proposes this one at random (after a repeat: the guided sampler, told nothing new,
-    would propose the same config again). The sampler's proposals are raced to `precision` (None:
-    measured fully, like the baseline)."""
+    would propose the same config again). Its config is raced to `precision`, a proposal's against
+    the front (None: measured fully)."""
     guided = study.sampler
     if explore:
         study.sampler = optuna.samplers.RandomSampler()
@@ -209,10 +209,9 @@ def _measure(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator, bas
         if earlier is not None:  # identical config: reuse its result instead of measuring again
             _repeat(study, trial, earlier)
             return
-    # the baseline and the known-good configs are measured fully: racing is for the sampler's guesses
     settings = settings_of(study)
     goal = settings.goal
-    race = _race(study, precision, goal) if precision is not None and tr.role(trial) is Role.SEARCH else None
+    race = None if precision is None else _race(study, precision, goal, against_front=tr.role(trial) is Role.SEARCH)
     outcome = evaluator.evaluate(config, race, first_rate=_first_rate(study), others=others)
     trial.set_user_attr(Key.ATTEMPTS, outcome.attempts)
     if outcome.stopped_early:
@@ -238,13 +237,14 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> N
     study.tell(trial, state=TrialState.FAIL)
 
 
-def _race(study: optuna.Study, precision: float, goal: Goal = Goal()) -> Race:
+def _race(study: optuna.Study, precision: float, goal: Goal = Goal(), against_front: bool = True) -> Race:
     """Racing against the front: a config stops as soon as its intervals lie beyond some front
     point's on both objectives at once (less throughput for certain, more P95 for certain), or
     once it is as precise as asked; the front itself is made of fully measured or settled trials.
     Other goals have no such intervals to race on: only precision stops them (a capacity search
-    races each of its steps on the SLO itself)."""
-    if not goal.is_default:
+    races each of its steps on the SLO itself). So does it stop the configs the front starts from
+    (`against_front` False: the baseline, `start_with`): as precise as any front config, no more."""
+    if not goal.is_default or not against_front:
         return Race(lambda *_: False, precision)
     front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
              if not tr.stopped_early(t)]
