@@ -58,13 +58,14 @@ def test_choice_after_remeasuring_uses_the_medians():
 
 
 @pytest.mark.unit
-def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points():
+def test_racing_stops_a_config_only_once_its_place_against_the_front_is_certain():
     from tuner.study.study import _race
 
     # the front: (180, 45) with its intervals stored, (120, 40) with none (its values stand for them)
     study = _study_with([(180, 45, {"metrics": {"throughput_ci": [170, 190], "p95_ci_ms": [43, 47]}}),
                          (120, 40, {}), (100, 60, {})])
-    decided = _race(study, 0.05).decided
+    race = _race(study, 0.05)
+    decided = race.decided
 
     def behind(throughput, p95_ms):
         return decided(throughput, p95_ms, None)
@@ -75,6 +76,10 @@ def test_racing_stops_a_config_only_when_its_intervals_lie_beyond_a_front_points
     assert behind((100, 119), (41, 60))  # beyond (120, 40)
     assert not behind((195, 210), (100, 120))  # faster than anything: maybe a new front point
     assert not behind((10, 20), (30, 35))  # quicker than anything
+    # no front point can match these on both: they join the front, however imprecise yet
+    assert race.ahead((195, 210), (100, 120)) and race.ahead((10, 20), (30, 35))
+    assert not race.ahead((185, 200), (44, 46))  # (180, 45) might match it on both
+    assert not race.ahead((110, 125), (38, 42))  # (120, 40) might, though (180, 45) cannot
     # the baseline and start_with, which the front starts from, only ever stop once precise
     assert not _race(study, 0.05, against_front=False).decided((130, 165), (50, 60), None)
 

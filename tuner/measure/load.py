@@ -73,9 +73,11 @@ class Race:
     window once `min_samples` are in and `min_s` has passed. `decided(throughput_ci, p95_ci_ms,
     offered)` says the answer is known (a search's proposal clearly behind the front; a capacity
     step clearly within the SLO or over it), and it stops (`decided`); otherwise it stops once
-    both intervals' half-widths are within `precision` of their estimates (`stable`). The full
-    measurement's rule does not apply."""
+    both intervals' half-widths are within `precision` of their estimates, or once `ahead` says
+    its place is known whatever its exact figures (a proposal that joins the front for certain)
+    (`stable`). The full measurement's rule does not apply."""
     decided: Callable[[Interval, Interval, float | None], bool]  # offered: as Measurement.offered
     precision: float = PRECISION
     min_samples: int = 100
     min_s: float = 0.0
+    ahead: Callable[[Interval, Interval], bool] = lambda throughput, p95_ms: False

@@ -123,7 +123,7 @@ def _stable(windows: list[tuple[int, float]], stability: float, poisson: bool) -
 
 def settled(race: Race, streams: list[tuple[list[float], list[float]]], sent: float | None, start: float,
             now: float) -> tuple[bool, bool]:
-    """(decided, precise enough): the two ways a raced measurement's question is settled. Several
+    """(decided, settled otherwise): the ways a raced measurement's question is settled. Several
     streams are judged together: their summed throughput and their worst P95 (intervals that hold
     the sum and the maximum whenever each stream's hold its own); precise when each stream is."""
     throughputs, p95s, precise = [], [], True
@@ -137,7 +137,7 @@ def settled(race: Race, streams: list[tuple[list[float], list[float]]], sent: fl
                                <= race.precision)
     if race.decided(summed(throughputs), worst(p95s), sent):
         return True, False
-    return False, precise
+    return False, precise or race.ahead(summed(throughputs), worst(p95s))
 
 
 def summed(intervals: list[Interval]) -> Interval:

@@ -239,8 +239,9 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial) -> N
 
 def _race(study: optuna.Study, precision: float, goal: Goal = Goal(), against_front: bool = True) -> Race:
     """Racing against the front: a config stops as soon as its intervals lie beyond some front
-    point's on both objectives at once (less throughput for certain, more P95 for certain), or
-    once it is as precise as asked; the front itself is made of fully measured or settled trials.
+    point's on both objectives at once (less throughput for certain, more P95 for certain), once
+    no front point can match it on both (more throughput or less P95 for certain, against each),
+    or once it is as precise as asked; the front itself is made of fully measured or settled trials.
     Other goals have no such intervals to race on: only precision stops them (a capacity search
     races each of its steps on the SLO itself). So does it stop the configs the front starts from
     (`against_front` False: the baseline, `start_with`): as precise as any front config, no more."""
@@ -252,7 +253,12 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal(), against_fr
     def behind(throughput: Interval, p95_ms: Interval, _: float | None) -> bool:
         return any(thr[0] > throughput[1] and p95[1] < p95_ms[0] for thr, p95 in front)
 
-    return Race(behind, precision)
+    def ahead(throughput: Interval, p95_ms: Interval) -> bool:
+        """No front config can be as fast and as quick: it joins the front, and the candidates'
+        re-measurement at the end settles its figures."""
+        return bool(front) and all(throughput[0] > thr[1] or p95_ms[1] < p95[0] for thr, p95 in front)
+
+    return Race(behind, precision, ahead=ahead)
 
 
 def _first_rate(study: optuna.Study) -> float | None:
