@@ -135,9 +135,10 @@ def settled(race: Race, streams: list[tuple[list[float], list[float]]], sent: fl
         precise = precise and (relative_half_width(throughput_ci, len(latency) / (now - start)) <= race.precision
                                and relative_half_width(p95_ci, float(np.percentile(seconds, 95)) * 1e3)
                                <= race.precision)
-    if race.decided(summed(throughputs), worst(p95s), sent):
+    throughput, p95 = summed(throughputs), worst(p95s)
+    if race.decided(throughput, p95, sent):
         return True, False
-    return False, precise or race.ahead(summed(throughputs), worst(p95s))
+    return False, precise or race.ahead(throughput, p95)
 
 
 def summed(intervals: list[Interval]) -> Interval:

@@ -215,6 +215,12 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
     if steps and reference is None:
         return Step(None, why="a pipeline's proposals change one step of a search trial: the sampler measures one")
     parsed = {t.number: [costmodel.config_of(t, m) for m in steps or (None,)] for t in usable}  # once a step
+    measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)} | {
+        _signature(configs) for configs in parsed.values()}
+    elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
+    if elsewhere and (anchor := _anchor(space, base, parsed[best.number], measured)) is not None:
+        return Step(None, probe=anchor, why="the search's settings of the knobs the model cannot predict across "
+                                            "are first measured at the baseline's instances and batching")
     home = _contexts(parsed[(reference or best).number])
     fitted_on = [t for t in usable if _contexts(parsed[t.number]) == home]
     models = [costmodel.fit(fitted_on, m) for m in steps or (None,)]
@@ -225,14 +231,6 @@ def next_step(study: optuna.Study, space: SearchSpace, base: ModelConfig, spec: 
         # the sampler's turn: its measurement is the model's to learn from next
         return Step(None, why=f"the model's last two predictions were off by {past[-2]:+.0%} and {past[-1]:+.0%}")
     bias, spread = _bias(trials)
-    elsewhere = reference is None and bool(_others(space, None))  # not the context the model was fitted on
-    measured = {str(t.user_attrs.get(Key.FINGERPRINT)) for t in trials if tr.counts(t) or tr.is_repeat(t)} | {
-        _signature(configs) for configs in parsed.values()}
-    if elsewhere:
-        anchor = _anchor(space, base, parsed[best.number], measured)
-        if anchor is not None:
-            return Step(None, probe=anchor, why="the search's settings of the knobs the model cannot predict across "
-                                                "are first measured at the baseline's instances and batching")
     proposal: Proposal | None = None
     for params, configs in candidates(space, base, _others(space, reference), measured, members):
         pairs = [(m, c) for m, c in zip(models, configs, strict=True) if m is not None]
