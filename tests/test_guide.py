@@ -148,6 +148,18 @@ def test_a_search_setting_the_baseline_never_ran_is_first_measured_at_the_baseli
     assert guide.next_step(_study(baseline, there), space, BASE, LoadSpec(concurrency=8)).proposal is not None
 
 
+def test_one_measurement_caught_in_a_hiccup_moves_neither_the_correction_nor_the_spread():
+    """Guided trials measured 2-4 % above the model's figures, and one in a hiccup of the machine
+    at a third of it: the correction and the spread are those of the others."""
+    def guided(error: float, batch: int):
+        return _trial({"instance_count": 2, "max_batch_size": batch, "dynamic_batching": True}, {batch: 100},
+                      100.0 * (1 + error), **{Key.PREDICTED: {"throughput": 100.0, "model": 100.0}})
+    steady = [guided(e, b) for e, b in ((0.02, 4), (0.03, 8), (0.04, 4), (0.03, 8), (0.02, 4))]
+    bias, spread = guide._bias(_study(*steady, guided(-0.65, 8)).get_trials())
+    assert bias == pytest.approx(0.025) and spread == guide.PRECISION
+    assert guide._bias(_study(*steady).get_trials()) == (pytest.approx(0.03), guide.PRECISION)
+
+
 def test_two_misses_in_a_row_give_the_sampler_a_turn():
     missed = [_trial({"instance_count": 2, "max_batch_size": b, "dynamic_batching": True}, {b: 100}, 300.0,
                      **{Key.PREDICTED: {"throughput": 600.0}}) for b in (4, 8)]

@@ -1,7 +1,7 @@
 """Search guided by the performance model (tuner.study.costmodel): after each measurement the model
 is fitted again, every unmeasured combination of the knobs it predicts across (instances, max
 batch, batching, queue delay, preferred sizes) is predicted under the study's load, corrected by
-the model's mean error on the guided trials it predicted from measured ground (a cost of the
+the model's median error on the guided trials it predicted from measured ground (a cost of the
 server's that the simulation misses, it misses alike for every config), and the one with the best
 optimistic throughput (its prediction raised by its uncertainty) is measured next. The rest of a
 proposal's knobs are the best trial's, so the model predicts within what it was fitted on (the
@@ -43,6 +43,7 @@ TRUST = 0.15  # a prediction further off than this, twice in a row, hands the ne
 PRIOR = 0.15  # the uncertainty of a prediction before any guided trial has measured one
 UNKNOWN = 0.25  # added where a config reaches beyond the batch sizes or instance counts measured
 GRID = 5  # values tried across a range knob
+_MAD_TO_SD = 1.4826  # a normal distribution's standard deviation over its median absolute deviation
 DONE_ATTR = "search_done"  # study attr: when and why a guided search stopped before --trials
 
 
@@ -97,15 +98,19 @@ def errors(trials: list[FrozenTrial]) -> list[float]:
 
 
 def _bias(trials: list[FrozenTrial]) -> tuple[float, float]:
-    """The model's bias (the mean error of its own figures) and the spread of its errors around it,
-    widened for the few it rests on, from the guided trials whose configs lay within what the model
-    had measured (a prediction beyond it is a guess, not a sample of the model's error); before two
-    such, no bias and the prior's spread."""
+    """The model's bias (the median error of its own figures) and the spread of its errors around
+    it (their median absolute deviation, as a standard deviation), widened for the few it rests on,
+    from the guided trials whose configs lay within what the model had measured (a prediction beyond
+    it is a guess, not a sample of the model's error); before two such, no bias and the prior's
+    spread. Medians, because one measurement caught in a hiccup of the machine would otherwise
+    shift every correction after it and hold the optimistic predictions above the best for good."""
     found = [t.values[0] / predicted["model"] - 1 for t in _guided(trials)
              if "model" in (predicted := t.user_attrs[Key.PREDICTED]) and not predicted.get("extrapolated")]
     if len(found) < 2:
         return 0.0, PRIOR
-    return statistics.mean(found), max(PRECISION, statistics.stdev(found) * (1 + 1 / len(found) ** 0.5))
+    bias = statistics.median(found)
+    deviation = _MAD_TO_SD * statistics.median(abs(e - bias) for e in found)
+    return bias, max(PRECISION, deviation * (1 + 1 / len(found) ** 0.5))
 
 
 def _unmodeled(space: SearchSpace, prefix: str = "") -> dict[str, Spec]:
