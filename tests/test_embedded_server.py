@@ -16,11 +16,19 @@ def test_a_port_taken_before_the_server_binds_it_gets_new_ports(workdir, monkeyp
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = blocker.getsockname()[1]
-        given = iter([taken])
-        real = embedded.free_port
-        monkeypatch.setattr(embedded, "free_port", lambda: next(given, None) or real())  # the race, made certain
+        real = embedded.free_ports
+        given = iter([[taken, *real(2)]])
+        # the race, made certain
+        monkeypatch.setattr(embedded, "free_ports", lambda count: next(given, None) or real(count))
         with EmbeddedServer(workdir / "repo", workdir / "run") as server:
             assert server.control.is_ready() and server.grpc_port != taken
+
+
+@pytest.mark.unit
+def test_the_ports_of_one_server_are_distinct():
+    for _ in range(500):
+        ports = embedded.free_ports(3)
+        assert len(set(ports)) == 3
 
 
 @pytest.mark.integration

@@ -31,6 +31,7 @@ import asyncio
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -54,27 +55,29 @@ class Stream:
     spec: LoadSpec
 
 
-def drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int = 0, race: Race | None = None) -> Recording:
+def drive(url: str, requests: list[bytes], spec: LoadSpec, seed: int = 0, race: Race | None = None,
+          at_start: Callable[[], None] | None = None) -> Recording:
     """Sends `requests` (in turn, or as recorded arrivals name them) as `spec` says, and records them."""
-    return drive_all(url, [Stream(requests, spec)], spec, seed, race)[0]
+    return drive_all(url, [Stream(requests, spec)], spec, seed, race, at_start)[0]
 
 
 def drive_all(url: str, streams: list[Stream], spec: LoadSpec, seed: int = 0,
-              race: Race | None = None) -> list[Recording]:
+              race: Race | None = None, at_start: Callable[[], None] | None = None) -> list[Recording]:
     """Drives the streams at once, on one channel, and records each: the measurement goes on until
-    every stream meets `spec`'s rule (or the race is settled for them together).
+    every stream meets `spec`'s rule (or the race is settled for them together). `at_start` is
+    called when the warm-up ends (in a thread, while the load goes on).
 
     The event loop runs in a thread of its own, and the recordings are taken as soon as they are
     made: a call still sending to a server that stopped reading outlives gRPC's deadlines and
     holds the loop's teardown until the server is killed, which the measurement must not wait for."""
     result: Future[list[Recording]] = Future()
-    threading.Thread(target=asyncio.run, args=(_drive(url, streams, spec, seed, race, result),), name="loadgen",
-                     daemon=True).start()
+    threading.Thread(target=asyncio.run, args=(_drive(url, streams, spec, seed, race, at_start, result),),
+                     name="loadgen", daemon=True).start()
     return result.result()
 
 
 async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, race: Race | None,
-                 result: Future[list[Recording]]) -> None:
+                 at_start: Callable[[], None] | None, result: Future[list[Recording]]) -> None:
     recs, stop, measuring, alarm = [Recorder() for _ in streams], asyncio.Event(), asyncio.Event(), asyncio.Event()
     channel = grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS)
     try:
@@ -88,6 +91,8 @@ async def _drive(url: str, streams: list[Stream], spec: LoadSpec, seed: int, rac
         traffic = asyncio.ensure_future(asyncio.gather(*sources))
         try:
             await asyncio.sleep(spec.warmup_s)
+            if at_start is not None:
+                await asyncio.to_thread(at_start)
             measuring.set()
             start, cpu0 = time.perf_counter(), time.process_time()
             policy = Policy(spec, [s.spec for s in streams], race, recs, [len(r.latency) for r in recs], start)
@@ -162,13 +167,19 @@ def measure(control: TritonControl, model: str, requests: list[bytes], spec: Loa
             steps: tuple[str, ...] = ()) -> Measurement:
     """Drives `model` with `requests` and returns what was measured; with `race`, until its
     question is settled rather than by the full rule; with `slo_p95_ms`, the goodput too; with
-    `steps` (the models `model` calls), what each of them served."""
-    before = {name: control.statistics(name) for name in (model, *steps)}
-    rec = drive(control.url, requests, spec, seed, race)
+    `steps` (the models `model` calls), what each of them served (after the warm-up, as the
+    latencies are)."""
+    models, before = (model, *steps), {}
+    rec = drive(control.url, requests, spec, seed, race, at_start=lambda: before.update(_counters(control, models)))
     # a server that hangs would not answer either: its deadline would only add to the wait
-    after = {name: control.statistics(name) for name in (model, *steps)} if rec.stalled_s is None else {}
-    by_step = {name: found for name in steps if (found := breakdown(before[name], after.get(name, {}))) is not None}
-    return from_recording(rec, spec, breakdown(before[model], after.get(model, {})), slo_p95_ms, by_step)
+    after = _counters(control, models) if rec.stalled_s is None else {}
+    by_step = {name: found for name in steps if (found := breakdown(before.get(name, {}), after.get(name, {})))
+               is not None}
+    return from_recording(rec, spec, breakdown(before.get(model, {}), after.get(model, {})), slo_p95_ms, by_step)
+
+
+def _counters(control: TritonControl, models: tuple[str, ...]) -> dict[str, dict]:
+    return {name: control.statistics(name) for name in models}
 
 
 def measure_mix(control: TritonControl, requests: dict[str, list[bytes]], spec: LoadSpec, seed: int = 0,
@@ -177,10 +188,11 @@ def measure_mix(control: TritonControl, requests: dict[str, list[bytes]], spec: 
     returns their joint measurement: the total throughput and the worst P95, with each model's
     own under `models` (its goodput against its SLO in `model_slos`)."""
     parts, model_slos = spec.split(), model_slos or {}
-    before = {name: control.statistics(name) for name in parts}
-    recs = drive_all(control.url, [Stream(requests[name], part) for name, part in parts.items()], spec, seed, race)
-    after = {name: control.statistics(name) for name in parts}
-    each = {name: from_recording(rec, part, breakdown(before[name], after[name]), model_slos.get(name))
+    before: dict[str, dict] = {}
+    recs = drive_all(control.url, [Stream(requests[name], part) for name, part in parts.items()], spec, seed, race,
+                     at_start=lambda: before.update(_counters(control, tuple(parts))))
+    after = _counters(control, tuple(parts))
+    each = {name: from_recording(rec, part, breakdown(before.get(name, {}), after[name]), model_slos.get(name))
             for (name, part), rec in zip(parts.items(), recs, strict=True)}
     slowest = max(each.values(), key=lambda m: m.p95_ms if m.samples else float("inf"))
     goodputs = [m.goodput for m in each.values()]

@@ -79,6 +79,10 @@ class Recording:
 
 
 def breakdown(before: dict, after: dict) -> ServerBreakdown | None:
+    """What the server did between two snapshots of its counters (None without both)."""
+    if not before or not after:
+        return None
+
     def delta(section: str, key: str) -> float:
         a = int(after.get("inference_stats", {}).get(section, {}).get(key, 0))
         b = int(before.get("inference_stats", {}).get(section, {}).get(key, 0))

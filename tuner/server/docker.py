@@ -15,7 +15,7 @@ from typing import Any
 from tuner.errors import ServerError
 from tuner.server.base import Server, pid_alive, tree_rss_mib
 from tuner.server.client import TritonControl
-from tuner.server.embedded import free_port
+from tuner.server.embedded import free_ports
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51.0, as the embedded server
 _OWNER = "tuner.owner"  # label: "<host>:<pid>" of the tuner that started the container
@@ -114,11 +114,12 @@ class DockerServer(Server):
                 raise ServerError(f"--image {self.image}: not on this machine and not pulled ({e})") from None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.network == "host":  # Triton's own ports on the host: free ones, bound to `host`
-            ports = {name: free_port() for name in _PORTS}
+            ports = dict(zip(_PORTS, free_ports(len(_PORTS)), strict=True))
             published = None
         else:
             ports = dict(_PORTS)
-            published = {f"{inner}/tcp": (self.host, free_port()) for inner in ports.values()}
+            outer = free_ports(len(ports))
+            published = {f"{inner}/tcp": (self.host, port) for inner, port in zip(ports.values(), outer, strict=True)}
         started = time.perf_counter()
         try:
             self.container = client.containers.run(

@@ -7,6 +7,7 @@ server with this environment's `bin/` first on PATH, so python models import our
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -37,10 +38,18 @@ def _die_with_parent() -> None:
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports of the loopback: all held at once while they are chosen, since a
+    port let go may be the next one handed out (a server given one port twice does not start)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 _SYSTEM_LIB_DIRS = {"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu",
@@ -175,7 +184,7 @@ class EmbeddedServer(Server):
         raise AssertionError("unreachable")
 
     def _start(self) -> EmbeddedServer:
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.grpc_port, self.http_port, self.metrics_port = free_ports(3)
         started = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
@@ -227,7 +236,7 @@ class EmbeddedServer(Server):
 
 
 def _taken(port: int) -> bool:
-    """Bound by another process (the race between free_port and the server binding it)."""
+    """Bound by another process (the race between free_ports and the server binding it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
