@@ -1,5 +1,6 @@
 """The load generator against a real embedded Triton: datatypes, real input data, open loop,
 shared memory. Short, bounded measurements on loopback."""
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -126,6 +127,15 @@ def test_a_raced_measurement_stops_once_as_precise_as_asked(server):
         assert (high - low) / 2 <= 0.2 * value
     tight = _measure(server, "tiny", spec=UNSETTLED, race=Race(lambda *_: False, precision=1e-6)).measurement
     assert not tight.stable and tight.duration_s >= 5.5  # never that precise: the time limit ends it
+
+
+@pytest.mark.integration
+def test_a_race_of_nothing_stops_by_the_full_rule_when_it_cannot_be_as_precise_as_asked(server):
+    delayed = apply_knobs(read_config(MODELS / "tiny" / "config.pbtxt"), {"parameters": {"delay_ms": "20"}})
+    settling = dataclasses.replace(UNSETTLED, min_samples=100, stability=0.3)
+    m = _measure(server, "tiny", spec=settling, race=Race(lambda *_: False, precision=1e-6, full_rule=True),
+                 config=delayed).measurement
+    assert m.stable and not m.decided and m.duration_s < 5.5 and m.windows >= 3
 
 
 @pytest.mark.unit

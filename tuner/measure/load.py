@@ -75,9 +75,11 @@ class Race:
     step clearly within the SLO or over it), and it stops (`decided`); otherwise it stops once
     both intervals' half-widths are within `precision` of their estimates, or once `ahead` says
     its place is known whatever its exact figures (a proposal that joins the front for certain)
-    (`stable`). The full measurement's rule does not apply."""
+    (`stable`). The full measurement's rule applies too only with `full_rule` (a measurement that
+    races nothing need not be longer than an unraced one)."""
     decided: Callable[[Interval, Interval, float | None], bool]  # offered: as Measurement.offered
     precision: float = PRECISION
     min_samples: int = 100
     min_s: float = 0.0
     ahead: Callable[[Interval, Interval], bool] = lambda throughput, p95_ms: False
+    full_rule: bool = False

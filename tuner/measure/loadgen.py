@@ -135,10 +135,10 @@ async def _windows(policy: Policy, windows: Windows, alarm: asyncio.Event
             return cut, None
         if not windows.add([r.latency[m:] for r, m in zip(recs, marks, strict=True)]):
             continue
-        if policy.race is None:
+        if policy.race is None or policy.race.full_rule:
             if policy.stable(windows):
                 return Stop.STABLE, None
-        elif policy.ready_to_judge(now):
+        if policy.race is not None and policy.ready_to_judge(now):
             stop, judged = await policy.judged(now)
             if stop is not None:
                 return stop, (now, judged)

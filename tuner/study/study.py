@@ -243,9 +243,13 @@ def _race(study: optuna.Study, precision: float, goal: Goal = Goal(), against_fr
     no front point can match it on both (more throughput or less P95 for certain, against each),
     or once it is as precise as asked; the front itself is made of fully measured or settled trials.
     Other goals have no such intervals to race on: only precision stops them (a capacity search
-    races each of its steps on the SLO itself). So does it stop the configs the front starts from
-    (`against_front` False: the baseline, `start_with`): as precise as any front config, no more."""
-    if not goal.is_default or not against_front:
+    races each of its steps on the SLO itself). The configs the front starts from (`against_front`
+    False: the baseline, `start_with`) race nothing: they stop once as precise as a front config,
+    or once an unraced measurement would (the baseline is measured again beside the candidates at
+    the end; a config whose tail keeps its P95 interval wide would otherwise run to the time limit)."""
+    if not against_front:
+        return Race(lambda *_: False, precision, full_rule=True)
+    if not goal.is_default:
         return Race(lambda *_: False, precision)
     front = [_intervals(t) for t in pareto_front(study.get_trials(deepcopy=False))
              if not tr.stopped_early(t)]
