@@ -7,15 +7,19 @@ is a stand-in for it, and the one that costs least (instances, then max batch si
 server's memory) goes out instead, said in the summary. Two configs re-measured in the same rounds
 are compared round by round instead (tuner.measure.stats.ratio_ci): the machine's drift moves both
 alike, so three rounds that each put one 10 % ahead tell them apart, however wide the span of
-either one's intervals.
+either one's intervals. Intervals that cannot tell two configs apart do not make them equal: a
+config that is erratic from run to run has wide ones. A stand-in's medians must also be within the
+measurement's precision of the chosen one's, or better.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
 
 from tuner.config.modelconfig import parse_config
+from tuner.measure.load import PRECISION
 from tuner.measure.stats import ratio_ci
 from tuner.study import trials as tr
 from tuner.study.trials import Key
@@ -71,6 +75,20 @@ def alike(a: FrozenTrial, b: FrozenTrial) -> bool:
     return overlap(a_thr, b_thr) and overlap(a_p95, b_p95)
 
 
+def _medians(trial: FrozenTrial) -> tuple[float, float]:
+    """The config's throughput and P95: the medians of its runs."""
+    runs = _runs(trial)
+    found = [[v for v in runs.get(key) or [] if v is not None] for key in ("throughput", "p95_ms")]
+    return (statistics.median(found[0]) if found[0] else trial.values[0],
+            statistics.median(found[1]) if found[1] else trial.values[1])
+
+
+def as_good(a: FrozenTrial, b: FrozenTrial) -> bool:
+    """Whether `a`'s medians are within the precision of `b`'s, or better, on both objectives."""
+    (a_thr, a_p95), (b_thr, b_p95) = _medians(a), _medians(b)
+    return a_thr >= (1 - PRECISION) * b_thr and a_p95 <= (1 + PRECISION) * b_p95
+
+
 @dataclass(frozen=True, order=True)
 class Cost:
     instances: int  # every model's instances, a pipeline's members too
@@ -92,10 +110,10 @@ def cost_of(trial: FrozenTrial) -> Cost:
 
 
 def stand_ins(chosen: FrozenTrial, trials: list[FrozenTrial], slo_p95_ms: float | None = None) -> list[FrozenTrial]:
-    """Other choosable trials alike the chosen one (within the SLO, where there is one), cheapest
-    first, the faster first among equals."""
+    """Other choosable trials alike the chosen one and as good (within the SLO, where there is
+    one), cheapest first, the faster first among equals."""
     found = [t for t in trials if t.number != chosen.number and tr.choosable(t) and not tr.is_baseline(t)
-             and alike(t, chosen) and (slo_p95_ms is None or t.values[1] <= slo_p95_ms)]
+             and alike(t, chosen) and as_good(t, chosen) and (slo_p95_ms is None or t.values[1] <= slo_p95_ms)]
     return sorted(found, key=lambda t: (cost_of(t), -t.values[0]))
 
 
