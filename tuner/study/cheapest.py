@@ -13,7 +13,6 @@ measurement's precision of the chosen one's, or better.
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
@@ -75,17 +74,10 @@ def alike(a: FrozenTrial, b: FrozenTrial) -> bool:
     return overlap(a_thr, b_thr) and overlap(a_p95, b_p95)
 
 
-def _medians(trial: FrozenTrial) -> tuple[float, float]:
-    """The config's throughput and P95: the medians of its runs."""
-    runs = _runs(trial)
-    found = [[v for v in runs.get(key) or [] if v is not None] for key in ("throughput", "p95_ms")]
-    return (statistics.median(found[0]) if found[0] else trial.values[0],
-            statistics.median(found[1]) if found[1] else trial.values[1])
-
-
 def as_good(a: FrozenTrial, b: FrozenTrial) -> bool:
-    """Whether `a`'s medians are within the precision of `b`'s, or better, on both objectives."""
-    (a_thr, a_p95), (b_thr, b_p95) = _medians(a), _medians(b)
+    """Whether `a`'s values are within the precision of `b`'s, or better, on both objectives (after
+    a re-measurement the trials chosen from carry their medians: tuner.study.confirm.confirmed)."""
+    (a_thr, a_p95), (b_thr, b_p95) = a.values, b.values
     return a_thr >= (1 - PRECISION) * b_thr and a_p95 <= (1 + PRECISION) * b_p95
 
 
